@@ -1,0 +1,1 @@
+"""Capture synthesis: reference endpoints driven over a simulated or real TCP stack."""
