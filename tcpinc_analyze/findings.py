@@ -1,0 +1,36 @@
+"""Findings: problems and notable facts, carried as data instead of exceptions.
+
+Parsers return them next to their values so one bad byte never stops an analysis; the
+analyzer later adds the packet number, outputs format them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How much a finding matters to the person reading the report."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing worth telling the user, located as precisely as we can."""
+
+    severity: Severity
+    code: str
+    message: str
+    offset: int | None = None
+    """Byte offset inside the unit that was parsed (option, message, stream)."""
+    packet: int | None = None
+    """1-based packet number in the capture, once known."""
+
+    def at(self, *, packet: int | None = None, base: int = 0) -> Finding:
+        """The same finding placed in a packet and shifted by ``base`` bytes."""
+        offset = None if self.offset is None else self.offset + base
+        return replace(self, packet=packet if packet is not None else self.packet, offset=offset)
