@@ -23,6 +23,7 @@ from .wire import (
 )
 
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
+_LINE_BREAK = re.compile(r"\r\n|[\r\n]")
 _ID_LENS = (NONCE_LEN_A, RESUME_ID_LEN)
 _PUB_LENS = {info.pubkey_len for info in TCPCRYPT_TEPS.values()}
 _PRIV_LENS = {info.private_len for info in TCPCRYPT_TEPS.values()}
@@ -42,21 +43,22 @@ class KeyLogWriter:
             for line in text.splitlines() or [""]:
                 self.out.write(f"# {line}\n")
 
-    def _line(self, label: str, *fields: bytes) -> None:
+    def entry(self, label: str, *fields: bytes) -> None:
+        """Write one entry of any label (the typed methods below are the usual way)."""
         self.out.write(" ".join([label, *(f.hex() for f in fields)]) + "\n")
         self.out.flush()
 
     def session_secret(self, ident: bytes, ss: bytes) -> None:
         """``<id> <ss>``: id is N_A, or A's 9-byte resumption identifier."""
-        self._line(KEYLOG_SESSION_SECRET, ident, ss)
+        self.entry(KEYLOG_SESSION_SECRET, ident, ss)
 
     def ephemeral_private(self, public: bytes, private: bytes) -> None:
         """``<public key> <private key>`` of either host's ephemeral key pair."""
-        self._line(KEYLOG_EPHEMERAL_PRIVATE, public, private)
+        self.entry(KEYLOG_EPHEMERAL_PRIVATE, public, private)
 
     def traffic_keys(self, ident: bytes, k_ab: bytes, k_ba: bytes) -> None:
         """``<id> <k_ab> <k_ba>``: generation-0 traffic keys, enough to decrypt without SID."""
-        self._line(KEYLOG_TRAFFIC_KEYS, ident, k_ab, k_ba)
+        self.entry(KEYLOG_TRAFFIC_KEYS, ident, k_ab, k_ba)
 
 
 class KeyLogError(ValueError):
@@ -91,7 +93,10 @@ def _field(value: str, where: str, what: str, lengths: Iterable[int]) -> bytes:
 def parse_keylog(text: str, name: str = "<key log>", into: KeyLog | None = None) -> KeyLog:
     """Parse key-log text; raises KeyLogError naming ``name`` and the line number."""
     log = into if into is not None else KeyLog()
-    for number, line in enumerate(text.splitlines(), 1):
+    # Only CR, LF and CRLF end a line (as in universal-newline text mode): splitlines()
+    # also breaks at \x0b, \x0c, \x1c-\x1e, \x85, U+2028/9, which shifted line numbers
+    # and turned text after such a character in a comment into an entry.
+    for number, line in enumerate(_LINE_BREAK.split(text), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -1,0 +1,240 @@
+"""Turn planned connections into a capture file, a key log and an expected-results file.
+
+The expected results are computed from what the generator knows (what each sender
+sent, what the capture really holds after impairments and snaplen, which keys the key
+log gives), never from the analyzer, so tests that compare the two are meaningful.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..keylog import KeyLogWriter
+from ..wire import DSB_SECRETS_TYPE_TCPCRYPT
+from .capture_writer import PcapngWriter, PcapWriter
+from .connection import (
+    KEYS_NONE,
+    KEYS_PRIVATE_A,
+    KEYS_PRIVATE_B,
+    KEYS_SESSION_SECRET,
+    KEYS_TRAFFIC,
+    KEYS_WRONG,
+    BuiltConnection,
+    ConnectionPlan,
+    FrameRecord,
+    build_connection,
+    frame_sha256,
+)
+from .packets import LinkParams, frame
+
+EXPECTED_SCHEMA = 1
+
+
+@dataclass
+class CaptureSpec:
+    """File format and link layers of a sample."""
+
+    format: str = "pcap"
+    interfaces: Sequence[LinkParams] = (LinkParams(),)
+    snaplen: int = 262_144
+    nanosecond: bool = False
+    big_endian: bool = False
+    tsresol: Sequence[int] = ()
+    """pcapng: per-interface timestamp resolution exponent (default 6, microseconds)."""
+    embed_keylog: bool = False
+    """pcapng: put the key log in a Decryption Secrets Block before the first packet."""
+
+
+@dataclass
+class Scenario:
+    """A named, seeded recipe for one sample."""
+
+    name: str
+    summary: str
+    plans: Callable[[random.Random], list[ConnectionPlan]]
+    capture: CaptureSpec = field(default_factory=CaptureSpec)
+    seed: int = 1
+    notes: str = ""
+    """What the analyzer must report, in words, for the catalog README."""
+
+    @property
+    def extension(self) -> str:
+        """File extension of the capture."""
+        return "pcapng" if self.capture.format == "pcapng" else "pcap"
+
+
+@dataclass
+class GeneratedSample:
+    """The three files of a sample, as bytes/text, plus the built connections."""
+
+    capture: bytes
+    keylog: str
+    expected: dict
+    connections: list[BuiltConnection]
+
+    def expected_json(self) -> str:
+        """Stable serialisation, so regeneration is byte-identical."""
+        return json.dumps(self.expected, indent=1, sort_keys=True) + "\n"
+
+
+def _keys_from(conn: BuiltConnection, by_plan: dict[int, str | None]) -> str | None:
+    plan = conn.plan
+    if conn.truth["tcpcrypt"] is None:
+        return None
+    if plan.keylog in (KEYS_SESSION_SECRET, KEYS_WRONG):
+        return "session_secret"
+    if plan.keylog in (KEYS_PRIVATE_A, KEYS_PRIVATE_B):
+        return "private_key"
+    if plan.keylog == KEYS_TRAFFIC:
+        return "traffic_keys"
+    if (plan.keylog == KEYS_NONE and conn.truth["tcpcrypt"]["resumed"]
+            and plan.resume_parent is not None
+            and by_plan.get(plan.resume_parent) in ("session_secret", "private_key",
+                                                     "resumption")):
+        return "resumption"
+    return None
+
+
+def _covered(intervals: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    pos = lo
+    for a, b in sorted(intervals):
+        if a > pos:
+            break
+        pos = max(pos, b)
+        if pos >= hi:
+            return True
+    return pos >= hi
+
+
+def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
+    """Build a sample deterministically from its scenario and seed."""
+    seed = scenario.seed if seed is None else seed
+    rng = random.Random(seed)
+    plans = scenario.plans(rng)
+    built: list[BuiltConnection] = []
+    for plan in plans:
+        built.append(build_connection(plan, rng, built))
+
+    cap = scenario.capture
+    # Merge into capture order; ties keep connection order, then generation order.
+    merged = sorted(((p.ts_ns, c, k, p) for c, conn in enumerate(built)
+                     for k, p in enumerate(conn.packets)), key=lambda t: t[:3])
+    frames_out: list[tuple[int, int, bytes]] = []
+    numbers: dict[tuple[int, int], int] = {}
+    first_packet: dict[int, int] = {}
+    coverage: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    truncated: dict[int, list[int]] = {}
+    for number, (ts, c, k, p) in enumerate(merged, 1):
+        iface = built[c].plan.iface
+        data = frame(p.seg, cap.interfaces[iface])
+        frames_out.append((iface, ts, data))
+        numbers[(c, k)] = number
+        first_packet.setdefault(c, number)
+        if len(data) > cap.snaplen:
+            truncated.setdefault(c, []).append(number)
+        if p.seg.payload and p.stream_offset is not None:
+            header = len(data) - len(p.seg.payload)
+            captured = max(0, min(len(p.seg.payload), cap.snaplen - header))
+            key = (c, "ab" if p.from_a else "ba")
+            coverage.setdefault(key, []).append((p.stream_offset,
+                                                 p.stream_offset + captured))
+
+    order = sorted(range(len(built)), key=lambda c: first_packet.get(c, 1 << 60))
+    conn_id = {c: i for i, c in enumerate(order)}
+
+    keylog_io = io.StringIO()
+    writer = KeyLogWriter(keylog_io)
+    writer.comment(f"tcpinc-analyze synth {scenario.name} --seed {seed}")
+    for conn in built:
+        for label, fields in conn.keylog:
+            writer.entry(label, *fields)
+    keylog_text = keylog_io.getvalue()
+
+    by_plan: dict[int, str | None] = {}
+    connections_truth = []
+    for c in order:
+        conn = built[c]
+        truth = json.loads(json.dumps(conn.truth))
+        truth["id"] = conn_id[c]
+        keys_from = _keys_from(conn, by_plan)
+        by_plan[c] = keys_from
+        findings = []
+        for k, p in enumerate(conn.packets):
+            n = numbers[(c, k)]
+            if "conflict" in p.tags:
+                findings.append({"code": "tcp-overlap-conflict", "packet": n})
+            elif "retransmission" in p.tags:
+                findings.append({"code": "tcp-retransmission", "packet": n})
+            if "reordered" in p.tags:
+                findings.append({"code": "tcp-out-of-order", "packet": n})
+            if "eno-malformed" in p.tags:
+                findings.append({"code": "eno-malformed", "packet": n})
+        for n in truncated.get(c, []):
+            findings.append({"code": "packet-truncated", "packet": n})
+        findings += conn.findings
+        tc = truth["tcpcrypt"]
+        if tc is not None:
+            good = keys_from is not None and conn.plan.keylog != KEYS_WRONG
+            tc["keys_from"] = keys_from
+            tc["session_id"] = (conn.keys.session_id.hex()
+                                if good and keys_from != "traffic_keys" and conn.keys else None)
+            tc["resumes"] = (conn_id[conn.plan.resume_parent]
+                             if tc["resumed"] and conn.plan.resume_parent is not None else None)
+            decrypted = None
+            if keys_from is not None:
+                decrypted = {}
+                for d in ("ab", "ba"):
+                    records: list[FrameRecord] = conn.frames[d]
+                    complete = [r for r in records
+                                if _covered(coverage.get((c, d), []), r.stream_offset,
+                                            r.stream_offset + r.size)]
+                    ok = complete if good else []
+                    decrypted[d] = {"ok": len(ok), "failed": 0 if good else len(complete),
+                                    "lost": len(records) - len(complete),
+                                    "sha256": frame_sha256(ok)}
+                if not good:
+                    findings.append({"code": "tcpcrypt-auth-failed"})
+            tc["decrypted"] = decrypted
+            if not conn.plan.fin_frames:
+                findings.append({"code": "tcpcrypt-no-fin-frame"})
+        truth["findings"] = findings
+        connections_truth.append(truth)
+
+    out = io.BytesIO()
+    if cap.format == "pcapng":
+        png = PcapngWriter(out)
+        for i, link in enumerate(cap.interfaces):
+            res = cap.tsresol[i] if i < len(cap.tsresol) else 6
+            png.add_interface(link.linktype, snaplen=cap.snaplen, name=f"synth{i}", tsresol=res)
+        if cap.embed_keylog:
+            png.write_secrets(DSB_SECRETS_TYPE_TCPCRYPT, keylog_text.encode())
+        for iface, ts, data in frames_out:
+            png.write(iface, ts, data)
+    else:
+        if len(cap.interfaces) != 1:
+            raise ValueError("a pcap file has exactly one link type")
+        pcap = PcapWriter(out, cap.interfaces[0].linktype, snaplen=cap.snaplen,
+                          nanosecond=cap.nanosecond, big_endian=cap.big_endian)
+        for _iface, ts, data in frames_out:
+            pcap.write(ts, data)
+    expected = {
+        "schema": EXPECTED_SCHEMA,
+        "sample": scenario.name,
+        "origin": "synthetic",
+        "command": ["tcpinc-analyze", "synth", scenario.name, "--seed", str(seed)],
+        "seed": seed,
+        "summary": scenario.summary,
+        "capture": {
+            "format": cap.format,
+            "packets": len(frames_out),
+            "linktypes": [int(link.linktype) for link in cap.interfaces],
+            "snaplen": cap.snaplen,
+            "keylog_embedded": cap.embed_keylog,
+        },
+        "connections": connections_truth,
+    }
+    return GeneratedSample(out.getvalue(), keylog_text, expected, built)
