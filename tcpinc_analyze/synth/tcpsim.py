@@ -241,7 +241,8 @@ class TcpConversation:
                                  tags=("retransmission", "resegmented"))
 
     def _maybe_conflict(self, from_a: bool, sent: list[SimPacket]) -> None:
-        if not self.imp.conflicting_retransmission or self.conflict_done or not sent:
+        # Only in a multi-segment burst, so the key exchange stays untouched.
+        if not self.imp.conflicting_retransmission or self.conflict_done or len(sent) < 2:
             return
         self.conflict_done = True
         victim = sent[-1]
