@@ -29,6 +29,22 @@ class Finding:
     """Byte offset inside the unit that was parsed (option, message, stream)."""
     packet: int | None = None
     """1-based packet number in the capture, once known."""
+    direction: str | None = None
+    """``ab`` or ``ba`` when the finding concerns one direction's stream."""
+    size: int | None = None
+    """Bytes concerned (gaps, skipped bytes), when that is meaningful."""
+
+    def to_json(self) -> dict:
+        """The JSON form: severity, packet, message always; the rest when known."""
+        out: dict = {"severity": str(self.severity), "packet": self.packet, "code": self.code,
+                     "message": self.message}
+        if self.offset is not None:
+            out["offset"] = self.offset
+        if self.direction is not None:
+            out["direction"] = self.direction
+        if self.size is not None:
+            out["size"] = self.size
+        return out
 
     def at(self, *, packet: int | None = None, base: int = 0) -> Finding:
         """The same finding placed in a packet and shifted by ``base`` bytes."""

@@ -1,0 +1,1 @@
+"""Per-connection analysis: the flow table, ENO outcome, tcpcrypt framing, reports."""

@@ -1,0 +1,264 @@
+"""The streaming analyzer: records in, one report per connection out.
+
+Connections are keyed by their endpoints and by their SYN (a reused 4-tuple is a new
+connection); closed connections are finalised and dropped after a quiet period of
+capture time, idle ones after a longer one, so memory follows the number of
+connections open at once, not the size of the capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..capture.decode import DecodeProblem, IpDecoder, Segment, link_ip_offset
+from ..capture.reader import ReadProblem, Record, SecretsBlock
+from ..findings import Finding, Severity
+from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
+from .report import ConnectionReport, build_report
+
+CLOSED_LINGER_NS = 30 * 1_000_000_000
+"""Capture time a closed connection stays in the table for late retransmissions."""
+IDLE_TIMEOUT_NS = 600 * 1_000_000_000
+"""Capture time after which a silent open connection is finalised."""
+SWEEP_EVERY = 4096
+MAX_CAPTURE_FINDINGS_PER_KIND = 20
+
+
+@dataclass
+class CaptureSummary:
+    """Facts about the capture as a whole."""
+
+    name: str
+    packets: int = 0
+    tcp_packets: int = 0
+    non_tcp: int = 0
+    connections: int = 0
+    truncated_packets: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    linktypes: set[int] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+    secrets: list[SecretsBlock] = field(default_factory=list)
+    fatal: bool = False
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, finding: Finding) -> None:
+        """Record a capture-level finding, capping floods of one kind."""
+        n = self._counts.get(finding.code, 0) + 1
+        self._counts[finding.code] = n
+        if n <= MAX_CAPTURE_FINDINGS_PER_KIND:
+            self.findings.append(finding)
+        elif n == MAX_CAPTURE_FINDINGS_PER_KIND + 1:
+            self.findings.append(Finding(Severity.NOTE, finding.code,
+                                         f"further '{finding.code}' findings are counted, not "
+                                         "listed", None, finding.packet))
+
+    @property
+    def suppressed(self) -> dict[str, int]:
+        """How many findings of each kind were not listed."""
+        return {k: v - MAX_CAPTURE_FINDINGS_PER_KIND for k, v in self._counts.items()
+                if v > MAX_CAPTURE_FINDINGS_PER_KIND}
+
+
+class Analyzer:
+    """Feeds records through decoding, the flow table and per-connection analysis."""
+
+    def __init__(self, name: str, on_report: Callable[[ConnectionReport], None], *,
+                 handler_factory: HandlerFactory | None = None,
+                 on_secrets: Callable[[SecretsBlock], None] | None = None) -> None:
+        self.summary = CaptureSummary(name)
+        self.on_report = on_report
+        self.on_secrets = on_secrets
+        self.handler_factory = handler_factory
+        self.table: dict[tuple, Connection] = {}
+        self.ip = IpDecoder()
+        self.next_id = 0
+        self.unknown_links: set[tuple[int, int]] = set()
+        self.now = 0
+
+    # ------------------------------------------------------------------ input
+    def feed_all(self, items: Iterable[Record | SecretsBlock | ReadProblem]) -> None:
+        """Consume a reader's output completely, then finalise every connection."""
+        for item in items:
+            self.feed(item)
+        self.finish()
+
+    def feed(self, item: Record | SecretsBlock | ReadProblem) -> None:
+        """One reader item."""
+        if isinstance(item, Record):
+            self.packet(item)
+        elif isinstance(item, SecretsBlock):
+            self.summary.secrets.append(item)
+            if self.on_secrets is not None:
+                self.on_secrets(item)
+        else:
+            self.summary.add(Finding(Severity.ERROR, "capture-damaged", item.message,
+                                     item.offset, item.packet))
+            self.summary.fatal |= item.fatal
+
+    def packet(self, rec: Record) -> None:
+        """Decode one record and hand its TCP segment to its connection."""
+        s = self.summary
+        s.packets += 1
+        if s.first_ts is None:
+            s.first_ts = rec.ts_ns
+        s.last_ts = rec.ts_ns
+        self.now = rec.ts_ns
+        s.linktypes.add(rec.linktype)
+        try:
+            pos = link_ip_offset(rec.linktype, rec.data)
+        except KeyError:
+            key = (rec.interface, rec.linktype)
+            if key not in self.unknown_links:
+                self.unknown_links.add(key)
+                s.add(Finding(Severity.WARNING, "unsupported-linktype",
+                              f"interface {rec.interface}: link type {rec.linktype} is not "
+                              "supported (Ethernet, SLL, SLL2, NULL/LOOP and raw IP are); its "
+                              "packets are skipped", None, rec.number))
+            s.non_tcp += 1
+            return
+        except DecodeProblem as exc:
+            s.add(Finding(Severity.WARNING, "packet-malformed",
+                          f"packet {rec.number}: {exc}", rec.offset, rec.number))
+            return
+        if pos is None:
+            s.non_tcp += 1
+            return
+        try:
+            seg = self.ip.decode(rec.number, rec.ts_ns, rec.data, pos, rec.orig_len - len(rec.data))
+        except DecodeProblem as exc:
+            truncated = rec.orig_len > len(rec.data)
+            s.add(Finding(Severity.NOTE if truncated else Severity.WARNING,
+                          "packet-truncated" if truncated else "packet-malformed",
+                          f"packet {rec.number}: {exc}"
+                          + (f" (captured {len(rec.data)} of {rec.orig_len} bytes)"
+                             if truncated else ""), rec.offset, rec.number))
+            return
+        if seg is None:
+            s.non_tcp += 1
+            return
+        s.tcp_packets += 1
+        self.segment(seg, rec)
+        if s.tcp_packets % SWEEP_EVERY == 0:
+            self.sweep()
+
+    # ------------------------------------------------------------------ flow table
+    def _new(self, seg: Segment, x_is_src: bool = True) -> Connection:
+        src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
+        conn = Connection(self.next_id, src if x_is_src else dst, dst if x_is_src else src,
+                          seg.number, seg.ts_ns, handler_factory=self.handler_factory)
+        self.next_id += 1
+        self.summary.connections += 1
+        self.table[_key(src, dst)] = conn
+        return conn
+
+    def _retire(self, conn: Connection) -> None:
+        key = _key(conn.x, conn.y)
+        if self.table.get(key) is conn:
+            del self.table[key]
+        conn.finish()
+        self.on_report(build_report(conn))
+
+    def sweep(self) -> None:
+        """Finalise connections that closed a while ago or went silent."""
+        now = self.now
+        for conn in list(self.table.values()):
+            if (conn.closed_ts is not None and now - conn.closed_ts > CLOSED_LINGER_NS) or (
+                    now - conn.last_ts > IDLE_TIMEOUT_NS):
+                self._retire(conn)
+
+    def finish(self) -> None:
+        """End of capture: finalise everything still open, in id order."""
+        for conn in sorted(self.table.values(), key=lambda c: c.id):
+            self._retire(conn)
+        self.table.clear()
+
+    # ------------------------------------------------------------------ per segment
+    def segment(self, seg: Segment, rec: Record) -> None:
+        """Route a segment to its connection, creating or replacing connections on SYNs."""
+        src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
+        conn = self.table.get(_key(src, dst))
+        flags = seg.flags
+        syn = flags & SYN
+        if syn and not flags & ACK:
+            if conn is not None:
+                from_x = conn.from_x(seg)
+                previous = conn.syn.get(from_x)
+                if previous is not None and previous.isn == seg.seq and not conn.closed:
+                    conn.add(Severity.NOTE, "tcp-retransmission",
+                             f"SYN retransmitted (same ISN as packet {previous.packet})",
+                             seg.number)
+                elif (previous is None and not from_x and not conn.synack
+                      and conn.packets == len(conn.syn)):
+                    conn.on_syn(seg, from_x)  # the peer's SYN: a simultaneous open
+                else:
+                    self._retire(conn)
+                    conn = None
+            if conn is None:
+                conn = self._new(seg)
+                conn.on_syn(seg, True)
+                conn.start_stream(True, seg.seq)
+        elif conn is None:
+            if syn:  # SYN-ACK without its SYN: the SYN-ACK's receiver is A
+                conn = self._new(seg, x_is_src=False)
+            else:
+                conn = self._new(seg)
+        elif syn and conn.closed and seg.seq not in {i.isn for i in conn.synack.values()}:
+            self._retire(conn)
+            conn = self._new(seg, x_is_src=False)
+        self._track(conn, seg, rec)
+
+    def _track(self, conn: Connection, seg: Segment, rec: Record) -> None:
+        from_x = conn.from_x(seg)
+        flags = seg.flags
+        conn.packets += 1
+        conn.last_ts = seg.ts_ns
+        conn.last_packet = seg.number
+        if from_x:
+            conn.bytes_xy += len(seg.payload) + seg.missing
+        else:
+            conn.bytes_yx += len(seg.payload) + seg.missing
+        if seg.missing or seg.options_truncated:
+            self.summary.truncated_packets += 1
+            conn.add(Severity.NOTE, "packet-truncated",
+                     f"captured {len(rec.data)} of {rec.orig_len} bytes (snaplen): "
+                     f"{seg.missing} payload bytes missing", seg.number)
+        if flags & SYN:
+            if flags & ACK and not conn.simultaneous:
+                previous = conn.synack.get(from_x)
+                if previous is None:
+                    conn.on_synack(seg, from_x)
+                elif previous.isn == seg.seq:
+                    conn.add(Severity.NOTE, "tcp-retransmission",
+                             f"SYN-ACK retransmitted (as packet {previous.packet})", seg.number)
+            conn.start_stream(from_x, seg.seq)
+            return
+        if conn.negotiation is None:
+            if not conn.syn and not conn.synack:
+                conn.decide_eno(None, seg.number)
+            else:
+                conn.decide_roles()
+                if conn.side_is_a(from_x):
+                    eno, _off, legacy = conn.parse_eno(seg)
+                    conn.legacy |= legacy
+                    conn.decide_eno(eno is not None, seg.number)
+        stream = conn.streams.get(from_x)
+        if stream is not None:
+            stream.segment(seg.seq, seg.payload, seg.number, seg.missing)
+            if flags & FIN:
+                stream.fin(seg.seq, len(seg.payload) + seg.missing)
+        if flags & ACK:
+            peer = conn.streams.get(not from_x)
+            if peer is not None:
+                peer.ack(seg.ack)
+        if flags & FIN and from_x not in conn.fin:
+            conn.fin[from_x] = seg.number
+        if flags & RST and conn.rst_packet is None:
+            conn.rst_packet = seg.number
+        if conn.closed and conn.closed_ts is None:
+            conn.closed_ts = seg.ts_ns
+
+
+def _key(p: tuple[bytes, int], q: tuple[bytes, int]) -> tuple:
+    return (p, q) if p <= q else (q, p)

@@ -1,0 +1,209 @@
+"""The per-connection report: the one model every output formats.
+
+Its JSON form is a public contract (see the README): keys may be added, never renamed
+or removed without a note there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import communityid
+
+from ..eno import EnoOption, GeneralSuboption, TepSuboption
+from ..findings import Finding, Severity
+from ..tcpcrypt.messages import Init1, Init2
+from ..wire import AEADS, FALLBACK_DESCRIPTIONS, FallbackReason, aead_name, tep_name
+from .connection import Connection
+
+_CID = communityid.CommunityID()
+SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTE: 2}
+
+
+def endpoint_text(addr: bytes, port: int) -> str:
+    """``ip:port``, IPv6 as ``[addr]:port``."""
+    ip = ipaddress.ip_address(addr)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def suboptions_json(option: EnoOption | None) -> dict | None:
+    """An ENO option with the spec's field names."""
+    if option is None:
+        return None
+    subs = []
+    for sub in option.suboptions:
+        if isinstance(sub, GeneralSuboption):
+            subs.append({"tcpeno.general": sub.cs, "tcpeno.general.b": int(sub.b),
+                         "tcpeno.general.aa": sub.aa, "tcpeno.general.zz": sub.zz})
+        elif isinstance(sub, TepSuboption):
+            item: dict = {"tcpeno.tep": sub.tep, "tcpeno.tep.name": tep_name(sub.tep)}
+            if sub.data is not None:
+                item["tcpeno.tep.data"] = sub.data.hex()
+                item["tcpeno.length_byte"] = sub.length_byte
+            subs.append(item)
+    return {"encoding": option.encoding, "kind": option.kind, "raw": option.raw.hex(),
+            "malformed": option.malformed, "suboptions": subs}
+
+
+def _init_json(init: Init1 | Init2 | None, raw: bytes | None, draft: bool) -> dict | None:
+    if raw is None:
+        return None
+    out: dict = {"length": len(raw), "draft_layout": draft}
+    if isinstance(init, Init1):
+        out.update({"sym_ciphers": list(init.sym_ciphers), "nonce": init.nonce.hex(),
+                    "pubkey": init.pubkey.hex(), "ignored_len": len(init.ignored)})
+    elif isinstance(init, Init2):
+        out.update({"sym_cipher": init.sym_cipher, "nonce": init.nonce.hex(),
+                    "pubkey": init.pubkey.hex(), "ignored_len": len(init.ignored)})
+    return out
+
+
+@dataclass
+class ConnectionReport:
+    """Everything the outputs show about one connection."""
+
+    id: int
+    a: str
+    b: str
+    community_id: str
+    first_packet: int
+    last_packet: int
+    start_ns: int
+    end_ns: int
+    packets: int
+    bytes_ab: int
+    bytes_ba: int
+    state: str
+    eno: dict
+    tcpcrypt: dict | None
+    findings: list[Finding] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The stable JSON object (see README: JSON output)."""
+        out = {
+            "id": self.id,
+            "a": self.a,
+            "b": self.b,
+            "community_id": self.community_id,
+            "first_packet": self.first_packet,
+            "last_packet": self.last_packet,
+            "start": self.start_ns / 1e9,
+            "duration": (self.end_ns - self.start_ns) / 1e9,
+            "packets": self.packets,
+            "bytes": {"ab": self.bytes_ab, "ba": self.bytes_ba},
+            "state": self.state,
+            "eno": self.eno,
+            "tcpcrypt": self.tcpcrypt,
+            "findings": [f.to_json() for f in self.findings],
+        }
+        out.update(self.extra)
+        return out
+
+    @property
+    def worst(self) -> Severity | None:
+        """The most serious finding's severity."""
+        if not self.findings:
+            return None
+        return min((f.severity for f in self.findings), key=SEVERITY_ORDER.__getitem__)
+
+
+def build_report(conn: Connection) -> ConnectionReport:
+    """Freeze a finished connection into its report."""
+    conn.decide_roles()
+    a_ep = conn.x if conn.a_is_x else conn.y
+    b_ep = conn.y if conn.a_is_x else conn.x
+    # Without a handshake, the side whose stream starts with Init1 is A.
+    if not conn.handshake_seen:
+        parser_x = conn.tcpcrypt.get(conn.a_is_x)
+        parser_y = conn.tcpcrypt.get(not conn.a_is_x)
+        if (parser_x and parser_x.mode == "init2") or (parser_y and parser_y.mode == "init1"):
+            a_ep, b_ep = b_ep, a_ep
+            conn.a_is_x = not conn.a_is_x
+            for p in (parser_x, parser_y):
+                if p is not None:
+                    p.label = "ba" if p.label == "ab" else "ab"
+    a_is_x = conn.a_is_x
+    neg = conn.negotiation
+    syn_a, syn_b = conn.syn_of(True), conn.syn_of(False)
+    encoding = None
+    if syn_a is not None and syn_a.eno is not None and not conn.legacy:
+        encoding = syn_a.eno.encoding
+    reason = neg.reason if neg else FallbackReason.HANDSHAKE_NOT_CAPTURED
+    eno = {
+        "status": str(neg.status) if neg else "unknown",
+        "reason": str(reason) if reason else None,
+        "reason_text": FALLBACK_DESCRIPTIONS.get(reason) if reason else None,
+        "negotiated_tep": neg.tep if neg and neg.status == "negotiated" else None,
+        "negotiated_tep_name": tep_name(neg.tep) if neg and neg.tep and
+        neg.status == "negotiated" else None,
+        "encoding": encoding,
+        "simultaneous_open": conn.simultaneous,
+        "legacy_tcpcrypt": conn.legacy,
+        "syn_a": suboptions_json(syn_a.eno if syn_a else None),
+        "syn_b": suboptions_json(syn_b.eno if syn_b else None),
+        "ack_a_has_eno": conn.ack_eno,
+        "packets": {"syn_a": syn_a.packet if syn_a else None,
+                    "syn_b": syn_b.packet if syn_b else None,
+                    "ack_a": conn.ack_packet},
+    }
+    tcpcrypt = _tcpcrypt_json(conn, a_is_x)
+    state = "reset" if conn.rst_packet is not None else (
+        "closed" if len(conn.fin) == 2 else ("half-closed" if conn.fin else "open"))
+    a_ip, b_ip = (str(ipaddress.ip_address(a_ep[0])), str(ipaddress.ip_address(b_ep[0])))
+    cid = _CID.calc(communityid.FlowTuple.make_tcp(a_ip, b_ip, a_ep[1], b_ep[1]))
+    findings = sorted(conn.findings, key=lambda f: (f.packet or 0, SEVERITY_ORDER[f.severity]))
+    return ConnectionReport(
+        id=conn.id, a=endpoint_text(*a_ep), b=endpoint_text(*b_ep), community_id=cid,
+        first_packet=conn.first_packet, last_packet=conn.last_packet, start_ns=conn.first_ts,
+        end_ns=conn.last_ts, packets=conn.packets,
+        bytes_ab=conn.bytes_xy if a_is_x else conn.bytes_yx,
+        bytes_ba=conn.bytes_yx if a_is_x else conn.bytes_xy,
+        state=state, eno=eno, tcpcrypt=tcpcrypt, findings=findings,
+        extra=dict(conn.data.get("report_extra", {})))
+
+
+def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
+    ab = conn.tcpcrypt.get(a_is_x)
+    ba = conn.tcpcrypt.get(not a_is_x)
+    neg = conn.negotiation
+    running = [p for p in (ab, ba) if p is not None and not p.plain and p.mode != "detect"]
+    if not running:
+        return None
+    if neg is not None and neg.status == "fallback":
+        # A ran tcpcrypt on its own (e.g. a middlebox stripped ENO from its ACK): say so,
+        # but tcpcrypt did not run on this connection.
+        conn.add(Severity.WARNING, "tcpcrypt-after-fallback",
+                 "A sent a tcpcrypt Init1 although ENO fell back: A believes ENO succeeded "
+                 "(was ENO stripped from its ACK on the way?)", ab.init_packet if ab else None)
+        return None
+    aead = None
+    init1 = ab.init if ab else None
+    init2 = ba.init if ba else None
+    if isinstance(init2, Init2):
+        aead = init2.sym_cipher
+        if isinstance(init1, Init1) and aead not in init1.sym_ciphers:
+            conn.add(Severity.ERROR, "tcpcrypt-aead-not-offered",
+                     f"B chose {aead_name(aead)}, which A's Init1 did not offer",
+                     ba.init_packet if ba else None)
+    tep = (neg.tep if neg and neg.tep else None) or (ab.tep if ab else None) or (
+        ba.tep if ba else None)
+    resumed = bool(neg and neg.resumed)
+    decrypted = conn.data.get("decrypted")
+    return {
+        "resumed": resumed,
+        "tep": tep,
+        "aead": aead if aead is not None else conn.data.get("aead"),
+        "aead_name": aead_name(aead) if aead in AEADS else None,
+        "frames": {"ab": ab.frames if ab else 0, "ba": ba.frames if ba else 0},
+        "rekeys": {"ab": ab.rekeys if ab else 0, "ba": ba.rekeys if ba else 0},
+        "incomplete_frames": {"ab": ab.incomplete_frames if ab else 0,
+                              "ba": ba.incomplete_frames if ba else 0},
+        "init1": _init_json(init1, ab.init_raw if ab else None, bool(ab and ab.draft)),
+        "init2": _init_json(init2, ba.init_raw if ba else None, bool(ba and ba.draft)),
+        "keys_from": conn.data.get("keys_from"),
+        "session_id": conn.data.get("session_id"),
+        "decrypted": decrypted,
+        "resumes": conn.data.get("resumes"),
+    }

@@ -1,0 +1,1 @@
+"""Capture reading: pcap and pcapng records, link layers, IP."""

@@ -1,0 +1,244 @@
+"""From a captured frame to a TCP segment: link layers, IPv4/IPv6, fragments, TCP header.
+
+This is the per-packet fast path: headers are sliced with ``struct`` instead of building
+objects per layer, and nothing but the TCP fields the analyzer needs is extracted.
+Truncated packets (snaplen) are decoded as far as their bytes go and marked, never
+misparsed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+LINKTYPE_NAMES = {
+    0: "NULL (BSD loopback)", 1: "Ethernet", 12: "raw IP", 14: "raw IP", 101: "raw IP",
+    108: "LOOP (OpenBSD loopback)", 113: "Linux cooked (SLL)", 228: "raw IPv4",
+    229: "raw IPv6", 276: "Linux cooked v2 (SLL2)",
+}
+
+_ETH_IPV4 = 0x0800
+_ETH_IPV6 = 0x86DD
+_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100, 0x9200)
+_AF_INET6 = (24, 28, 30, 10)
+_U16 = struct.Struct("!H")
+_TCP = struct.Struct("!HHIIBBHHH")
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+
+FRAG_BUFFER_MAX = 256
+"""IP datagrams under reassembly at once; older ones are dropped (and reported)."""
+
+
+@dataclass(slots=True)
+class Segment:
+    """The TCP facts of one packet."""
+
+    number: int
+    ts_ns: int
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    options: bytes
+    payload: bytes
+    missing: int
+    """Payload bytes the IP header announces that the capture does not hold (snaplen)."""
+    options_truncated: bool = False
+
+
+class DecodeProblem(Exception):
+    """A packet whose headers are malformed; the message says where and why."""
+
+
+def link_ip_offset(linktype: int, data: bytes) -> int | None:
+    """Offset of the IP header in a frame, or None for a non-IP frame (ARP, LLC ...).
+
+    Raises KeyError for a link type we do not understand.
+    """
+    if linktype == 1:
+        if len(data) < 14:
+            raise DecodeProblem(f"Ethernet header truncated ({len(data)} of 14 bytes)")
+        pos = 12
+        ethertype = (data[12] << 8) | data[13]
+        while ethertype in _VLAN_TPIDS:
+            if len(data) < pos + 6:
+                raise DecodeProblem(f"VLAN tag truncated at byte {pos}")
+            pos += 4
+            ethertype = (data[pos] << 8) | data[pos + 1]
+        if ethertype in (_ETH_IPV4, _ETH_IPV6):
+            return pos + 2
+        return None
+    if linktype == 113:
+        if len(data) < 16:
+            raise DecodeProblem(f"Linux cooked header truncated ({len(data)} of 16 bytes)")
+        return 16 if _U16.unpack_from(data, 14)[0] in (_ETH_IPV4, _ETH_IPV6) else None
+    if linktype == 276:
+        if len(data) < 20:
+            raise DecodeProblem(f"Linux cooked v2 header truncated ({len(data)} of 20 bytes)")
+        return 20 if _U16.unpack_from(data, 0)[0] in (_ETH_IPV4, _ETH_IPV6) else None
+    if linktype in (0, 108):
+        if len(data) < 4:
+            raise DecodeProblem(f"loopback header truncated ({len(data)} of 4 bytes)")
+        if linktype == 108:
+            family = struct.unpack_from("!I", data)[0]
+        else:
+            family = struct.unpack_from("<I", data)[0]
+            if family > 0xFFFF:  # written by a big-endian host
+                family = struct.unpack_from("!I", data)[0]
+        return 4 if family == 2 or family in _AF_INET6 else None
+    if linktype in (12, 14, 101, 228, 229):
+        return 0
+    raise KeyError(linktype)
+
+
+class IpDecoder:
+    """IPv4/IPv6 to TCP, with fragment reassembly across packets."""
+
+    def __init__(self) -> None:
+        self.fragments: dict[tuple, dict] = {}
+        self.dropped_fragments = 0
+
+    def decode(self, number: int, ts_ns: int, data: bytes, pos: int, orig_extra: int
+               ) -> Segment | None:
+        """Decode the IP packet at ``pos``. None when it is not (yet) a TCP segment.
+
+        ``orig_extra`` is how many bytes of the frame the capture did not keep.
+        """
+        if len(data) <= pos:
+            raise DecodeProblem("no IP header (frame ends at the link header)")
+        version = data[pos] >> 4
+        if version == 4:
+            return self._ipv4(number, ts_ns, data, pos, orig_extra)
+        if version == 6:
+            return self._ipv6(number, ts_ns, data, pos, orig_extra)
+        raise DecodeProblem(f"IP version {version} at byte {pos}: expected 4 or 6")
+
+    def _ipv4(self, number: int, ts_ns: int, data: bytes, pos: int, orig_extra: int
+              ) -> Segment | None:
+        if len(data) < pos + 20:
+            raise DecodeProblem(f"IPv4 header truncated at byte {pos} "
+                                f"({len(data) - pos} of 20 bytes)")
+        vihl, _tos, total, ident, frag, _ttl, proto, _ck, src, dst = _IPV4.unpack_from(data, pos)
+        ihl = (vihl & 0x0F) * 4
+        if ihl < 20:
+            raise DecodeProblem(f"IPv4 header length {ihl} at byte {pos}: expected >= 20")
+        if total < ihl:
+            raise DecodeProblem(f"IPv4 total length {total} at byte {pos + 2} is shorter than "
+                                f"its header ({ihl})")
+        if proto != 6:
+            return None
+        end = pos + total
+        captured_end = min(end, len(data))
+        missing = max(0, end - len(data))
+        offset = (frag & 0x1FFF) * 8
+        more = bool(frag & 0x2000)
+        if offset or more:
+            body = data[pos + ihl:captured_end]
+            if missing:
+                raise DecodeProblem("truncated IPv4 fragment cannot be reassembled")
+            whole = self._reassemble((src, dst, ident, 4), offset, more, body)
+            if whole is None:
+                return None
+            return self._tcp(number, ts_ns, src, dst, whole, 0, len(whole), 0)
+        return self._tcp(number, ts_ns, src, dst, data, pos + ihl, captured_end, missing)
+
+    def _ipv6(self, number: int, ts_ns: int, data: bytes, pos: int, orig_extra: int
+              ) -> Segment | None:
+        if len(data) < pos + 40:
+            raise DecodeProblem(f"IPv6 header truncated at byte {pos} "
+                                f"({len(data) - pos} of 40 bytes)")
+        plen = _U16.unpack_from(data, pos + 4)[0]
+        nxt = data[pos + 6]
+        src = data[pos + 8:pos + 24]
+        dst = data[pos + 24:pos + 40]
+        end = pos + 40 + plen
+        if plen == 0:
+            raise DecodeProblem("IPv6 jumbogram (payload length 0) is not supported")
+        p = pos + 40
+        frag: tuple[int, bool, int] | None = None
+        while nxt != 6:
+            if nxt in (0, 43, 60):  # hop-by-hop, routing, destination options
+                if len(data) < p + 2:
+                    raise DecodeProblem(f"IPv6 extension header truncated at byte {p}")
+                nxt, hlen = data[p], (data[p + 1] + 1) * 8
+                p += hlen
+            elif nxt == 51:  # AH: length in 4-byte units, minus 2
+                if len(data) < p + 2:
+                    raise DecodeProblem(f"IPv6 AH header truncated at byte {p}")
+                nxt, hlen = data[p], (data[p + 1] + 2) * 4
+                p += hlen
+            elif nxt == 44:
+                if len(data) < p + 8:
+                    raise DecodeProblem(f"IPv6 fragment header truncated at byte {p}")
+                off_flags = _U16.unpack_from(data, p + 2)[0]
+                frag = (off_flags & 0xFFF8, bool(off_flags & 1),
+                        struct.unpack_from("!I", data, p + 4)[0])
+                nxt = data[p]
+                p += 8
+            else:
+                return None  # ESP, no next header, or another transport
+            if p > end:
+                raise DecodeProblem(f"IPv6 extension headers run past the payload (byte {p})")
+        captured_end = min(end, len(data))
+        missing = max(0, end - len(data))
+        if frag is not None and (frag[0] or frag[1]):
+            if missing:
+                raise DecodeProblem("truncated IPv6 fragment cannot be reassembled")
+            whole = self._reassemble((src, dst, frag[2], 6), frag[0], frag[1],
+                                     data[p:captured_end])
+            if whole is None:
+                return None
+            return self._tcp(number, ts_ns, src, dst, whole, 0, len(whole), 0)
+        return self._tcp(number, ts_ns, src, dst, data, p, captured_end, missing)
+
+    def _reassemble(self, key: tuple, offset: int, more: bool, body: bytes) -> bytes | None:
+        entry = self.fragments.get(key)
+        if entry is None:
+            if len(self.fragments) >= FRAG_BUFFER_MAX:
+                self.fragments.pop(next(iter(self.fragments)))
+                self.dropped_fragments += 1
+            entry = self.fragments[key] = {"parts": {}, "total": None}
+        entry["parts"][offset] = body
+        if not more:
+            entry["total"] = offset + len(body)
+        total = entry["total"]
+        if total is None:
+            return None
+        have = 0
+        out = bytearray(total)
+        for off in sorted(entry["parts"]):
+            part = entry["parts"][off]
+            if off > have:
+                return None
+            out[off:off + len(part)] = part
+            have = max(have, off + len(part))
+        if have < total:
+            return None
+        del self.fragments[key]
+        return bytes(out[:total])
+
+    @staticmethod
+    def _tcp(number: int, ts_ns: int, src: bytes, dst: bytes, data: bytes, pos: int, end: int,
+             missing: int) -> Segment:
+        if end - pos < 20:
+            raise DecodeProblem(f"TCP header truncated at byte {pos} ({end - pos} of 20 bytes)")
+        sport, dport, seq, ack, off, flags, window, _ck, _urg = _TCP.unpack_from(data, pos)
+        hlen = (off >> 4) * 4
+        if hlen < 20:
+            raise DecodeProblem(f"TCP data offset {hlen} at byte {pos + 12}: expected >= 20")
+        options_truncated = False
+        if pos + hlen > end:
+            if missing:
+                options_truncated = True
+                hlen = end - pos
+            else:
+                raise DecodeProblem(f"TCP data offset {hlen} at byte {pos + 12} runs past the "
+                                    f"IP payload ({end - pos} bytes)")
+        flags |= (off & 0x01) << 8
+        return Segment(number, ts_ns, src, dst, sport, dport, seq, ack, flags, window,
+                       data[pos + 20:pos + hlen], data[pos + hlen:end], missing,
+                       options_truncated)

@@ -1,0 +1,1 @@
+"""Outputs: rich tables, JSON, JSON Lines."""

@@ -1,0 +1,1 @@
+"""TCP: segments, options, per-direction reassembly and the connection table."""

@@ -1,0 +1,200 @@
+"""One direction's TCP byte stream: 64-bit offsets, retransmissions, overlaps, reordering
+and gaps, delivered in order to a consumer.
+
+Bytes are passed on as soon as they are contiguous and only a bounded window is kept,
+so memory depends on reordering depth, never on stream length. Like Linux, the first
+copy of a byte that arrives wins; a later copy that differs is reported as a possible
+injection. Scapy fills holes with zeros; we report them instead.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..findings import Finding, Severity
+
+SEQ_MOD = 1 << 32
+HALF = 1 << 31
+RECENT_WINDOW = 1 << 16
+"""Delivered bytes kept to compare retransmissions against."""
+DIRECTION_TEXT = {"ab": "A->B", "ba": "B->A"}
+PENDING_LIMIT = 4 << 20
+"""Out-of-order bytes buffered before the oldest hole is declared a gap."""
+
+
+class StreamConsumer(Protocol):
+    """What receives a direction's bytes in stream order."""
+
+    def data(self, offset: int, chunk: bytes, packet: int) -> None:
+        """Contiguous bytes starting at stream ``offset``."""
+
+    def gap(self, offset: int, size: int, packet: int | None) -> None:
+        """``size`` bytes at ``offset`` are not in the capture."""
+
+
+class DirectionStream:
+    """Reassembles one direction; findings go to the shared ``findings`` list."""
+
+    __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "consumer", "findings",
+                 "delivered", "lost", "label", "max_ack", "fin_offset", "ooo", "last_packet",
+                 "truncated_holes")
+
+    def __init__(self, consumer: StreamConsumer | None, findings: list[Finding],
+                 label: str) -> None:
+        self.base: int | None = None
+        self.next = 0
+        self.pending: dict[int, tuple[bytes, int]] = {}
+        self.pending_bytes = 0
+        self.recent = bytearray()
+        self.consumer = consumer
+        self.findings = findings
+        self.delivered = 0
+        self.lost = 0
+        self.label = label
+        self.max_ack = 0
+        self.fin_offset: int | None = None
+        self.ooo: dict[int, int] = {}
+        self.last_packet = 0
+        self.truncated_holes: set[int] = set()
+
+    def start(self, seq: int) -> None:
+        """Set stream offset 0 to sequence number ``seq`` (ISN + 1)."""
+        self.base = seq % SEQ_MOD
+
+    def offset_of(self, seq: int) -> int:
+        """The 64-bit stream offset of a 32-bit sequence number, unwrapped near ``next``."""
+        if self.base is None:
+            self.base = seq % SEQ_MOD
+        rel = (seq - self.base) % SEQ_MOD
+        delta = ((rel - self.next % SEQ_MOD + HALF) % SEQ_MOD) - HALF
+        return self.next + delta
+
+    def _finding(self, severity: Severity, code: str, message: str, packet: int | None,
+                 offset: int | None = None, size: int | None = None) -> None:
+        arrow = DIRECTION_TEXT.get(self.label, self.label)
+        self.findings.append(Finding(severity, code, f"{arrow}: {message}", offset, packet,
+                                     self.label, size))
+
+    def segment(self, seq: int, payload: bytes, packet: int, missing: int = 0) -> None:
+        """Take one segment's payload (``missing`` bytes of it were not captured)."""
+        self.last_packet = packet
+        if not payload and not missing:
+            return
+        off = self.offset_of(seq)
+        end = off + len(payload)
+        if missing:
+            self.truncated_holes.add(end)
+        if end <= self.next:
+            if payload:
+                self._compare(off, payload, packet, whole=True)
+            return
+        if off < self.next:
+            self._compare(off, payload[:self.next - off], packet, whole=False)
+            payload = payload[self.next - off:]
+            off = self.next
+        if off == self.next:
+            self._deliver(off, payload, packet)
+            self._drain(filled=True)
+            return
+        existing = self.pending.get(off)
+        if existing is not None and len(existing[0]) >= len(payload):
+            if existing[0][:len(payload)] != payload:
+                self._finding(Severity.WARNING, "tcp-overlap-conflict",
+                              f"retransmitted bytes at offset {off} differ from the first copy "
+                              "(possible injection; the first copy is used)", packet, off)
+            else:
+                self._finding(Severity.NOTE, "tcp-retransmission",
+                              f"retransmission of {len(payload)} bytes at offset {off}", packet,
+                              off)
+            return
+        if existing is not None:
+            self.pending_bytes -= len(existing[0])
+        self.pending[off] = (payload, packet)
+        self.pending_bytes += len(payload)
+        self.ooo[off] = packet
+        if self.pending_bytes > PENDING_LIMIT:
+            self._declare_gap(min(self.pending), None)
+
+    def ack(self, ack: int) -> None:
+        """The peer acknowledged up to ``ack``: a hole below it was missed by the capture."""
+        if self.base is None:
+            return
+        off = self.offset_of(ack)
+        if off <= self.max_ack:
+            return
+        self.max_ack = off
+        if self.pending and off > self.next:
+            first = min(self.pending)
+            self._declare_gap(min(first, off), None)
+
+    def fin(self, seq: int, payload_len: int) -> None:
+        """Record where the sender's FIN sits."""
+        self.fin_offset = self.offset_of(seq) + payload_len
+
+    def finish(self) -> None:
+        """End of capture or connection: every remaining hole becomes a gap."""
+        while self.pending:
+            self._declare_gap(min(self.pending), None)
+
+    # ------------------------------------------------------------------ internals
+    def _compare(self, off: int, payload: bytes, packet: int, *, whole: bool) -> None:
+        start = self.next - len(self.recent)
+        lo = max(off, start)
+        hi = off + len(payload)
+        if lo < hi and self.recent[lo - start:hi - start] != payload[lo - off:]:
+            self._finding(Severity.WARNING, "tcp-overlap-conflict",
+                          f"retransmitted bytes at offset {lo} differ from the first copy "
+                          "(possible injection; the first copy is used)", packet, lo)
+            return
+        if whole and not (len(payload) <= 1 and off == self.next - 1):  # not a keep-alive
+            self._finding(Severity.NOTE, "tcp-retransmission",
+                          f"retransmission of {len(payload)} bytes at offset {off}", packet, off)
+
+    def _deliver(self, off: int, payload: bytes, packet: int) -> None:
+        self.next = off + len(payload)
+        self.delivered += len(payload)
+        self.recent += payload
+        if len(self.recent) > RECENT_WINDOW:
+            del self.recent[:len(self.recent) - RECENT_WINDOW]
+        if self.consumer is not None:
+            self.consumer.data(off, payload, packet)
+
+    def _drain(self, *, filled: bool) -> None:
+        while self.pending:
+            first = min(self.pending)
+            if first > self.next:
+                return
+            payload, packet = self.pending.pop(first)
+            self.pending_bytes -= len(payload)
+            ooo_packet = self.ooo.pop(first, None)
+            if filled and ooo_packet is not None:
+                self._finding(Severity.NOTE, "tcp-out-of-order",
+                              f"segment at offset {first} arrived before the bytes ahead of it",
+                              ooo_packet, first)
+            end = first + len(payload)
+            if end <= self.next:
+                self._compare(first, payload, packet, whole=False)
+                continue
+            if first < self.next:
+                self._compare(first, payload[:self.next - first], packet, whole=False)
+                payload = payload[self.next - first:]
+            self._deliver(self.next, payload, packet)
+
+    def _declare_gap(self, upto: int, packet: int | None) -> None:
+        size = upto - self.next
+        if size <= 0:
+            self._drain(filled=False)
+            return
+        cause = " (snaplen truncation)" if self.next in self.truncated_holes else ""
+        self._finding(Severity.WARNING, "tcp-gap",
+                      f"{size} bytes at offset {self.next} are not in the capture{cause}",
+                      packet, self.next, size)
+        if self.consumer is not None:
+            self.consumer.gap(self.next, size, packet)
+        self.lost += size
+        self.next = upto
+        self.recent.clear()
+        # Bytes after a gap are not "out of order": they simply follow missing ones.
+        for off in [o for o in self.ooo if o <= upto]:
+            del self.ooo[off]
+        self._drain(filled=False)

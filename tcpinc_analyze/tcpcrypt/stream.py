@@ -1,0 +1,374 @@
+"""tcpcrypt framing of one direction's reassembled stream: the Init message, then frames.
+
+Consumes bytes in stream order (from the TCP reassembler), so messages and frames may
+span any number of segments. It delimits and counts without keys; a ``FrameHandler``
+(the decryptor) can be plugged in to see every frame and to authenticate candidate
+frame boundaries when resynchronising after a gap.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..findings import Finding, Severity
+from ..wire import (
+    FRAME_CONTROL_RESERVED,
+    FRAME_HEADER_LEN,
+    FRAME_LENGTH_MIN,
+    INIT1_FIXED,
+    INIT1_MAGIC,
+    INIT2_FIXED,
+    INIT2_MAGIC,
+    INIT_MESSAGE_LEN_MAX,
+    NONCE_LEN_A,
+    NONCE_LEN_B,
+    TCPCRYPT_TEPS,
+    TEP_P256,
+    TEP_P521,
+)
+from .messages import Init1, Init2, parse_init1, parse_init2
+
+RESYNC_SEARCH = 1 << 16
+"""How far past a gap we look for the next frame boundary."""
+RESYNC_CHAIN = 3
+"""Consecutive plausible frame headers that make a boundary credible without keys."""
+MAX_RESERVED_REPORTS = 5
+
+MODE_INIT1 = "init1"
+MODE_INIT2 = "init2"
+MODE_FRAMES = "frames"
+MODE_DETECT = "detect"
+
+_INIT = 0
+_FRAMES = 1
+_RESYNC = 2
+_DONE = 3
+_HEAD = struct.Struct(">II")
+
+
+@dataclass(slots=True)
+class FrameInfo:
+    """One complete frame as it sits in the stream."""
+
+    direction: str
+    stream_offset: int
+    offset: int
+    """Nonce offset: counted from the first byte after the Init message."""
+    control: int
+    length: int
+    body: bytes
+    packet: int
+    first_packet: int
+
+
+class FrameHandler(Protocol):
+    """The decryptor's view of a direction (see the decrypt module)."""
+
+    def frame(self, info: FrameInfo) -> None:
+        """A complete frame, in stream order."""
+
+    def authenticates(self, info: FrameInfo) -> bool | None:
+        """Whether a candidate frame verifies (None: cannot tell, e.g. no keys)."""
+
+
+def infer_tep(message: bytes, init1: bool) -> int | None:
+    """Guess the TEP of an Init message when the SYNs were not captured.
+
+    The public key length is the only TEP-specific part; prefer the TEP whose key fills
+    the message exactly and, for the NIST curves, starts like an uncompressed point.
+    """
+    if len(message) < 9:
+        return None
+    fixed = 9 + (message[8] if init1 else 0) + (NONCE_LEN_A if init1 else NONCE_LEN_B)
+    best = None
+    for tep, info in TCPCRYPT_TEPS.items():
+        if fixed + info.pubkey_len > len(message):
+            continue
+        if tep in (TEP_P256, TEP_P521) and message[fixed] != 0x04:
+            continue
+        if fixed + info.pubkey_len == len(message):
+            return tep
+        if best is None:
+            best = tep
+    return best
+
+
+def draft_layout(message: bytes, init1: bool, tep: int) -> int | None:
+    """If an Init message uses the pre-RFC draft layout (2-byte length before the public
+    key, as the 2016 tcpcryptd did), return that length field."""
+    fixed = 9 + (message[8] if init1 else 0) + (NONCE_LEN_A if init1 else NONCE_LEN_B)
+    info = TCPCRYPT_TEPS.get(tep)
+    if info is None or len(message) < fixed + 3:
+        return None
+    length = (message[fixed] << 8) | message[fixed + 1]
+    if length in (info.pubkey_len, info.pubkey_len + 2) and message[fixed + 2] == 0x04:
+        return length
+    return None
+
+
+class TcpcryptDirection:
+    """Delimits the Init message and the frames of one direction."""
+
+    def __init__(self, label: str, mode: str, tep: int | None, findings: list[Finding],
+                 handler: FrameHandler | None = None) -> None:
+        self.label = label
+        self.mode = mode
+        self.tep = tep
+        self.findings = findings
+        self.handler = handler
+        self.state = _FRAMES if mode == MODE_FRAMES else _INIT
+        self.buf = bytearray()
+        self.buf_off = 0
+        self.first_packet = 0
+        self.frames_origin: int | None = 0 if mode == MODE_FRAMES else None
+        self.init: Init1 | Init2 | None = None
+        self.init_raw: bytes | None = None
+        self.init_packet: int | None = None
+        self.frames = 0
+        self.rekeys = 0
+        self.incomplete_frames = 0
+        self.skipped = 0
+        self.reserved_reports = 0
+        self.draft = False
+        self.plain = False
+
+    # ------------------------------------------------------------------ input
+    def data(self, offset: int, chunk: bytes, packet: int) -> None:
+        """Contiguous bytes from the reassembler."""
+        if self.state == _DONE:
+            return
+        if not self.buf:
+            self.buf_off = offset
+            self.first_packet = packet
+        self.buf += chunk
+        self._process(packet, at_end=False)
+
+    def gap(self, offset: int, size: int, packet: int | None) -> None:
+        """Bytes missing from the capture: whatever was being parsed is cut."""
+        if self.state == _DONE:
+            return
+        if self.state == _INIT:
+            known = len(self.buf) >= 8
+            length = _HEAD.unpack_from(self.buf)[1] if known else None
+            name = {MODE_INIT1: "Init1", MODE_INIT2: "Init2"}.get(self.mode, "Init message")
+            self._note(Severity.ERROR, "tcpcrypt-init-incomplete",
+                       f"{name} is cut by a gap of {size} bytes at offset {offset}",
+                       packet, offset)
+            if length is not None and offset + size <= self.buf_off + length:
+                self.frames_origin = self.buf_off + length
+                self.state = _RESYNC
+            else:
+                self.state = _DONE
+        elif self.state == _FRAMES:
+            if self.buf:
+                self.incomplete_frames += 1
+                self._note(Severity.WARNING, "tcpcrypt-frame-lost",
+                           f"frame at offset {self.buf_off} is cut by a gap of {size} bytes",
+                           packet, self.buf_off)
+            self.state = _RESYNC
+        self.buf.clear()
+        self.buf_off = offset + size
+
+    def finish(self) -> None:
+        """End of the stream: report anything left half-parsed."""
+        if self.state == _RESYNC and self.buf:
+            self._process(0, at_end=True)
+        if self.state == _INIT and self.buf and not self.plain:
+            self._note(Severity.ERROR, "tcpcrypt-init-incomplete",
+                       f"stream ends inside the Init message ({len(self.buf)} bytes)",
+                       None, self.buf_off)
+        elif self.state == _FRAMES and self.buf:
+            self.incomplete_frames += 1
+            self._note(Severity.WARNING, "tcpcrypt-frame-truncated",
+                       f"stream ends inside a frame at offset {self.buf_off} "
+                       f"({len(self.buf)} bytes present)", None, self.buf_off)
+        self.buf.clear()
+
+    # ------------------------------------------------------------------ parsing
+    def _note(self, severity: Severity, code: str, message: str, packet: int | None,
+              offset: int | None = None, size: int | None = None) -> None:
+        arrow = {"ab": "A->B", "ba": "B->A"}.get(self.label, self.label)
+        self.findings.append(Finding(severity, code, f"{arrow}: {message}", offset, packet,
+                                     self.label, size))
+
+    def _process(self, packet: int, *, at_end: bool) -> None:
+        while True:
+            if self.state == _INIT:
+                if not self._init(packet):
+                    return
+            elif self.state == _FRAMES:
+                if not self._frame(packet):
+                    return
+            elif self.state == _RESYNC:
+                if not self._resync(at_end):
+                    return
+            else:
+                self.buf.clear()
+                return
+
+    def _init(self, packet: int) -> bool:
+        if len(self.buf) < 8:
+            return False
+        magic, length = _HEAD.unpack_from(self.buf)
+        if self.mode == MODE_DETECT:
+            if magic == INIT1_MAGIC:
+                self.mode = MODE_INIT1
+            elif magic == INIT2_MAGIC:
+                self.mode = MODE_INIT2
+            else:
+                self.plain = True
+                self.state = _DONE
+                return False
+        is1 = self.mode == MODE_INIT1
+        name = "Init1" if is1 else "Init2"
+        expected = INIT1_MAGIC if is1 else INIT2_MAGIC
+        if magic != expected:
+            self._note(Severity.ERROR, "tcpcrypt-bad-magic",
+                       f"stream starts with 0x{magic:08x}, expected the {name} magic "
+                       f"0x{expected:08x}", self.first_packet, self.buf_off)
+            self.state = _DONE
+            return False
+        fixed = INIT1_FIXED if is1 else INIT2_FIXED
+        if not fixed <= length <= INIT_MESSAGE_LEN_MAX:
+            self._note(Severity.ERROR, "tcpcrypt-bad-length",
+                       f"{name} message_len {length} outside {fixed}..{INIT_MESSAGE_LEN_MAX}",
+                       self.first_packet, self.buf_off + 4)
+            self.state = _DONE
+            return False
+        if len(self.buf) < length:
+            return False
+        message = bytes(self.buf[:length])
+        if self.tep is None:
+            self.tep = infer_tep(message, is1)
+        parsed, problems = (parse_init1 if is1 else parse_init2)(message, self.tep or 0)
+        draft = draft_layout(message, is1, self.tep or 0)
+        bad_point = (parsed is not None and self.tep in (TEP_P256, TEP_P521)
+                     and parsed.pubkey[:1] != b"\x04")
+        if draft is not None and (parsed is None or bad_point):
+            self.draft = True
+            self._note(Severity.WARNING, "tcpcrypt-draft-layout",
+                       f"{name} uses the pre-RFC draft layout: a 2-byte length "
+                       f"0x{draft:04x} precedes the public key (2016 tcpcryptd); the message "
+                       "length still delimits it", self.first_packet, self.buf_off)
+        else:
+            for problem in problems:
+                self.findings.append(problem.at(packet=self.first_packet, base=self.buf_off))
+            if bad_point:
+                self._note(Severity.ERROR, "tcpcrypt-bad-pubkey",
+                           f"{name} public key does not start like an uncompressed point "
+                           "(0x04)", self.first_packet, self.buf_off)
+        self.init = parsed
+        self.init_raw = message
+        self.init_packet = packet
+        del self.buf[:length]
+        self.buf_off += length
+        self.frames_origin = self.buf_off
+        self.first_packet = packet
+        self.state = _FRAMES
+        return True
+
+    def _frame(self, packet: int) -> bool:
+        if len(self.buf) < FRAME_HEADER_LEN:
+            return False
+        control = self.buf[0]
+        length = (self.buf[1] << 8) | self.buf[2]
+        if length < FRAME_LENGTH_MIN:
+            self._note(Severity.ERROR, "tcpcrypt-short-frame",
+                       f"frame length {length} at offset {self.buf_off} cannot hold a tag "
+                       f"and flags (minimum {FRAME_LENGTH_MIN}); resynchronising",
+                       self.first_packet, self.buf_off)
+            self.state = _RESYNC
+            return True
+        total = FRAME_HEADER_LEN + length
+        if len(self.buf) < total:
+            return False
+        if control & FRAME_CONTROL_RESERVED and self.reserved_reports < MAX_RESERVED_REPORTS:
+            self.reserved_reports += 1
+            self._note(Severity.WARNING, "tcpcrypt-control-reserved",
+                       f"frame at offset {self.buf_off} has control 0x{control:02x} with "
+                       "reserved bits set", self.first_packet, self.buf_off)
+        self._emit(control, length, packet)
+        return True
+
+    def _emit(self, control: int, length: int, packet: int) -> None:
+        total = FRAME_HEADER_LEN + length
+        info = FrameInfo(self.label, self.buf_off, self.buf_off - (self.frames_origin or 0),
+                         control, length, bytes(self.buf[FRAME_HEADER_LEN:total]), packet,
+                         self.first_packet)
+        self.frames += 1
+        if control & 0x01:
+            self.rekeys += 1
+        if self.handler is not None:
+            self.handler.frame(info)
+        del self.buf[:total]
+        self.buf_off += total
+        self.first_packet = packet
+
+    def _plausible(self, pos: int) -> int | None:
+        """Length of a plausible frame header at ``pos`` (None if implausible/unknown)."""
+        if pos + FRAME_HEADER_LEN > len(self.buf):
+            return None
+        control = self.buf[pos]
+        length = (self.buf[pos + 1] << 8) | self.buf[pos + 2]
+        if control & FRAME_CONTROL_RESERVED or length < FRAME_LENGTH_MIN:
+            return None
+        return length
+
+    def _candidate(self, pos: int, at_end: bool) -> bool | None:
+        """True/False when a boundary at ``pos`` is (not) credible; None: need more bytes."""
+        if self.frames_origin is not None and self.buf_off + pos < self.frames_origin:
+            return False
+        length = self._plausible(pos)
+        if length is None:
+            return None if pos + FRAME_HEADER_LEN > len(self.buf) and not at_end else False
+        end = pos + FRAME_HEADER_LEN + length
+        if self.handler is not None and end <= len(self.buf):
+            info = FrameInfo(self.label, self.buf_off + pos,
+                             self.buf_off + pos - (self.frames_origin or 0), self.buf[pos],
+                             length, bytes(self.buf[pos + FRAME_HEADER_LEN:end]), 0, 0)
+            verdict = self.handler.authenticates(info)
+            if verdict is not None:
+                return verdict
+        chain = 0
+        while chain < RESYNC_CHAIN:
+            if end == len(self.buf) and at_end:
+                return True
+            if end + FRAME_HEADER_LEN > len(self.buf):
+                return None if not at_end else False
+            length = self._plausible(end)
+            if length is None:
+                return False
+            chain += 1
+            end += FRAME_HEADER_LEN + length
+        return True
+
+    def _resync(self, at_end: bool) -> bool:
+        if self.frames_origin is not None and self.buf_off < self.frames_origin:
+            skip = min(len(self.buf), self.frames_origin - self.buf_off)
+            del self.buf[:skip]
+            self.buf_off += skip
+            if self.buf_off < self.frames_origin:
+                return False
+        limit = min(len(self.buf), RESYNC_SEARCH)
+        for pos in range(limit):
+            verdict = self._candidate(pos, at_end)
+            if verdict is None:
+                return False
+            if verdict:
+                if pos:
+                    self.skipped += pos
+                    self._note(Severity.NOTE, "tcpcrypt-resync",
+                               f"resynchronised at offset {self.buf_off + pos} after skipping "
+                               f"{pos} bytes", None, self.buf_off + pos, pos)
+                del self.buf[:pos]
+                self.buf_off += pos
+                self.state = _FRAMES
+                return True
+        if len(self.buf) >= RESYNC_SEARCH + RESYNC_CHAIN * (FRAME_HEADER_LEN + 0xFFFF) or at_end:
+            self._note(Severity.ERROR, "tcpcrypt-resync-failed",
+                       f"no frame boundary found in {limit} bytes after offset {self.buf_off}; "
+                       "the rest of this direction is not delimited", None, self.buf_off)
+            self.state = _DONE
+        return False
