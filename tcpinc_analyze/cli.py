@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -20,7 +21,8 @@ EXIT_USAGE = 2
 
 
 def _err(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        Text.assemble(("error: ", "bold red"), message))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -70,6 +72,80 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _progress_for(path: str, enabled: bool | None):  # noqa: ANN202 - context + callback
+    """A rich progress bar on stderr for large files (or when asked), else None."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    if path == "-":
+        return None, None
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return None, None
+    console = Console(stderr=True)
+    if enabled is None:
+        enabled = console.is_terminal and size > 20 * 1024 * 1024
+    if not enabled:
+        return None, None
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        DownloadColumn(), TimeRemainingColumn(), console=console,
+                        transient=True)
+    task = progress.add_task(Path(path).name, total=size)
+    return progress, lambda offset: progress.update(task, completed=offset)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyze a capture: ENO outcome and tcpcrypt framing per connection."""
+    import json
+
+    from .analysis.handlers import Handlers, frame_list_factory
+    from .analysis.run import analyze_file
+    from .capture.reader import CaptureError
+    from .output.table import connections_table, details_tree, print_findings, summary_line
+
+    factories = [frame_list_factory] if args.details else []
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=max(out.width, 180))
+    stream_jsonl = args.format == "jsonl"
+
+    def emit(report):  # noqa: ANN001, ANN202
+        print(json.dumps(report.to_json(), separators=(",", ":")), flush=False)
+
+    progress, callback = _progress_for(args.capture, args.progress)
+    try:
+        if progress is not None:
+            with progress:
+                result = analyze_file(args.capture, handler_factory=Handlers(factories),
+                                      on_report=emit if stream_jsonl else None,
+                                      progress=callback)
+        else:
+            result = analyze_file(args.capture, handler_factory=Handlers(factories),
+                                  on_report=emit if stream_jsonl else None)
+    except CaptureError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    summary = result.summary
+    err = Console(stderr=True, highlight=False)
+    if args.format == "json":
+        print(json.dumps([r.to_json() for r in result.reports], indent=1))
+    if args.format in ("json", "jsonl"):
+        for f in summary.findings:
+            err.print(f"[yellow]{f.severity}[/]: {f.message}")
+        return EXIT_OK
+    if not result.reports:
+        out.print("no TCP connections in this capture")
+    else:
+        out.print(connections_table(result.reports, f"{args.capture}"))
+        if args.details:
+            for report in result.reports:
+                out.print(details_tree(report))
+        print_findings(out, result.reports, summary,
+                       limit=1 << 30 if args.all_findings else 6)
+    out.print(summary_line(result.reports, summary))
+    return EXIT_OK
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     """Record a scenario over the real Linux TCP stack between two namespaces."""
     from .synth.recorder import RecorderError, record
@@ -91,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tcpinc-analyze",
         description="Analyze and decrypt TCP-ENO (RFC 8547) and tcpcrypt (RFC 8548) traffic.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = sub.add_parser(
+        "analyze", help="report ENO negotiation and tcpcrypt framing per connection",
+        description="Analyze a pcap or pcapng capture (or - for standard input).")
+    analyze.add_argument("capture", help="capture file, or - for standard input")
+    analyze.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
+                         help="table (default), json (an array), jsonl (one object per line, "
+                         "streamed as connections finish)")
+    analyze.add_argument("--details", action="store_true",
+                         help="show decoded fields per connection and frame (spec names)")
+    analyze.add_argument("--all-findings", action="store_true",
+                         help="list every finding, not only the first few per connection")
+    analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress bar on stderr (default: for files over 20 MB on a "
+                         "terminal)")
+    analyze.set_defaults(func=cmd_analyze)
 
     synth = sub.add_parser("synth", help="write a synthetic sample capture with its key log",
                            description="Generate a named scenario deterministically.")

@@ -7,6 +7,7 @@ which its state is dropped (that is what keeps memory flat on long captures).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..capture.decode import Segment
@@ -52,13 +53,8 @@ class SynInfo:
     legacy: bool = False
 
 
-@dataclass
-class HandlerFactory:
-    """Builds a FrameHandler per tcpcrypt direction (the decryptor plugs in here)."""
-
-    def __call__(self, conn: Connection, direction: str) -> FrameHandler | None:
-        """No decryption by default."""
-        return None
+HandlerFactory = Callable[["Connection", str], "FrameHandler | None"]
+"""Builds a FrameHandler per tcpcrypt direction (details, the decryptor plug in here)."""
 
 
 @dataclass
@@ -149,7 +145,8 @@ class Connection:
                 continue
             found, offset = option, pos + 20
             for problem in option.findings:
-                self.findings.append(problem.at(packet=seg.number))
+                if problem.code != "eno-malformed":  # summarised below, with its consequence
+                    self.findings.append(problem.at(packet=seg.number))
         if found is None and bad_kind in (ENO_KIND, *ENO_EXPERIMENTAL_KINDS):
             self.add(Severity.ERROR, "eno-malformed",
                      f"ENO option (kind {bad_kind}) with a bad length: the option is ignored "
@@ -157,10 +154,12 @@ class Connection:
             found = EnoOption("rfc" if bad_kind == ENO_KIND else "experimental", bad_kind,
                               b"", (), True)
         elif found is not None and found.malformed:
-            detail = "; ".join(f.message for f in found.findings if f.code == "eno-malformed")
+            inner = [f for f in found.findings if f.code == "eno-malformed"]
+            where = inner[0].offset if inner and inner[0].offset is not None else offset
+            detail = "; ".join(f.message for f in inner)
             self.add(Severity.ERROR, "eno-malformed",
-                     f"malformed ENO option: {detail}; the option is ignored and ENO fails",
-                     seg.number, offset)
+                     f"malformed ENO option (TCP header byte {where}): {detail}; the option is "
+                     "ignored and ENO fails", seg.number, where)
         if found is not None and found.encoding == "experimental":
             self.experimental_seen = True
         return found, offset, legacy

@@ -1,0 +1,72 @@
+"""Frame handlers that ride along the tcpcrypt framing parser.
+
+The framing parser calls one handler per direction; these let several consumers
+(per-frame details, the decryptor) share that slot without knowing of each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..tcpcrypt.stream import FrameHandler, FrameInfo
+from .connection import Connection, HandlerFactory
+
+
+class CompositeHandler:
+    """Calls several handlers in order; the first definite authentication verdict wins."""
+
+    def __init__(self, handlers: Sequence[FrameHandler]) -> None:
+        self.handlers = list(handlers)
+
+    def frame(self, info: FrameInfo) -> None:
+        """Forward a frame to every handler."""
+        for handler in self.handlers:
+            handler.frame(info)
+
+    def authenticates(self, info: FrameInfo) -> bool | None:
+        """Ask each handler until one can tell."""
+        for handler in self.handlers:
+            verdict = handler.authenticates(info)
+            if verdict is not None:
+                return verdict
+        return None
+
+
+class FrameListHandler:
+    """Records every frame's header fields for ``--details`` (memory grows: opt-in)."""
+
+    def __init__(self, conn: Connection, direction: str) -> None:
+        extra = conn.data.setdefault("report_extra", {})
+        self.frames = extra.setdefault("frame_list", [])
+        self.direction = direction
+
+    def frame(self, info: FrameInfo) -> None:
+        """Keep the spec-named fields of one frame."""
+        self.frames.append({"direction": self.direction, "packet": info.packet,
+                            "tcpcrypt.frame.offset": info.offset,
+                            "tcpcrypt.frame.length": info.length,
+                            "tcpcrypt.frame.control.rekey": bool(info.control & 1),
+                            "tcpcrypt.frame.tag": info.body[-16:].hex()})
+
+    def authenticates(self, info: FrameInfo) -> bool | None:
+        """Details cannot authenticate."""
+        return None
+
+
+class Handlers:
+    """Builds the per-direction handler chain from the enabled features."""
+
+    def __init__(self, factories: Sequence[HandlerFactory]) -> None:
+        self.factories = list(factories)
+
+    def __call__(self, conn: Connection, direction: str) -> FrameHandler | None:
+        """One handler (or a composite) for this direction."""
+        made = [h for f in self.factories if (h := f(conn, direction)) is not None]
+        if not made:
+            return None
+        return made[0] if len(made) == 1 else CompositeHandler(made)
+
+
+def frame_list_factory(conn: Connection, direction: str) -> FrameHandler:
+    """Factory for FrameListHandler."""
+    return FrameListHandler(conn, direction)
