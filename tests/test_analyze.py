@@ -104,7 +104,10 @@ def test_community_id_matches_the_published_vector(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ hand-made captures
 
-def write_pcap(path: Path, segs: list[TcpSegment], link: LinkParams = LinkParams(),
+ETHERNET = LinkParams()
+
+
+def write_pcap(path: Path, segs: list[TcpSegment], link: LinkParams = ETHERNET,
                raw: list[bytes] | None = None) -> None:
     buf = io.BytesIO()
     writer = PcapWriter(buf, link.linktype)
