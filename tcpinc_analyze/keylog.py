@@ -7,13 +7,18 @@ for every malformed entry so a user can fix the log.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from .wire import (
     K_LEN,
+    KEYLOG_ENV,
     KEYLOG_EPHEMERAL_PRIVATE,
     KEYLOG_SESSION_SECRET,
     KEYLOG_TRAFFIC_KEYS,
@@ -134,3 +139,57 @@ def parse_keylog(text: str, name: str = "<key log>", into: KeyLog | None = None)
             log.duplicates += 1
         target[key] = entry
     return log
+
+
+@dataclass
+class LoadedKeyLogs:
+    """Key logs read from files, with what a user should be told about them."""
+
+    log: KeyLog
+    files: list[str]
+    warnings: list[str]
+
+
+KEYLOG_SUFFIXES = (".keys", ".keylog", ".log", ".txt")
+"""Files a directory given as --keylog contributes (captures may sit beside them)."""
+
+
+def _expand(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in KEYLOG_SUFFIXES)
+    if any(ch in spec for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+    return [path]
+
+
+def load_keylogs(specs: Iterable[str], *, use_env: bool = True) -> LoadedKeyLogs:
+    """Read every key log named by files, directories or globs (default: the env var).
+
+    Raises KeyLogError for an unreadable file or a malformed line.
+    """
+    specs = list(specs)
+    if not specs and use_env and os.environ.get(KEYLOG_ENV):
+        specs = [os.environ[KEYLOG_ENV]]
+    log = KeyLog()
+    files: list[str] = []
+    warnings: list[str] = []
+    for spec in specs:
+        paths = _expand(spec)
+        if not paths:
+            raise KeyLogError(f"{spec}: no key-log file matches")
+        for path in paths:
+            try:
+                mode = path.stat().st_mode
+                text = path.read_text(encoding="utf-8", errors="strict")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise KeyLogError(f"{path}: cannot read key log: {exc}") from exc
+            if mode & (stat.S_IRGRP | stat.S_IROTH):
+                warnings.append(f"{path}: the key log is readable by other users "
+                                f"(mode {stat.S_IMODE(mode):o}); it holds session secrets: "
+                                f"chmod 600 {path}")
+            parse_keylog(text, str(path), log)
+            files.append(str(path))
+    if log.unknown_labels:
+        warnings.append(f"{log.unknown_labels} key-log line(s) with unknown labels skipped")
+    return LoadedKeyLogs(log, files, warnings)

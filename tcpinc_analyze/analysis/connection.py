@@ -250,12 +250,28 @@ class Connection:
                 continue
             handler = self.handler_factory(self, label) if self.handler_factory else None
             parser = TcpcryptDirection(label, mode, tep if tep in TCPCRYPT_TEPS else None,
-                                       self.findings, handler)
+                                       self.findings, handler, self._detected)
             stream = existing or DirectionStream(parser, self.findings, label)
             stream.consumer = parser
             stream.label = label
             self.streams[from_x] = stream
             self.tcpcrypt[from_x] = parser
+
+    def _detected(self, parser: TcpcryptDirection) -> None:
+        """Without a handshake, the stream that starts with Init1 is A's: fix the roles."""
+        if (parser.mode == MODE_INIT1) == (parser.label == "ab"):
+            return
+        self.a_is_x = not self.a_is_x
+        for from_x in (True, False):
+            label = "ab" if from_x == self.a_is_x else "ba"
+            stream, tc = self.streams.get(from_x), self.tcpcrypt.get(from_x)
+            if stream is not None:
+                stream.label = label
+            if tc is not None:
+                tc.label = label
+                relabel = getattr(tc.handler, "relabel", None)
+                if relabel is not None:
+                    relabel(label)
 
     def start_stream(self, from_x: bool, isn: int) -> None:
         """Offsets of a direction count from its ISN + 1."""

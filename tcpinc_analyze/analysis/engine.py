@@ -66,7 +66,9 @@ class Analyzer:
 
     def __init__(self, name: str, on_report: Callable[[ConnectionReport], None], *,
                  handler_factory: HandlerFactory | None = None,
-                 on_secrets: Callable[[SecretsBlock], None] | None = None) -> None:
+                 on_secrets: Callable[[SecretsBlock], None] | None = None,
+                 before_report: Callable[[Connection], None] | None = None) -> None:
+        self.before_report = before_report
         self.summary = CaptureSummary(name)
         self.on_report = on_report
         self.on_secrets = on_secrets
@@ -158,6 +160,8 @@ class Analyzer:
         if self.table.get(key) is conn:
             del self.table[key]
         conn.finish()
+        if self.before_report is not None:
+            self.before_report(conn)
         self.on_report(build_report(conn))
 
     def sweep(self) -> None:

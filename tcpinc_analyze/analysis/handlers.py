@@ -23,6 +23,13 @@ class CompositeHandler:
         for handler in self.handlers:
             handler.frame(info)
 
+    def relabel(self, direction: str) -> None:
+        """Pass a role correction on."""
+        for handler in self.handlers:
+            relabel = getattr(handler, "relabel", None)
+            if relabel is not None:
+                relabel(direction)
+
     def authenticates(self, info: FrameInfo) -> bool | None:
         """Ask each handler until one can tell."""
         for handler in self.handlers:
@@ -47,6 +54,10 @@ class FrameListHandler:
                             "tcpcrypt.frame.length": info.length,
                             "tcpcrypt.frame.control.rekey": bool(info.control & 1),
                             "tcpcrypt.frame.tag": info.body[-16:].hex()})
+
+    def relabel(self, direction: str) -> None:
+        """Follow a role correction."""
+        self.direction = direction
 
     def authenticates(self, info: FrameInfo) -> bool | None:
         """Details cannot authenticate."""

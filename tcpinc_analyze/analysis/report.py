@@ -114,16 +114,6 @@ def build_report(conn: Connection) -> ConnectionReport:
     conn.decide_roles()
     a_ep = conn.x if conn.a_is_x else conn.y
     b_ep = conn.y if conn.a_is_x else conn.x
-    # Without a handshake, the side whose stream starts with Init1 is A.
-    if not conn.handshake_seen:
-        parser_x = conn.tcpcrypt.get(conn.a_is_x)
-        parser_y = conn.tcpcrypt.get(not conn.a_is_x)
-        if (parser_x and parser_x.mode == "init2") or (parser_y and parser_y.mode == "init1"):
-            a_ep, b_ep = b_ep, a_ep
-            conn.a_is_x = not conn.a_is_x
-            for p in (parser_x, parser_y):
-                if p is not None:
-                    p.label = "ba" if p.label == "ab" else "ab"
     a_is_x = conn.a_is_x
     neg = conn.negotiation
     syn_a, syn_b = conn.syn_of(True), conn.syn_of(False)

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..capture.reader import SecretsBlock, open_input, read_capture
+from ..decryption import DecryptionContext, finalize
+from ..keylog import parse_keylog
+from ..wire import DSB_SECRETS_TYPE_TCPCRYPT
 from .connection import HandlerFactory
 from .engine import Analyzer, CaptureSummary
+from .handlers import Handlers
 from .report import ConnectionReport
+
+
+def _secrets_into(ctx: DecryptionContext, then: Callable[[SecretsBlock], None] | None
+                  ) -> Callable[[SecretsBlock], None]:
+    """Merge key logs embedded in the capture (pcapng DSB, type TCPC) into the context."""
+
+    def take(block: SecretsBlock) -> None:
+        if block.secrets_type == DSB_SECRETS_TYPE_TCPCRYPT:
+            text = block.data.decode("utf-8", errors="replace")
+            parse_keylog(text, f"Decryption Secrets Block at offset {block.offset}",
+                         ctx.keylog)
+            ctx.embedded += 1
+        if then is not None:
+            then(block)
+
+    return take
 
 
 @dataclass
@@ -20,6 +41,7 @@ class AnalysisResult:
 
 
 def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
+                 decryption: DecryptionContext | None = None,
                  on_report: Callable[[ConnectionReport], None] | None = None,
                  on_secrets: Callable[[SecretsBlock], None] | None = None,
                  progress: Callable[[int], None] | None = None) -> AnalysisResult:
@@ -30,9 +52,16 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
     """
     reports: list[ConnectionReport] = []
     sink = on_report or reports.append
+    before_report = None
+    if decryption is not None:
+        factories = [decryption.factory] + ([handler_factory] if handler_factory else [])
+        handler_factory = Handlers(factories)
+        before_report = partial(finalize, ctx=decryption)
+        on_secrets = _secrets_into(decryption, on_secrets)
     stream = open_input(path)
     try:
-        analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets)
+        analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets,
+                            before_report=before_report)
         items = read_capture(stream, path)
         if progress is None:
             analyzer.feed_all(items)

@@ -9,6 +9,7 @@ frame boundaries when resynchronising after a gap.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -112,7 +113,9 @@ class TcpcryptDirection:
     """Delimits the Init message and the frames of one direction."""
 
     def __init__(self, label: str, mode: str, tep: int | None, findings: list[Finding],
-                 handler: FrameHandler | None = None) -> None:
+                 handler: FrameHandler | None = None,
+                 on_detect: Callable[[TcpcryptDirection], None] | None = None) -> None:
+        self.on_detect = on_detect
         self.label = label
         self.mode = mode
         self.tep = tep
@@ -221,6 +224,8 @@ class TcpcryptDirection:
                 self.plain = True
                 self.state = _DONE
                 return False
+            if self.on_detect is not None:
+                self.on_detect(self)
         is1 = self.mode == MODE_INIT1
         name = "Init1" if is1 else "Init2"
         expected = INIT1_MAGIC if is1 else INIT2_MAGIC
