@@ -94,37 +94,82 @@ def _progress_for(path: str, enabled: bool | None):  # noqa: ANN202 - context + 
     return progress, lambda offset: progress.update(task, completed=offset)
 
 
+def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
+    """A DecryptionContext from --keylog (or TCPCRYPT_KEYLOGFILE); None without keys.
+
+    Raises KeyLogError (reported by the caller) for an unreadable or malformed key log.
+    """
+    from .decryption import DecryptionContext
+    from .keylog import load_keylogs
+
+    loaded = load_keylogs(args.keylog or [])
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for warning in loaded.warnings:
+        err.print(Text.assemble(("warning: ", "yellow"), warning))
+    return DecryptionContext(loaded.log, show_secrets=args.show_secrets, sink=sink)
+
+
+def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=()):  # noqa: ANN001, ANN202
+    """Analyze (and decrypt) the capture named in args; None after printing an error."""
+    from .analysis.handlers import Handlers
+    from .analysis.run import analyze_file
+    from .capture.reader import CaptureError
+    from .keylog import KeyLogError
+
+    try:
+        ctx = _decryption(args, sink)
+    except KeyLogError as exc:
+        _err(str(exc))
+        return None
+    progress, callback = _progress_for(args.capture, getattr(args, "progress", None))
+    try:
+        kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
+                  "decryption": ctx, "on_report": on_report}
+        if progress is not None:
+            with progress:
+                return analyze_file(args.capture, progress=callback, **kwargs)
+        return analyze_file(args.capture, **kwargs)
+    except CaptureError as exc:
+        _err(str(exc))
+        return None
+    except KeyLogError as exc:  # a malformed key log embedded in the capture
+        _err(str(exc))
+        return None
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Analyze a capture: ENO outcome and tcpcrypt framing per connection."""
     import json
 
-    from .analysis.handlers import Handlers, frame_list_factory
-    from .analysis.run import analyze_file
-    from .capture.reader import CaptureError
+    from .analysis.handlers import frame_list_factory
+    from .output.plaintext import FollowCollector
     from .output.table import connections_table, details_tree, print_findings, summary_line
 
     factories = [frame_list_factory] if args.details else []
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=max(out.width, 180))
-    stream_jsonl = args.format == "jsonl"
+    stream_jsonl = args.format == "jsonl" and args.follow is None
 
     def emit(report):  # noqa: ANN001, ANN202
-        print(json.dumps(report.to_json(), separators=(",", ":")), flush=False)
+        print(json.dumps(report.to_json(), separators=(",", ":")))
 
-    progress, callback = _progress_for(args.capture, args.progress)
-    try:
-        if progress is not None:
-            with progress:
-                result = analyze_file(args.capture, handler_factory=Handlers(factories),
-                                      on_report=emit if stream_jsonl else None,
-                                      progress=callback)
-        else:
-            result = analyze_file(args.capture, handler_factory=Handlers(factories),
-                                  on_report=emit if stream_jsonl else None)
-    except CaptureError as exc:
-        _err(str(exc))
+    follow = FollowCollector(args.follow) if args.follow is not None else None
+    result = _run(args, sink=follow, on_report=emit if stream_jsonl else None,
+                  factories=factories)
+    if result is None:
         return EXIT_USAGE
+    if follow is not None:
+        report = next((r for r in result.reports if r.id == args.follow), None)
+        if report is None:
+            _err(f"no connection with id {args.follow} (ids 0-{len(result.reports) - 1})")
+            return EXIT_USAGE
+        if not follow.chunks:
+            _err(f"connection {args.follow}: no decrypted data (is it tcpcrypt, and does "
+                 "the key log have its keys?)")
+            return EXIT_FAILED
+        follow.render(out, report, hexdump=args.hex)
+        return EXIT_OK
     summary = result.summary
     err = Console(stderr=True, highlight=False)
     if args.format == "json":
@@ -161,6 +206,115 @@ def cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _capture_options(p: argparse.ArgumentParser) -> None:
+    """Options every capture-reading command shares."""
+    p.add_argument("--keylog", action="append", metavar="K",
+                   help="key log file, directory or glob (repeatable; default: "
+                   "$TCPCRYPT_KEYLOGFILE); keys embedded in a pcapng are read too")
+    p.add_argument("--show-secrets", action="store_true",
+                   help="include session secrets and traffic keys in the output")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: for files over 20 MB on a terminal)")
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    """Plaintext files per connection and direction, plus index.json."""
+    from .output.plaintext import DirectoryWriter
+
+    writer = DirectoryWriter(Path(args.output))
+    try:
+        result = _run(args, sink=writer)
+    finally:
+        writer.close()
+    if result is None:
+        return EXIT_USAGE
+    index = writer.write_index(result.reports, args.capture)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    files = sum(1 for _ in writer.started)
+    err.print(f"{files} plaintext file(s) and {index} written")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """One verdict per tcpcrypt connection; exit 1 on any failure."""
+    result = _run(args)
+    if result is None:
+        return EXIT_USAGE
+    out = Console(highlight=False, soft_wrap=True)
+    bad = 0
+    checked = 0
+    for r in result.reports:
+        tc = r.tcpcrypt
+        if not tc:
+            continue
+        checked += 1
+        dec = tc.get("decrypted")
+        head = Text.assemble((f"#{r.id:<4d}", "bold"), f"{r.a} -> {r.b}  ")
+        if dec is None:
+            bad += 1
+            out.print(head, Text("NOT DECRYPTED", style="bold red"),
+                      "  no key-log entry for this connection")
+            continue
+        failed = dec["ab"]["failed"] + dec["ba"]["failed"]
+        ok = dec["ab"]["ok"] + dec["ba"]["ok"]
+        lost = dec["ab"].get("lost", 0) + dec["ba"].get("lost", 0)
+        sid = tc.get("session_id")
+        if failed:
+            bad += 1
+            worst = next((f for f in r.findings if f.code == "tcpcrypt-auth-failed"), None)
+            where = f"; first at packet {worst.packet}, stream offset {worst.offset}" if worst \
+                else ""
+            out.print(head, Text(f"FAILED {failed} frame(s)", style="bold red"),
+                      f"  ({ok} verified{where})")
+        else:
+            note = f", {lost} lost in gaps" if lost else ""
+            chain = f", resumes #{tc['resumes']}" if tc.get("resumes") is not None else ""
+            out.print(head, Text("VERIFIED", style="bold green"),
+                      f"  {ok} frames ({tc['keys_from']}{chain}{note})"
+                      + (f"  session ID {sid}" if sid else ""))
+    if not checked:
+        out.print("no tcpcrypt connections in this capture")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    """Write a pcapng with the key log in a Decryption Secrets Block."""
+    from .capture.reader import CaptureError
+    from .keylog import KeyLogError, load_keylogs
+    from .secrets_block import inject_secrets
+
+    try:
+        loaded = load_keylogs(args.keylog, use_env=False)
+        text = "".join(Path(f).read_text() for f in loaded.files)
+        packets, problems = inject_secrets(args.capture, text, Path(args.output))
+    except (KeyLogError, CaptureError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    for problem in problems:
+        Console(stderr=True, soft_wrap=True).print(Text(f"warning: {problem}", style="yellow"))
+    Console(stderr=True).print(f"{packets} packets and {len(loaded.log)} key-log entries "
+                               f"written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Print the key logs a capture carries."""
+    from .capture.reader import CaptureError
+    from .secrets_block import extract_secrets
+
+    try:
+        texts = extract_secrets(args.capture)
+    except CaptureError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if not texts:
+        _err(f"{args.capture}: no tcpcrypt Decryption Secrets Block")
+        return EXIT_FAILED
+    for text in texts:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
     parser = argparse.ArgumentParser(
@@ -179,10 +333,42 @@ def build_parser() -> argparse.ArgumentParser:
                          help="show decoded fields per connection and frame (spec names)")
     analyze.add_argument("--all-findings", action="store_true",
                          help="list every finding, not only the first few per connection")
-    analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                         help="progress bar on stderr (default: for files over 20 MB on a "
-                         "terminal)")
+    _capture_options(analyze)
+    analyze.add_argument("--follow", type=int, metavar="ID",
+                         help="print connection ID's decrypted data, both directions "
+                         "interleaved in stream order")
+    analyze.add_argument("--hex", action="store_true", help="with --follow: hex dump")
     analyze.set_defaults(func=cmd_analyze)
+
+    decrypt = sub.add_parser("decrypt", help="write each tcpcrypt connection's plaintext",
+                             description="Decrypt every tcpcrypt connection: one file per "
+                             "connection and direction plus index.json.")
+    decrypt.add_argument("capture", help="capture file, or - for standard input")
+    decrypt.add_argument("-o", "--output", required=True, metavar="DIR",
+                         help="directory for the plaintext files and index.json")
+    _capture_options(decrypt)
+    decrypt.set_defaults(func=cmd_decrypt)
+
+    verify = sub.add_parser("verify", help="verify every frame's tag; exit 1 on any failure",
+                            description="Verdict per tcpcrypt connection. Exit 1 if a frame "
+                            "fails authentication or a tcpcrypt connection cannot be "
+                            "decrypted.")
+    verify.add_argument("capture", help="capture file, or - for standard input")
+    _capture_options(verify)
+    verify.set_defaults(func=cmd_verify)
+
+    inject = sub.add_parser("inject-secrets", help="embed a key log in a pcapng (DSB)",
+                            description="Copy a capture to pcapng with the key log in a "
+                            "Decryption Secrets Block (type 0x54435043) before the first "
+                            "packet.")
+    inject.add_argument("capture")
+    inject.add_argument("--keylog", action="append", required=True, help="key log(s) to embed")
+    inject.add_argument("-o", "--output", required=True, help="pcapng file to write")
+    inject.set_defaults(func=cmd_inject)
+
+    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture")
+    extract.add_argument("capture")
+    extract.set_defaults(func=cmd_extract)
 
     synth = sub.add_parser("synth", help="write a synthetic sample capture with its key log",
                            description="Generate a named scenario deterministically.")

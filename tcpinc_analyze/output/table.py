@@ -65,6 +65,8 @@ def connections_table(reports: Sequence[ConnectionReport], title: str) -> Table:
         aead = aead_name(tc["aead"]).removeprefix("AEAD_") if tc and tc["aead"] else ""
         if tc and tc["resumed"]:
             aead = (aead + " " if aead else "") + "resumed"
+            if tc.get("resumes") is not None:
+                aead += f" <- #{tc['resumes']}"
         counts = Counter(f.severity for f in r.findings)
         worst = r.worst
         findings = Text(str(len(r.findings)), style=SEVERITY_STYLE[worst] if worst else "")
