@@ -1,0 +1,192 @@
+"""Decryption and verification with key logs: every sample against its expected results,
+the commands (decrypt, verify, --follow, inject/extract-secrets) and key-log handling."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tcpinc_analyze.analysis.run import analyze_file
+from tcpinc_analyze.cli import main
+from tcpinc_analyze.decryption import DecryptionContext
+from tcpinc_analyze.keylog import KeyLogError, load_keylogs
+from tcpinc_analyze.synth.catalog import load_catalog
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+CATALOG = load_catalog(SAMPLES)
+WITH_KEYS = [e for e in CATALOG if e["keylog"]]
+
+
+def expected(entry: dict) -> dict:
+    return json.loads((SAMPLES / entry["expected"]).read_text())
+
+
+def decrypt(capture: Path, *keylogs: Path) -> list[dict]:
+    ctx = DecryptionContext(load_keylogs([str(k) for k in keylogs], use_env=False).log)
+    return [r.to_json() for r in analyze_file(str(capture), decryption=ctx).reports]
+
+
+@pytest.mark.parametrize("entry", WITH_KEYS, ids=[e["name"] for e in WITH_KEYS])
+def test_sample_decrypts_as_expected(entry: dict) -> None:
+    exp = expected(entry)
+    got = decrypt(SAMPLES / entry["capture"], SAMPLES / entry["keylog"])
+    assert len(got) == len(exp["connections"])
+    for g, e in zip(got, exp["connections"], strict=True):
+        et, gt = e["tcpcrypt"], g["tcpcrypt"]
+        if et is None:
+            assert gt is None
+            continue
+        where = f"{entry['name']} #{e['id']}"
+        assert gt["keys_from"] == et["keys_from"], where
+        assert gt["session_id"] == et["session_id"], where
+        assert gt["resumes"] == et["resumes"], where
+        assert gt["aead"] == et["aead"], where
+        if et["decrypted"] is None:
+            assert gt["decrypted"] is None, where
+            continue
+        for d in ("ab", "ba"):
+            ge, ee = gt["decrypted"][d], et["decrypted"][d]
+            assert (ge["ok"], ge["failed"], ge["sha256"]) == (ee["ok"], ee["failed"],
+                                                             ee["sha256"]), f"{where} {d}"
+            assert ge["lost"] <= ee["lost"], where  # frames wholly inside a gap are unseen
+            assert bool(ge["lost"]) == bool(ee["lost"]), where
+        codes = {f["code"] for f in g["findings"]}
+        for f in e["findings"]:
+            assert f["code"] in codes, f"{where}: {f['code']} missing"
+
+
+def test_gap_sample_resynchronises_by_authentication() -> None:
+    got = decrypt(SAMPLES / "gap.pcap", SAMPLES / "gap.keys")[0]
+    codes = [f["code"] for f in got["findings"]]
+    assert "tcp-gap" in codes and "tcpcrypt-resync" in codes
+    assert got["tcpcrypt"]["decrypted"]["ba"]["failed"] == 0
+
+
+def test_wrong_key_fails_verification_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(SAMPLES / "wrong-key.pcap"), "--keylog",
+                 str(SAMPLES / "wrong-key.keys")]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED 3 frame(s)" in out and "first at packet 8" in out
+    got = decrypt(SAMPLES / "wrong-key.pcap", SAMPLES / "wrong-key.keys")[0]
+    assert got["tcpcrypt"]["session_id"] is None
+    assert any(f["code"] == "tcpcrypt-wrong-key" for f in got["findings"])
+
+
+def test_verify_passes_and_fails_without_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(SAMPLES / "resumption.pcap"), "--keylog",
+                 str(SAMPLES / "resumption.keys")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("VERIFIED") == 4 and "resumes #0" in out and "resumes #1" in out
+    assert main(["verify", str(SAMPLES / "resumption.pcap")]) == 1
+    assert "NOT DECRYPTED" in capsys.readouterr().out
+
+
+def test_decrypt_writes_files_and_index(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    assert main(["decrypt", str(SAMPLES / "busy-mix.pcap"), "--keylog",
+                 str(SAMPLES / "busy-mix.keys"), "-o", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    exp = {c["id"]: c for c in json.loads((SAMPLES / "busy-mix.expected.json").read_text())
+           ["connections"]}
+    files = [f for f in index["files"] if f["file"]]
+    assert files
+    for f in files:
+        data = (out / f["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert f["sha256"] == exp[f["id"]]["tcpcrypt"]["decrypted"][f["direction"]]["sha256"]
+
+
+def test_wrong_key_writes_no_plaintext(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    assert main(["decrypt", str(SAMPLES / "wrong-key.pcap"), "--keylog",
+                 str(SAMPLES / "wrong-key.keys"), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["index.json"]
+
+
+def test_follow_interleaves_and_escapes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(SAMPLES / "x25519-chacha20.pcap"), "--keylog",
+                 str(SAMPLES / "x25519-chacha20.keys"), "--follow", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("GET /index.txt") < out.index("HTTP/1.1 200 OK")
+    assert "\\r" in out  # CR escaped
+    assert main(["analyze", str(SAMPLES / "x25519-chacha20.pcap"), "--follow", "0"]) == 1
+
+
+def test_secrets_only_with_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    keys = (SAMPLES / "x25519-chacha20.keys").read_text().split()
+    ss = keys[keys.index("TCPCRYPT_SESSION_SECRET") + 2]
+    args = ["analyze", str(SAMPLES / "x25519-chacha20.pcap"), "--format", "json",
+            "--keylog", str(SAMPLES / "x25519-chacha20.keys")]
+    assert main(args) == 0
+    assert ss not in capsys.readouterr().out
+    assert main([*args, "--show-secrets"]) == 0
+    shown = json.loads(capsys.readouterr().out)[0]
+    assert shown["secrets"]["ss"] == ss
+
+
+def test_embedded_key_log_is_used() -> None:
+    got = decrypt(SAMPLES / "pcapng-multi-interface.pcapng")
+    assert all(c["tcpcrypt"]["decrypted"]["ab"]["ok"] for c in got)
+
+
+def test_inject_then_extract_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    out = tmp_path / "with-keys.pcapng"
+    keys = SAMPLES / "rekey-both-directions.keys"
+    assert main(["inject-secrets", str(SAMPLES / "rekey-both-directions.pcap"), "--keylog",
+                 str(keys), "-o", str(out)]) == 0
+    capsys.readouterr()
+    got = decrypt(out)[0]
+    exp = expected({"expected": "rekey-both-directions.expected.json"})["connections"][0]
+    assert got["tcpcrypt"]["decrypted"]["ba"]["sha256"] == \
+        exp["tcpcrypt"]["decrypted"]["ba"]["sha256"]
+    assert main(["extract-secrets", str(out)]) == 0
+    assert capsys.readouterr().out == keys.read_text()
+    assert main(["extract-secrets", str(SAMPLES / "gap.pcap")]) == 1
+
+
+# ------------------------------------------------------------------ key-log handling
+
+def test_malformed_key_log_names_file_and_line(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.keys"
+    bad.write_text("# comment\r\nTCPCRYPT_SESSION_SECRET 00zz 11\r\n")
+    assert main(["analyze", str(SAMPLES / "gap.pcap"), "--keylog", str(bad)]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_directory_glob_env_and_permissions(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    src = (SAMPLES / "gap.keys").read_text()
+    d = tmp_path / "keys"
+    d.mkdir()
+    (d / "a.keys").write_text(src)
+    (d / "b.keys").write_text(src + "SOME_FUTURE_LABEL 00 11\n")
+    (d / "capture.pcap").write_bytes(b"\xd4\xc3\xb2\xa1")  # ignored in a directory
+    os.chmod(d / "a.keys", 0o600)
+    os.chmod(d / "b.keys", 0o644)
+    loaded = load_keylogs([str(d)], use_env=False)
+    assert len(loaded.files) == 2 and loaded.log.duplicates == 1
+    assert loaded.log.unknown_labels == 1
+    assert any("b.keys" in w and "readable by other users" in w for w in loaded.warnings)
+    assert not any("a.keys" in w for w in loaded.warnings)
+    assert len(load_keylogs([str(d / "*.keys")], use_env=False).files) == 2
+    monkeypatch.setenv("TCPCRYPT_KEYLOGFILE", str(d / "a.keys"))
+    assert load_keylogs([]).files == [str(d / "a.keys")]
+    with pytest.raises(KeyLogError, match="no key-log file matches"):
+        load_keylogs([str(d / "*.nothing")], use_env=False)
+
+
+def test_traffic_key_of_wrong_length_is_reported(tmp_path: Path) -> None:
+    text = (SAMPLES / "p521-aes256-traffic-keys.keys").read_text()
+    label, ident, k_ab, k_ba = next(line for line in text.splitlines()
+                                    if line.startswith("TCPCRYPT_TRAFFIC")).split()
+    short = tmp_path / "short.keys"
+    short.write_text(f"{label} {ident} {k_ab[:32]} {k_ba[:32]}\n")
+    got = decrypt(SAMPLES / "p521-aes256-traffic-keys.pcap", short)[0]
+    assert got["tcpcrypt"]["decrypted"] is None
+    assert any(f["code"] == "keylog-wrong-key-length" for f in got["findings"])
