@@ -8,6 +8,7 @@ connections open at once, not the size of the capture.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from ..findings import Finding, Severity
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
 from .report import ConnectionReport, build_report
 
+_IPV4_FAST = struct.Struct("!BxHxxHxB2x4s4s")
+_TCP_FAST = struct.Struct("!HHIIBBH")
 CLOSED_LINGER_NS = 30 * 1_000_000_000
 """Capture time a closed connection stays in the table for late retransmissions."""
 IDLE_TIMEOUT_NS = 600 * 1_000_000_000
@@ -103,10 +106,29 @@ class Analyzer:
         """Decode one record and hand its TCP segment to its connection."""
         s = self.summary
         s.packets += 1
+        ts = rec.ts_ns
         if s.first_ts is None:
-            s.first_ts = rec.ts_ns
-        s.last_ts = rec.ts_ns
-        self.now = rec.ts_ns
+            s.first_ts = ts
+        s.last_ts = ts
+        self.now = ts
+        data = rec.data
+        # Fast path: untagged Ethernet, IPv4 without options or fragments, whole packet.
+        if rec.linktype == 1 and len(data) >= 54 and data[12] == 8 and data[13] == 0:
+            vihl, total, frag, proto, src, dst = _IPV4_FAST.unpack_from(data, 14)
+            end = 14 + total
+            if vihl == 0x45 and proto == 6 and not frag & 0x3FFF and end <= len(data):
+                sport, dport, seq, ack, off, flags, window = _TCP_FAST.unpack_from(data, 34)
+                hlen = (off >> 4) << 2
+                if hlen >= 20 and 34 + hlen <= end:
+                    s.linktypes.add(1)
+                    seg = Segment(rec.number, ts, src, dst, sport, dport, seq, ack,
+                                  flags | (off & 1) << 8, window, data[54:34 + hlen],
+                                  data[34 + hlen:end], 0)
+                    s.tcp_packets += 1
+                    self.segment(seg, rec)
+                    if s.tcp_packets % SWEEP_EVERY == 0:
+                        self.sweep()
+                    return
         s.linktypes.add(rec.linktype)
         try:
             pos = link_ip_offset(rec.linktype, rec.data)
@@ -152,13 +174,14 @@ class Analyzer:
                           seg.number, seg.ts_ns, handler_factory=self.handler_factory)
         self.next_id += 1
         self.summary.connections += 1
-        self.table[_key(src, dst)] = conn
+        self.table[(*src, *dst)] = conn
+        self.table[(*dst, *src)] = conn
         return conn
 
     def _retire(self, conn: Connection) -> None:
-        key = _key(conn.x, conn.y)
-        if self.table.get(key) is conn:
-            del self.table[key]
+        for key in ((*conn.x, *conn.y), (*conn.y, *conn.x)):
+            if self.table.get(key) is conn:
+                del self.table[key]
         conn.finish()
         if self.before_report is not None:
             self.before_report(conn)
@@ -167,22 +190,22 @@ class Analyzer:
     def sweep(self) -> None:
         """Finalise connections that closed a while ago or went silent."""
         now = self.now
-        for conn in list(self.table.values()):
+        for conn in list({id(c): c for c in self.table.values()}.values()):
             if (conn.closed_ts is not None and now - conn.closed_ts > CLOSED_LINGER_NS) or (
                     now - conn.last_ts > IDLE_TIMEOUT_NS):
                 self._retire(conn)
 
     def finish(self) -> None:
         """End of capture: finalise everything still open, in id order."""
-        for conn in sorted(self.table.values(), key=lambda c: c.id):
+        for conn in sorted({id(c): c for c in self.table.values()}.values(),
+                           key=lambda c: c.id):
             self._retire(conn)
         self.table.clear()
 
     # ------------------------------------------------------------------ per segment
     def segment(self, seg: Segment, rec: Record) -> None:
         """Route a segment to its connection, creating or replacing connections on SYNs."""
-        src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
-        conn = self.table.get(_key(src, dst))
+        conn = self.table.get((seg.src, seg.sport, seg.dst, seg.dport))
         flags = seg.flags
         syn = flags & SYN
         if syn and not flags & ACK:
@@ -214,15 +237,18 @@ class Analyzer:
         self._track(conn, seg, rec)
 
     def _track(self, conn: Connection, seg: Segment, rec: Record) -> None:
-        from_x = conn.from_x(seg)
+        x = conn.x
+        from_x = seg.sport == x[1] and seg.src == x[0]
         flags = seg.flags
+        payload = seg.payload
         conn.packets += 1
         conn.last_ts = seg.ts_ns
         conn.last_packet = seg.number
+        size = len(payload) + seg.missing
         if from_x:
-            conn.bytes_xy += len(seg.payload) + seg.missing
+            conn.bytes_xy += size
         else:
-            conn.bytes_yx += len(seg.payload) + seg.missing
+            conn.bytes_yx += size
         if seg.missing or seg.options_truncated:
             self.summary.truncated_packets += 1
             conn.add(Severity.NOTE, "packet-truncated",
@@ -247,22 +273,21 @@ class Analyzer:
                     eno, _off, legacy = conn.parse_eno(seg)
                     conn.legacy |= legacy
                     conn.decide_eno(eno is not None, seg.number)
-        stream = conn.streams.get(from_x)
-        if stream is not None:
-            stream.segment(seg.seq, seg.payload, seg.number, seg.missing)
-            if flags & FIN:
-                stream.fin(seg.seq, len(seg.payload) + seg.missing)
+        streams = conn.streams
+        if size or flags & FIN:
+            stream = streams.get(from_x)
+            if stream is not None:
+                stream.segment(seg.seq, payload, seg.number, seg.missing)
+                if flags & FIN:
+                    stream.fin(seg.seq, size)
         if flags & ACK:
-            peer = conn.streams.get(not from_x)
-            if peer is not None:
+            peer = streams.get(not from_x)
+            if peer is not None and peer.pending:
                 peer.ack(seg.ack)
-        if flags & FIN and from_x not in conn.fin:
-            conn.fin[from_x] = seg.number
-        if flags & RST and conn.rst_packet is None:
-            conn.rst_packet = seg.number
-        if conn.closed and conn.closed_ts is None:
-            conn.closed_ts = seg.ts_ns
-
-
-def _key(p: tuple[bytes, int], q: tuple[bytes, int]) -> tuple:
-    return (p, q) if p <= q else (q, p)
+        if flags & (FIN | RST):
+            if flags & FIN and from_x not in conn.fin:
+                conn.fin[from_x] = seg.number
+            if flags & RST and conn.rst_packet is None:
+                conn.rst_packet = seg.number
+            if conn.closed and conn.closed_ts is None:
+                conn.closed_ts = seg.ts_ns

@@ -149,33 +149,43 @@ def _read_pcap(buf: _Buffer, name: str, endian: str, ts_mult: int, rec_len: int
         yield ReadProblem(f"{name}: pcap version {major}.{minor}, expected 2.4; reading anyway",
                           4)
     rec = struct.Struct(endian + "IIII")
+    unpack = rec.unpack_from
+    limit = MAX_RECORD if not snaplen else min(MAX_RECORD, max(snaplen, 262144) * 4)
     number = 0
     while True:
-        if not buf.ensure(rec_len):
-            if buf.available():
-                yield ReadProblem(f"{name}: file ends inside a record header after packet "
-                                  f"{number} (offset {buf.offset}: {buf.available()} of "
-                                  f"{rec_len} bytes)", buf.offset, number + 1)
-            return
-        start = buf.offset
-        sec, frac, caplen, origlen = rec.unpack_from(buf.buf, buf.pos)
-        if caplen > MAX_RECORD or (snaplen and caplen > max(snaplen, 262144) * 4):
+        # Hot loop: the buffer check is inlined; ensure() only runs to refill.
+        b, p = buf.buf, buf.pos
+        if len(b) - p < rec_len:
+            if not buf.ensure(rec_len):
+                if buf.available():
+                    yield ReadProblem(f"{name}: file ends inside a record header after packet "
+                                      f"{number} (offset {buf.offset}: {buf.available()} of "
+                                      f"{rec_len} bytes)", buf.offset, number + 1)
+                return
+            b, p = buf.buf, buf.pos
+        sec, frac, caplen, origlen = unpack(b, p)
+        if caplen > limit:
+            start = buf.offset
             yield ReadProblem(f"{name}: packet {number + 1} at offset {start}: captured "
                               f"length {caplen} is impossible (snaplen {snaplen}); the file is "
                               "corrupt from here on", start, number + 1, fatal=True)
             return
-        if not buf.ensure(rec_len + caplen):
-            yield ReadProblem(f"{name}: packet {number + 1} at offset {start}: file ends "
-                              f"after {buf.available() - rec_len} of {caplen} captured bytes",
-                              start, number + 1)
-            return
+        need = rec_len + caplen
+        if len(b) - p < need:
+            if not buf.ensure(need):
+                start = buf.offset
+                yield ReadProblem(f"{name}: packet {number + 1} at offset {start}: file ends "
+                                  f"after {buf.available() - rec_len} of {caplen} captured "
+                                  "bytes", start, number + 1)
+                return
+            b, p = buf.buf, buf.pos
         number += 1
-        data = buf.buf[buf.pos + rec_len:buf.pos + rec_len + caplen]
-        buf.pos += rec_len + caplen
+        data = b[p + rec_len:p + need]
+        buf.pos = p + need
         if fcs and len(data) >= fcs:
             data = data[:-fcs]
         yield Record(number, sec * 1_000_000_000 + frac * ts_mult, linktype, 0, data,
-                     origlen, start)
+                     origlen, buf.base + p)
 
 
 @dataclass

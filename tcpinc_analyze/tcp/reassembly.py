@@ -36,7 +36,7 @@ class DirectionStream:
     """Reassembles one direction; findings go to the shared ``findings`` list."""
 
     __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "consumer", "findings",
-                 "delivered", "lost", "label", "max_ack", "fin_offset", "ooo", "last_packet",
+                 "delivered", "lost", "label", "fin_offset", "ooo", "last_packet",
                  "truncated_holes")
 
     def __init__(self, consumer: StreamConsumer | None, findings: list[Finding],
@@ -51,7 +51,6 @@ class DirectionStream:
         self.delivered = 0
         self.lost = 0
         self.label = label
-        self.max_ack = 0
         self.fin_offset: int | None = None
         self.ooo: dict[int, int] = {}
         self.last_packet = 0
@@ -117,13 +116,10 @@ class DirectionStream:
 
     def ack(self, ack: int) -> None:
         """The peer acknowledged up to ``ack``: a hole below it was missed by the capture."""
-        if self.base is None:
-            return
+        if not self.pending or self.base is None:
+            return  # the common case: nothing is waiting behind a hole
         off = self.offset_of(ack)
-        if off <= self.max_ack:
-            return
-        self.max_ack = off
-        if self.pending and off > self.next:
+        if off > self.next:
             first = min(self.pending)
             self._declare_gap(min(first, off), None)
 
