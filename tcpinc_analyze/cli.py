@@ -109,7 +109,8 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     return DecryptionContext(loaded.log, show_secrets=args.show_secrets, sink=sink)
 
 
-def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=()):  # noqa: ANN001, ANN202
+def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  # noqa: ANN001, ANN202
+         configure=None):  # noqa: ANN001
     """Analyze (and decrypt) the capture named in args; None after printing an error."""
     from .analysis.handlers import Handlers
     from .analysis.run import analyze_file
@@ -121,6 +122,8 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=()): 
     except KeyLogError as exc:
         _err(str(exc))
         return None
+    if configure is not None:
+        configure(ctx)
     progress, callback = _progress_for(args.capture, getattr(args, "progress", None))
     try:
         kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
@@ -218,20 +221,52 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    """Plaintext files per connection and direction, plus index.json."""
+    """Plaintext files per connection and direction plus index.json, and/or a capture
+    whose tcpcrypt payloads are replaced by their plaintext."""
     from .output.plaintext import DirectoryWriter
+    from .output.plaintext_capture import PlaintextCapture
 
-    writer = DirectoryWriter(Path(args.output))
-    try:
-        result = _run(args, sink=writer)
-    finally:
-        writer.close()
-    if result is None:
+    if not args.output and not args.pcap_out:
+        _err("decrypt needs -o DIR and/or --pcap-out FILE")
         return EXIT_USAGE
-    index = writer.write_index(result.reports, args.capture)
+    writer = DirectoryWriter(Path(args.output)) if args.output else None
+    rewrite = PlaintextCapture() if args.pcap_out else None
+    sinks = [s for s in (writer, rewrite.sink if rewrite else None) if s is not None]
+
+    def tee(*a):  # noqa: ANN002, ANN202
+        for sink in sinks:
+            sink(*a)
+
+    def hooks(ctx):  # noqa: ANN001, ANN202
+        if rewrite is not None:
+            ctx.frame_map = rewrite.frame_map
+            ctx.on_finalize = rewrite.on_finalize
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    files = sum(1 for _ in writer.started)
-    err.print(f"{files} plaintext file(s) and {index} written")
+    try:
+        result = _run(args, sink=tee, configure=hooks)
+        if result is None:
+            return EXIT_USAGE
+        if writer is not None:
+            writer.close()
+            index = writer.write_index(result.reports, args.capture)
+            err.print(f"{len(writer.started)} plaintext file(s) and {index} written")
+        if rewrite is not None:
+            if args.capture == "-":
+                _err("--pcap-out needs to read the capture twice: give a file, not -")
+                return EXIT_USAGE
+            try:
+                count = rewrite.write(args.capture, Path(args.pcap_out))
+            except (OSError, ValueError) as exc:
+                _err(f"{args.pcap_out}: {exc}")
+                return EXIT_USAGE
+            err.print(f"{args.pcap_out}: {count} segments of decrypted connections rewritten "
+                      "with their plaintext")
+    finally:
+        if writer is not None:
+            writer.close()
+        if rewrite is not None:
+            rewrite.close()
     return EXIT_OK
 
 
@@ -344,8 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Decrypt every tcpcrypt connection: one file per "
                              "connection and direction plus index.json.")
     decrypt.add_argument("capture", help="capture file, or - for standard input")
-    decrypt.add_argument("-o", "--output", required=True, metavar="DIR",
+    decrypt.add_argument("-o", "--output", metavar="DIR",
                          help="directory for the plaintext files and index.json")
+    decrypt.add_argument("--pcap-out", metavar="FILE",
+                         help="write the capture with each decrypted tcpcrypt connection's "
+                         "payload replaced by its plaintext (pcapng if FILE ends in .pcapng)")
     _capture_options(decrypt)
     decrypt.set_defaults(func=cmd_decrypt)
 

@@ -72,6 +72,10 @@ class DecryptionContext:
     resume_index: dict[bytes, ResumeEntry] = field(default_factory=dict)
     embedded: int = 0
     """Decryption Secrets Blocks read from the capture."""
+    frame_map: Callable[[Connection, str, int, int], None] | None = None
+    """Called after every frame: (connection, direction, stream offset just past the
+    frame, plaintext offset just past its data); lets --pcap-out re-map sequence numbers."""
+    on_finalize: Callable[[Connection], None] | None = None
 
     def factory(self, conn: Connection, direction: str) -> DirectionDecryptor:
         """HandlerFactory: one decryptor per tcpcrypt direction, sharing one resolver."""
@@ -331,6 +335,15 @@ class DirectionDecryptor:
 
     # ------------------------------------------------------------------ decryption
     def _decrypt(self, info: FrameInfo) -> None:
+        try:
+            self._open_frame(info)
+        finally:
+            hook = self.resolver.ctx.frame_map
+            if hook is not None:
+                hook(self.resolver.conn, self.direction, info.stream_offset + 3 + info.length,
+                     self.plain_offset)
+
+    def _open_frame(self, info: FrameInfo) -> None:
         assert self.key is not None and self.cipher is not None
         if self.resync_key is not None and self.resync_key[0] == info.stream_offset:
             _, key, generation = self.resync_key
@@ -396,6 +409,14 @@ class DirectionDecryptor:
 
 def finalize(conn: Connection, ctx: DecryptionContext) -> None:
     """Fill the connection's decryption results before its report is built."""
+    try:
+        _finalize(conn, ctx)
+    finally:
+        if ctx.on_finalize is not None:
+            ctx.on_finalize(conn)
+
+
+def _finalize(conn: Connection, ctx: DecryptionContext) -> None:
     resolver: KeyResolver | None = conn.data.get("resolver")
     if resolver is None:
         return

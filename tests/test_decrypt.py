@@ -190,3 +190,26 @@ def test_traffic_key_of_wrong_length_is_reported(tmp_path: Path) -> None:
     got = decrypt(SAMPLES / "p521-aes256-traffic-keys.pcap", short)[0]
     assert got["tcpcrypt"]["decrypted"] is None
     assert any(f["code"] == "keylog-wrong-key-length" for f in got["findings"])
+
+
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("name", ["busy-mix", "rekey-both-directions", "seq-wrap"])
+def test_pcap_out_shows_the_application_protocol_in_tshark(tmp_path: Path, name: str) -> None:
+    import subprocess
+
+    out = tmp_path / "plain.pcap"
+    capture = next(SAMPLES.glob(f"{name}.pcap*"))
+    assert main(["decrypt", str(capture), "--keylog", str(SAMPLES / f"{name}.keys"),
+                 "--pcap-out", str(out)]) == 0
+    fields = subprocess.run(
+        ["tshark", "-n", "-r", str(out), "-o", "tcp.check_checksum:TRUE", "-T", "fields",
+         "-e", "tcp.checksum.status", "-e", "http.request.method", "-e", "http.response.code"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = [line.split("\t") for line in fields]
+    assert all(r[0] == "1" for r in rows)  # every rewritten checksum is good
+    exp = json.loads((SAMPLES / f"{name}.expected.json").read_text())["connections"]
+    requests = sum(1 for r in rows if r[1] == "GET")
+    responses = sum(1 for r in rows if r[2])
+    assert requests == len(exp) and responses >= len(exp)
+    # The ciphertext is gone: no Init1 magic left in the rewritten capture.
+    assert bytes.fromhex("15101a0e") not in out.read_bytes()
