@@ -41,11 +41,12 @@ from ..wire import (
     PLAINTEXT_FIN,
     eno_transcript,
 )
+from .scenarios import text_body
 
 ROLE_SERVER = "server"
 ROLE_CLIENT = "client"
 _RECV_CHUNK = 65536
-_WORDS = ("tcp", "eno", "crypt", "frame", "session", "nonce", "key", "stream", "segment",
+RECORDER_WORDS = ("tcp", "eno", "crypt", "frame", "session", "nonce", "key", "stream", "segment",
           "window", "option", "cipher", "tag", "verify", "packet", "kernel", "veth", "socket")
 
 
@@ -54,17 +55,6 @@ class PeerError(Exception):
 
 
 # ----------------------------------------------------------------------------- the script
-
-
-def text_body(rng: random.Random, size: int) -> bytes:
-    """Readable filler, so decrypted output is easy to eyeball."""
-    out = bytearray()
-    line = 0
-    while len(out) < size:
-        words = " ".join(rng.choice(_WORDS) for _ in range(10))
-        out += f"{line:05d} {words}\n".encode()
-        line += 1
-    return bytes(out[:size])
 
 
 def build_script(plan: dict) -> list[tuple[bool, bytes]]:
@@ -80,13 +70,13 @@ def build_script(plan: dict) -> list[tuple[bool, bytes]]:
                 path += f"?n={n}"
             req = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tcpinc-record\r\n"
                    "Accept: */*\r\n\r\n").encode()
-            body = text_body(rng, script["response_size"])
+            body = text_body(rng, words=RECORDER_WORDS, size=script["response_size"])
             head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode()
             messages += [(True, req), (False, head + body)]
     elif script["kind"] == "bulk":
         for n in range(script["rounds"]):
-            body = text_body(rng, script["upload_size"])
+            body = text_body(rng, words=RECORDER_WORDS, size=script["upload_size"])
             head = (f"PUT /upload/{n} HTTP/1.1\r\nHost: {host}\r\n"
                     f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode()
             digest = hashlib.sha256(body).hexdigest()

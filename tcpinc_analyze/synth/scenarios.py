@@ -44,13 +44,13 @@ _WORDS = ("tcp", "eno", "crypt", "frame", "session", "resume", "nonce", "key", "
           "segment", "window", "option", "cipher", "tag", "verify", "packet")
 
 
-def text_body(rng: random.Random, size: int) -> bytes:
+def text_body(rng: random.Random, size: int, words: Sequence[str] = _WORDS) -> bytes:
     """Readable, compressible-looking filler so decrypted output is easy to eyeball."""
     out = bytearray()
     line = 0
     while len(out) < size:
-        words = " ".join(rng.choice(_WORDS) for _ in range(10))
-        out += f"{line:05d} {words}\n".encode()
+        line_words = " ".join(rng.choice(words) for _ in range(10))
+        out += f"{line:05d} {line_words}\n".encode()
         line += 1
     return bytes(out[:size])
 
