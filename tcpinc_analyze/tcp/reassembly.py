@@ -9,6 +9,7 @@ injection. Scapy fills holes with zeros; we report them instead.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 from ..findings import Finding, Severity
@@ -35,7 +36,8 @@ class StreamConsumer(Protocol):
 class DirectionStream:
     """Reassembles one direction; findings go to the shared ``findings`` list."""
 
-    __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "consumer", "findings",
+    __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "recent_bytes",
+                 "consumer", "findings",
                  "delivered", "lost", "label", "fin_offset", "ooo", "last_packet",
                  "truncated_holes")
 
@@ -45,7 +47,8 @@ class DirectionStream:
         self.next = 0
         self.pending: dict[int, tuple[bytes, int]] = {}
         self.pending_bytes = 0
-        self.recent = bytearray()
+        self.recent: deque[bytes] = deque()
+        self.recent_bytes = 0
         self.consumer = consumer
         self.findings = findings
         self.delivered = 0
@@ -134,10 +137,10 @@ class DirectionStream:
 
     # ------------------------------------------------------------------ internals
     def _compare(self, off: int, payload: bytes, packet: int, *, whole: bool) -> None:
-        start = self.next - len(self.recent)
+        start = self.next - self.recent_bytes
         lo = max(off, start)
         hi = off + len(payload)
-        if lo < hi and self.recent[lo - start:hi - start] != payload[lo - off:]:
+        if lo < hi and self._recent_slice(lo - start, hi - start) != payload[lo - off:]:
             self._finding(Severity.WARNING, "tcp-overlap-conflict",
                           f"retransmitted bytes at offset {lo} differ from the first copy "
                           "(possible injection; the first copy is used)", packet, lo)
@@ -146,12 +149,28 @@ class DirectionStream:
             self._finding(Severity.NOTE, "tcp-retransmission",
                           f"retransmission of {len(payload)} bytes at offset {off}", packet, off)
 
+    def _recent_slice(self, lo: int, hi: int) -> bytes:
+        """Bytes [lo, hi) of the kept window (offsets relative to its start)."""
+        out = bytearray()
+        pos = 0
+        for chunk in self.recent:
+            end = pos + len(chunk)
+            if end > lo and pos < hi:
+                out += chunk[max(lo - pos, 0):min(hi, end) - pos]
+            if end >= hi:
+                break
+            pos = end
+        return bytes(out)
+
     def _deliver(self, off: int, payload: bytes, packet: int) -> None:
         self.next = off + len(payload)
         self.delivered += len(payload)
-        self.recent += payload
-        if len(self.recent) > RECENT_WINDOW:
-            del self.recent[:len(self.recent) - RECENT_WINDOW]
+        # Keep whole delivered chunks (no copying) until they fall out of the window.
+        recent = self.recent
+        recent.append(payload)
+        self.recent_bytes += len(payload)
+        while self.recent_bytes - len(recent[0]) >= RECENT_WINDOW:
+            self.recent_bytes -= len(recent.popleft())
         if self.consumer is not None:
             self.consumer.data(off, payload, packet)
 
@@ -190,6 +209,7 @@ class DirectionStream:
         self.lost += size
         self.next = upto
         self.recent.clear()
+        self.recent_bytes = 0
         # Bytes after a gap are not "out of order": they simply follow missing ones.
         for off in [o for o in self.ooo if o <= upto]:
             del self.ooo[off]
