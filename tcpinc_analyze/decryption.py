@@ -435,13 +435,16 @@ def _finalize(conn: Connection, ctx: DecryptionContext) -> None:
         parser = next((p for p in conn.tcpcrypt.values() if p is not None
                        and p.label == direction), None)
         lost = parser.incomplete_frames if parser is not None else 0
+        stream = next((st for st in conn.streams.values() if st is not None
+                       and st.label == direction), None)
+        lost_bytes = stream.lost if stream is not None else 0
         if dec is None:
             decrypted[direction] = {"ok": 0, "failed": 0, "lost": lost,
                                     "sha256": hashlib.sha256().hexdigest(), "bytes": 0}
             continue
         decrypted[direction] = {"ok": dec.ok, "failed": dec.failed, "lost": lost,
-                                "sha256": dec.hash.hexdigest(), "bytes": dec.plain_offset,
-                                "fin": dec.fin_seen}
+                                "lost_bytes": lost_bytes, "sha256": dec.hash.hexdigest(),
+                                "bytes": dec.plain_offset, "fin": dec.fin_seen}
         total_ok += dec.ok
         total_failed += dec.failed
         if dec.frames and not dec.fin_seen and dec.ok:
