@@ -95,8 +95,9 @@ class KeyResolver:
         self.session: SessionKeys | None = None
         self.aead: int | None = None
         self.keys_from: str | None = None
-        self.tried = False
         self.directions: dict[str, DirectionDecryptor] = {}
+        self.pending_ss: tuple[bytes, int] | None = None
+        """A session secret whose AEAD is still unknown (resumed session, parent unseen)."""
         conn.data["decrypted"] = None
 
     # ------------------------------------------------------------------ key discovery
@@ -211,11 +212,10 @@ class KeyResolver:
         self.keys_from = source
         self.conn.data["keys_from"] = source
         if isinstance(session, bytes):
-            self.pending_ss = (session, tep)
+            self.pending_ss = (session, tep or 0)
             self.keys = None
-            self._aead_probe = True
             return
-        self._aead_probe = False
+        self.pending_ss = None
         self.keys = keys
         self.aead = aead
         self.conn.data["aead"] = aead
@@ -230,6 +230,8 @@ class KeyResolver:
 
     def probe_aead(self, info: FrameInfo) -> bool:
         """For a resumed session of unknown AEAD: find the AEAD that opens the first frame."""
+        if self.pending_ss is None:
+            return False
         ss, tep = self.pending_ss
         for aead in AEADS:
             keys = session_keys(ss, tep, aead)
@@ -237,7 +239,6 @@ class KeyResolver:
             if info.control & 1:
                 key = next_traffic_key(key)
             if _open(make_aead(aead, key), info) is not None:
-                self._aead_probe = False
                 self._set((keys.k_ab, keys.k_ba), aead, self.keys_from or "session_secret",
                           keys)
                 return True
@@ -301,8 +302,7 @@ class DirectionDecryptor:
             return True
         if self.resolver.resolve() and self.key is None:
             self.keys_ready()
-        if self.key is None and info is not None and getattr(self.resolver, "_aead_probe",
-                                                             False):
+        if self.key is None and info is not None and self.resolver.pending_ss is not None:
             self.resolver.probe_aead(info)
         return self.key is not None
 

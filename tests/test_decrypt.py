@@ -213,3 +213,29 @@ def test_pcap_out_shows_the_application_protocol_in_tshark(tmp_path: Path, name:
     assert requests == len(exp) and responses >= len(exp)
     # The ciphertext is gone: no Init1 magic left in the rewritten capture.
     assert bytes.fromhex("15101a0e") not in out.read_bytes()
+
+
+def test_resumed_session_with_its_own_secret_finds_its_aead(tmp_path: Path) -> None:
+    """Only the resumed connection's secret is logged (under A's 9-byte id): its AEAD is
+    not on the wire, so it is found by authenticating the first frame; the chain then
+    continues to the connection that resumes it."""
+    from tcpinc_analyze.synth.sample import generate
+    from tcpinc_analyze.synth.scenarios import SCENARIOS
+    from tcpinc_analyze.tcpcrypt.endpoint import resumed_keys
+
+    sample = generate(SCENARIOS["resumption"])
+    parent = sample.connections[0].keys
+    child, id_a, _id_b = resumed_keys(parent)
+    log = tmp_path / "child.keys"
+    log.write_text(f"TCPCRYPT_SESSION_SECRET {id_a.hex()} {child.ss.hex()}\n")
+    got = decrypt(SAMPLES / "resumption.pcap", log)
+    exp = expected({"expected": "resumption.expected.json"})["connections"]
+    assert got[0]["tcpcrypt"]["decrypted"] is None
+    assert got[1]["tcpcrypt"]["keys_from"] == "session_secret"
+    assert got[1]["tcpcrypt"]["aead"] == 0x10
+    assert got[1]["tcpcrypt"]["session_id"] == exp[1]["tcpcrypt"]["session_id"]
+    assert got[2]["tcpcrypt"]["keys_from"] == "resumption"
+    assert got[2]["tcpcrypt"]["resumes"] == 1
+    for d in ("ab", "ba"):
+        assert got[2]["tcpcrypt"]["decrypted"][d]["sha256"] == \
+            exp[2]["tcpcrypt"]["decrypted"][d]["sha256"]
