@@ -105,7 +105,8 @@ def summary_line(reports: Sequence[ConnectionReport], summary: CaptureSummary) -
     by_status = Counter(r.eno["status"] for r in reports)
     sev = Counter(f.severity for r in reports for f in r.findings)
     sev.update(f.severity for f in summary.findings)
-    parts = [f"{summary.packets} packets", f"{len(reports)} connections"]
+    n = len(reports)
+    parts = [f"{summary.packets} packets", f"{n} connection{'s' if n != 1 else ''}"]
     parts += [f"{by_status[s]} {s}" for s in ("negotiated", "fallback", "absent", "unknown")
               if by_status[s]]
     decrypted = [r for r in reports if r.tcpcrypt and r.tcpcrypt.get("decrypted")]
