@@ -282,6 +282,15 @@ class Connection:
         if stream is not None and stream.base is None:
             stream.start(isn + 1)
 
+    def release(self) -> None:
+        """Drop per-connection state at once: parsers, handlers and the decryptor refer
+        back to the connection, and leaving those cycles to the garbage collector lets
+        memory climb on long captures."""
+        self.streams.clear()
+        self.tcpcrypt.clear()
+        self.data.clear()
+        self.handler_factory = None
+
     def finish(self) -> None:
         """Flush reassembly and framing at the end of the connection or capture."""
         if self.negotiation is None:

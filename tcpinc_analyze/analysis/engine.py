@@ -185,7 +185,9 @@ class Analyzer:
         conn.finish()
         if self.before_report is not None:
             self.before_report(conn)
-        self.on_report(build_report(conn))
+        report = build_report(conn)
+        conn.release()
+        self.on_report(report)
 
     def sweep(self) -> None:
         """Finalise connections that closed a while ago or went silent."""
