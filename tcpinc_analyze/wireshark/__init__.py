@@ -1,0 +1,1 @@
+"""Wireshark integration: the Lua dissector's generator and its installer."""

@@ -1,0 +1,401 @@
+"""The Lua dissector (lua/tcpinc.lua) inside real tshark, against the Python analyzer and
+the samples' expected results; plus the field spec, the generator and the installer."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tcpinc_analyze.analysis.run import analyze_file
+from tcpinc_analyze.fieldspec import EXPERTS, FIELDS, VALUE_NAMES, value_name
+from tcpinc_analyze.synth.catalog import load_catalog
+from tcpinc_analyze.wireshark import install as ws_install
+from tcpinc_analyze.wireshark import luagen
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+LUA = ROOT / "lua" / "tcpinc.lua"
+CATALOG = load_catalog(SAMPLES)
+TSHARK = shutil.which("tshark")
+needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+
+FIELDS_OUT = [
+    "frame.number", "tcp.stream", "tcpeno.status", "tcpeno.reason", "tcpeno.negotiated_tep",
+    "tcpeno.host_a", "tcpeno.host_b", "tcpeno.encoding", "tcpeno.session_id", "tcpcrypt.aead",
+    "tcpcrypt.direction", "tcpcrypt.frame.number", "tcpcrypt.frame.control.rekey",
+    "tcpcrypt.frame.verified", "tcpcrypt.plaintext.data", "_ws.expert.message",
+]
+
+
+def tshark_fields(capture: Path, keylog: Path | None, env: dict | None = None) -> str:
+    """Two passes (-2 -Y frame builds the tree in the first pass too), all occurrences."""
+    cmd = [TSHARK, "-n", "-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture),
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    cmd += ["-o", f"tcpcrypt.keylog_file:{keylog or ''}"]
+    for f in FIELDS_OUT:
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert "Lua Error" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert "internal problem" not in proc.stdout, proc.stdout[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _flag(value: str) -> bool:
+    return value in ("1", "True")
+
+
+def per_connection(out: str) -> dict[tuple[str, str], dict]:
+    """tshark's per-packet fields folded into one record per (host A, host B)."""
+    streams: dict[int, dict] = defaultdict(lambda: {
+        "frames": {"ab": 0, "ba": 0}, "rekeys": {"ab": 0, "ba": 0}, "ok": {"ab": 0, "ba": 0},
+        "failed": {"ab": 0, "ba": 0}, "data": {"ab": b"", "ba": b""}, "session_id": None,
+        "aead": None, "codes": defaultdict(int)})
+    for line in out.splitlines():
+        v = dict(zip(FIELDS_OUT, line.split("\t"), strict=False))
+        if not v.get("tcp.stream"):
+            continue
+        c = streams[int(v["tcp.stream"])]
+        c["status"] = v["tcpeno.status"]
+        c["reason"] = v["tcpeno.reason"] or None
+        c["tep"] = int(v["tcpeno.negotiated_tep"], 16) if v["tcpeno.negotiated_tep"] else None
+        c["a"], c["b"] = v["tcpeno.host_a"], v["tcpeno.host_b"]
+        c["encoding"] = v["tcpeno.encoding"] or None
+        if v["tcpcrypt.aead"]:
+            c["aead"] = int(v["tcpcrypt.aead"].split(",")[0], 16)
+        if v["tcpeno.session_id"]:
+            c["session_id"] = v["tcpeno.session_id"]
+        for message in v["_ws.expert.message"].split(","):
+            if message.endswith("]") and " [" in message:
+                c["codes"][message.rsplit(" [", 1)[1][:-1]] += 1
+        if v["tcpcrypt.frame.number"]:
+            # every PDU of a packet comes from its sender: one direction per packet
+            d = v["tcpcrypt.direction"].split(",")[-1]
+            c["frames"][d] += len(v["tcpcrypt.frame.number"].split(","))
+            c["rekeys"][d] += sum(_flag(x) for x in v["tcpcrypt.frame.control.rekey"].split(","))
+            verified = [x for x in v["tcpcrypt.frame.verified"].split(",") if x]
+            c["ok"][d] += sum(_flag(x) for x in verified)
+            c["failed"][d] += sum(not _flag(x) for x in verified)
+            for chunk in v["tcpcrypt.plaintext.data"].split(","):
+                c["data"][d] += bytes.fromhex(chunk)
+    return {(c["a"], c["b"]): c for c in streams.values()}
+
+
+def _keylog(entry: dict) -> Path | None:
+    return SAMPLES / entry["keylog"] if entry.get("keylog") else None
+
+
+def _private_key_only(tc: dict) -> bool:
+    return tc.get("keys_from") == "private_key"
+
+
+@needs_tshark
+@pytest.mark.tshark
+@pytest.mark.parametrize("entry", CATALOG, ids=[e["name"] for e in CATALOG])
+def test_sample_parity(entry: dict) -> None:
+    """ENO outcome, AEAD, frames, rekeys, session ID and decrypted data per direction."""
+    expected = json.loads((SAMPLES / entry["expected"]).read_text())
+    python = [r.to_json() for r in analyze_file(str(SAMPLES / entry["capture"])).reports]
+    got = per_connection(tshark_fields(SAMPLES / entry["capture"], _keylog(entry)))
+    assert len(python) == len(expected["connections"])
+    for exp, py in zip(expected["connections"], python, strict=True):
+        where = f"{entry['name']} connection {exp['id']}"
+        lua = got.get((exp["a"], exp["b"]))
+        assert lua is not None, f"{where}: {exp['a']} -> {exp['b']} not in {list(got)}"
+        for key, exp_value in (("status", exp["eno"]["status"]), ("reason", exp["eno"]["reason"]),
+                               ("tep", exp["eno"]["negotiated_tep"]),
+                               ("encoding", exp["eno"]["encoding"])):
+            assert lua[key] == exp_value, f"{where}: {key}"
+        assert (py["eno"]["status"], py["eno"]["reason"], py["eno"]["negotiated_tep"]) == (
+            lua["status"], lua["reason"], lua["tep"]), f"{where}: analyzer disagrees"
+        tc, py_tc = exp["tcpcrypt"], py["tcpcrypt"]
+        if tc is None:
+            assert lua["frames"] == {"ab": 0, "ba": 0}, where
+            continue
+        assert lua["aead"] == tc["aead"], f"{where}: aead"
+        assert lua["rekeys"] == tc["rekeys"] == py_tc["rekeys"], f"{where}: rekeys"
+        decrypted = tc.get("decrypted")
+        for d in ("ab", "ba"):
+            if py_tc["frames"][d] == tc["frames"][d]:
+                assert lua["frames"][d] == tc["frames"][d], f"{where}: frames {d}"
+            else:
+                # frames lost to gaps/snaplen: the dissector delimits the wholly captured ones
+                assert decrypted and decrypted[d], where
+                assert lua["frames"][d] == decrypted[d]["ok"] + decrypted[d]["failed"], (
+                    f"{where}: frames {d}")
+        if _private_key_only(tc):
+            # ECDH is not available in Lua: one clear note instead of decryption
+            assert lua["codes"]["tcpcrypt-keylog-needs-ecdh"] >= 1, where
+            assert lua["session_id"] is None and lua["ok"] == {"ab": 0, "ba": 0}, where
+            continue
+        assert lua["session_id"] == tc["session_id"], f"{where}: session ID"
+        if not decrypted:
+            assert lua["ok"] == lua["failed"] == {"ab": 0, "ba": 0}, where
+            continue
+        for d in ("ab", "ba"):
+            if decrypted[d] is None:
+                continue
+            assert lua["ok"][d] == decrypted[d]["ok"], f"{where}: ok {d}"
+            assert lua["failed"][d] == decrypted[d]["failed"], f"{where}: failed {d}"
+            assert hashlib.sha256(lua["data"][d]).hexdigest() == decrypted[d]["sha256"], (
+                f"{where}: sha256 of application data {d}")
+
+
+@needs_tshark
+@pytest.mark.tshark
+@pytest.mark.parametrize("name", ["wrong-key", "gap", "rst-no-fin-frame", "fallback-reasons",
+                                  "retransmission-reorder", "tcpcryptd-2016-http-get",
+                                  "snaplen"])
+def test_expected_findings_become_expert_infos(name: str) -> None:
+    """Every finding code an expected file lists shows as an expert info of its connection."""
+    entry = next(e for e in CATALOG if e["name"] == name)
+    expected = json.loads((SAMPLES / entry["expected"]).read_text())
+    got = per_connection(tshark_fields(SAMPLES / entry["capture"], _keylog(entry)))
+    for conn in expected["connections"]:
+        codes = got[(conn["a"], conn["b"])]["codes"]
+        for finding in conn["findings"]:
+            assert finding["code"] in EXPERTS, finding["code"]
+            assert codes[finding["code"]] >= 1, f"{name} {conn['id']}: {finding['code']}"
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_missing_luaossl_gives_one_clear_note(tmp_path: Path) -> None:
+    env = dict(os.environ, LUA_CPATH=str(tmp_path / "?.so"), LUA_CPATH_5_2=str(tmp_path / "?.so"),
+               LUA_CPATH_5_3=str(tmp_path / "?.so"), LUA_CPATH_5_4=str(tmp_path / "?.so"))
+    entry = next(e for e in CATALOG if e["name"] == "x25519-chacha20")
+    got = per_connection(tshark_fields(SAMPLES / entry["capture"], _keylog(entry), env=env))
+    (conn,) = got.values()
+    assert conn["codes"]["tcpcrypt-no-luaossl"] == 1
+    assert conn["ok"] == {"ab": 0, "ba": 0} and conn["frames"] == {"ab": 1, "ba": 6}
+    assert conn["status"] == "negotiated"
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_pyshark_sees_decrypted_http() -> None:
+    pyshark = pytest.importorskip("pyshark")
+    import asyncio
+
+    entry = next(e for e in CATALOG if e["name"] == "x25519-chacha20")
+    # pyshark asks asyncio for the current loop; async tests elsewhere may have closed it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    cap = pyshark.FileCapture(
+        str(SAMPLES / entry["capture"]), custom_parameters=["-X", f"lua_script:{LUA}"],
+        override_prefs={"tcpcrypt.keylog_file": str(_keylog(entry))},
+        display_filter="tcpcrypt.frame.verified == 1", eventloop=loop)
+    try:
+        packets = list(cap)
+    finally:
+        cap.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert len(packets) >= 2
+    first = packets[0]
+    assert first.tcpeno.status == "negotiated"
+    assert first.http.request_method == "GET"
+    assert int(first.tcpcrypt.get_field_value("frame_number")) == 1
+    # the ciphertext is not handed to HTTP; the decrypted response is
+    assert [layer.layer_name for layer in first.layers].count("http") == 1
+    assert any(getattr(layer, "response_code", None) == "200"
+               for p in packets for layer in p.get_multiple_layers("http"))
+
+
+def _mutate_pcap(data: bytes, rng: random.Random) -> bytes:
+    """Truncations, bit flips and random TCP option bytes in a classic pcap."""
+    magic = data[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    out = bytearray(data[:24])
+    pos = 24
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    while pos + 16 <= len(data):
+        ts1, ts2, incl, orig = struct.unpack(endian + "IIII", data[pos:pos + 16])
+        body = bytearray(data[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+        roll = rng.random()
+        ip = 14 if linktype == 1 else 16 if linktype == 113 else None
+        if roll < 0.15 and body:
+            body = body[:rng.randrange(len(body))]
+        elif roll < 0.45 and body:
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(body))
+                body[i] ^= 1 << rng.randrange(8)
+        elif roll < 0.75 and ip is not None and len(body) > ip + 20 and body[ip] >> 4 == 4:
+            tcp = ip + (body[ip] & 15) * 4
+            if len(body) >= tcp + 20:
+                hl = (body[tcp + 12] >> 4) * 4
+                end = min(len(body), tcp + hl)
+                for i in range(tcp + 20, end):
+                    body[i] = rng.choice((rng.randrange(256), 69, 253, 254, 0x80, 0xA1, 2, 1))
+        elif roll < 0.85 and len(body) > 60:
+            start = rng.randrange(54, len(body))
+            body[start:start + 16] = bytes(rng.randrange(256) for _ in range(16))
+        out += struct.pack(endian + "IIII", ts1, ts2, len(body), max(orig, len(body))) + body
+    return bytes(out)
+
+
+FUZZ_SAMPLES = ["x25519-chacha20", "experimental-encoding", "fallback-reasons", "resumption",
+                "tcpcryptd-2016-http-get", "rekey-both-directions", "gap", "simultaneous-open"]
+
+
+@needs_tshark
+@pytest.mark.tshark
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzzed_samples_never_raise_lua_errors(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    for name in FUZZ_SAMPLES:
+        entry = next(e for e in CATALOG if e["name"] == name)
+        capture = SAMPLES / entry["capture"]
+        mutated = tmp_path / f"{name}-{seed}.pcap"
+        mutated.write_bytes(_mutate_pcap(capture.read_bytes(), rng))
+        keylog = _keylog(entry)
+        for extra in (["-2", "-Y", "frame"], []):
+            proc = subprocess.run(
+                [TSHARK, "-n", *extra, "-V", "-X", f"lua_script:{LUA}", "-r", str(mutated),
+                 "-o", f"tcpcrypt.keylog_file:{keylog or ''}"],
+                capture_output=True, text=True, timeout=120)
+            text = proc.stdout + proc.stderr
+            assert "Lua Error" not in text, f"{name} seed {seed}: {text[-3000:]}"
+            assert "internal problem" not in text, (
+                f"{name} seed {seed}: "
+                + "\n".join(line for line in text.splitlines() if "internal problem" in line))
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_install_into_temporary_home(tmp_path: Path) -> None:
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
+    cmd = ["python3", "-m", "tcpinc_analyze.wireshark.install"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=60)
+
+    assert run("install").returncode == 0
+    again = run("install")
+    assert again.returncode == 0 and "already installed" in again.stdout
+    folders = subprocess.run([TSHARK, "-G", "folders"], capture_output=True, text=True,
+                             env=env).stdout
+    personal = next(line.split(":", 1)[1].strip() for line in folders.splitlines()
+                    if line.startswith("Personal Lua Plugins"))
+    target = Path(personal) / "tcpinc.lua"
+    assert target.read_bytes() == LUA.read_bytes()
+    protocols = subprocess.run([TSHARK, "-G", "protocols"], capture_output=True, text=True,
+                               env=env).stdout
+    names = {line.split("\t")[2] for line in protocols.splitlines() if line.count("\t") >= 2}
+    assert {"tcpeno", "tcpcrypt"} <= names
+    status = run("status")
+    assert "(current)" in status.stdout and "lua-luaossl:" in status.stdout
+    target.write_text(target.read_text() + "-- local edit\n")
+    refused = run("install")
+    assert refused.returncode == 1 and "--force" in refused.stdout
+    assert run("uninstall").returncode == 1
+    assert run("install", "--force").returncode == 0
+    assert run("uninstall").returncode == 0 and not target.exists()
+    exported = tmp_path / "copy.lua"
+    assert run("export", str(exported)).returncode == 0
+    assert exported.read_bytes() == LUA.read_bytes()
+
+
+def test_add_subparser_registers_wireshark_command() -> None:
+    parser = argparse.ArgumentParser(prog="tcpinc-analyze")
+    ws_install.add_subparser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["wireshark", "install", "--force"])
+    assert args.func is ws_install.cmd_wireshark
+    assert args.wireshark_action == "install" and args.force
+    args = parser.parse_args(["wireshark", "export", "/tmp/x.lua"])
+    assert args.path == "/tmp/x.lua"
+
+
+def test_lua_field_block_is_current() -> None:
+    assert luagen.main(["--check"]) == 0, "run: python -m tcpinc_analyze.wireshark.luagen"
+
+
+def test_luagen_check_detects_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "tcpinc.lua"
+    stale.write_text(LUA.read_text().replace('"Fallback reason"', '"Old name"'))
+    assert luagen.main(["--check", "--lua", str(stale)]) == 1
+    assert luagen.main(["--lua", str(stale)]) == 0
+    assert stale.read_text() == LUA.read_text()
+
+
+def test_field_spec_names_and_values() -> None:
+    for name in ("tcpeno.tep", "tcpeno.general.b", "tcpeno.general.aa", "tcpeno.length_byte",
+                 "tcpeno.tep.data", "tcpeno.negotiated_tep", "tcpeno.status",
+                 "tcpeno.session_id", "tcpcrypt.init1.nonce", "tcpcrypt.init1.sym_cipher",
+                 "tcpcrypt.init2.pubkey", "tcpcrypt.frame.control.rekey", "tcpcrypt.frame.length",
+                 "tcpcrypt.frame.offset", "tcpcrypt.frame.tag", "tcpcrypt.frame.verified",
+                 "tcpcrypt.plaintext.flags", "tcpcrypt.plaintext.data"):
+        assert name in FIELDS, name
+    assert value_name("tep", 0x23) == "TCPCRYPT_ECDHE_Curve25519"
+    assert value_name("aead", 0x10) == "AEAD_CHACHA20_POLY1305"
+    assert value_name("aead", 0x07) == "unknown (0x07)"
+    assert set(VALUE_NAMES["eno_reason"]) >= {
+        "no-eno-in-syn", "synack-without-eno", "no-common-tep", "malformed-option",
+        "ack-without-eno", "simultaneous-open-role-conflict", "handshake-not-captured"}
+    from tcpinc_analyze.wire import AEADS, FALLBACK_DESCRIPTIONS, TEP_NAMES
+
+    assert {k: v for k, v in VALUE_NAMES["tep"].items()} == TEP_NAMES
+    assert {k: v.name for k, v in AEADS.items()} == VALUE_NAMES["aead"]
+    assert {str(k): v for k, v in FALLBACK_DESCRIPTIONS.items()} == VALUE_NAMES["eno_reason"]
+
+
+def test_every_expected_finding_code_has_an_expert_definition() -> None:
+    codes = set()
+    for entry in CATALOG:
+        expected = json.loads((SAMPLES / entry["expected"]).read_text())
+        codes |= {f["code"] for c in expected["connections"] for f in c["findings"]}
+    assert codes <= set(EXPERTS), codes - set(EXPERTS)
+
+
+@pytest.mark.parametrize("lua", ["lua5.2", "lua5.3", "lua5.4"])
+def test_lua_helpers_under_each_lua_version(lua: str, tmp_path: Path) -> None:
+    """Syntax and the crypto helpers (GCM with AAD via GHASH, Poly1305) per Lua version."""
+    if shutil.which(lua) is None:
+        pytest.skip(f"{lua} not installed")
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+    rng = random.Random(7)
+    lines = []
+    for aead, klen in ((1, 16), (2, 32), (16, 32)):
+        for size in (1, 16, 17, 300):
+            key, nonce, aad, pt = (rng.randbytes(klen), rng.randbytes(12), rng.randbytes(3),
+                                   rng.randbytes(size))
+            box = ChaCha20Poly1305(key) if aead == 16 else AESGCM(key)
+            ct = box.encrypt(nonce, pt, aad)
+            lines.append(f"{aead} {key.hex()} {nonce.hex()} {aad.hex()} {ct.hex()} {pt.hex()}")
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("\n".join(lines) + "\n")
+    script = tmp_path / "run.lua"
+    script.write_text(f"""
+local M = dofile({json.dumps(str(LUA))})
+if not M.ossl.ok then print("NOOSSL") os.exit(0) end
+local good = 0
+for line in io.lines({json.dumps(str(vectors))}) do
+  local w = {{}}
+  for x in line:gmatch("%S+") do w[#w + 1] = x end
+  local body = M.fromhex(w[5])
+  local pt = M.aead_open(tonumber(w[1]), M.fromhex(w[2]), M.fromhex(w[3]), M.fromhex(w[4]), body)
+  assert(pt and M.tohex(pt) == w[6], "decrypt " .. line)
+  local bad = body:sub(1, -2) .. string.char((body:byte(-1) + 1) % 256)
+  assert(M.aead_open(tonumber(w[1]), M.fromhex(w[2]), M.fromhex(w[3]), M.fromhex(w[4]), bad) == nil)
+  good = good + 1
+end
+print("OK " .. good)
+""")
+    proc = subprocess.run([lua, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if "NOOSSL" in proc.stdout:
+        pytest.skip(f"lua-luaossl not installed for {lua}")
+    assert proc.stdout.strip() == f"OK {len(lines)}"
