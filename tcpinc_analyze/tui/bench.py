@@ -1,0 +1,73 @@
+"""``python -m tcpinc_analyze.tui.bench CAPTURE [--keylog K]``: time to first screen and to
+a complete index / analysis, measured headless with ``App.run_test()``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import time
+
+from .app import TcpincApp
+from .connections import ConnectionsTable
+from .packets import PacketList
+
+
+async def _bench(capture: str, keylogs: list[str], timeout: float) -> dict:
+    t0 = time.monotonic()
+    app = TcpincApp(capture, keylogs)
+    out: dict = {"capture": capture, "bytes": os.path.getsize(capture)}
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        out["first_screen_s"] = time.monotonic() - t0
+        first_rows = None
+        while time.monotonic() - t0 < timeout:
+            await pilot.pause(0.05)
+            table = app.query_one(ConnectionsTable)
+            if first_rows is None and table.rows:
+                first_rows = time.monotonic() - t0
+            if app.index is not None and app.index.done and "index_s" not in out:
+                out["index_s"] = time.monotonic() - t0
+                out["packets"] = app.index.count
+                # responsiveness while the analysis runs: scroll the whole-capture list
+                packets = app.query_one(PacketList)
+                packets.focus()
+                app.action_all_packets()
+                lags = []
+                for _ in range(20):
+                    t = time.monotonic()
+                    packets.action_page(1)
+                    await asyncio.sleep(0.02)
+                    lags.append(time.monotonic() - t - 0.02)
+                out["page_down_latency_max_s"] = max(lags)
+                out["page_down_latency_mean_s"] = sum(lags) / len(lags)
+                out["rows_in_packet_list"] = packets.row_count
+                app.action_all_packets()
+            if app.analysis is not None and app.analysis.done and app.seen_reports == -1:
+                out["analysis_s"] = time.monotonic() - t0
+                break
+        out["first_connection_row_s"] = first_rows
+        out["connections"] = len(app.query_one(ConnectionsTable).rows)
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the timings."""
+    parser = argparse.ArgumentParser(prog="python -m tcpinc_analyze.tui.bench")
+    parser.add_argument("capture")
+    parser.add_argument("--keylog", action="append", default=[])
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    result = asyncio.run(_bench(args.capture, args.keylog, args.timeout))
+    for key, value in result.items():
+        if isinstance(value, float):
+            print(f"{key:32} {value:10.3f}")
+        else:
+            print(f"{key:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

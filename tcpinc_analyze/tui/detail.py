@@ -1,0 +1,71 @@
+"""The detail tree of the selected packet (field names from the shared field spec)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from .dissect import Dissection, Node
+
+
+class DetailTree(Tree[Node]):
+    """Layers and fields; highlighting a node tells the hex view which bytes it covers."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("l", "expand_node", "Expand", show=False),
+        Binding("h", "collapse_node", "Collapse", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__("No packet selected", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self.border_title = "Packet details"
+        self.dissection: Dissection | None = None
+
+    def show(self, dissection: Dissection | None) -> None:
+        """Replace the tree with a packet's fields, expanding the interesting layers."""
+        self.dissection = dissection
+        self.clear()
+        if dissection is None:
+            return
+        for node in dissection.nodes:
+            self._add(self.root, node, depth=0)
+        self.root.expand()
+        self.move_cursor_to_line(0)
+
+    def _add(self, parent: TreeNode[Node], node: Node, depth: int) -> None:
+        label = Text(node.label)
+        if node.abbrev:
+            label.append(f"  [{node.abbrev}]", style="dim")
+        if "FAILED" in node.label or "MALFORMED" in node.label:
+            label.stylize("bold red", 0, len(node.label))
+        if node.children:
+            branch = parent.add(label, data=node)
+            for child in node.children:
+                self._add(branch, child, depth + 1)
+            interesting = node.abbrev is not None or node.label.startswith(("Options", "TCP-ENO"))
+            if interesting or node.label.startswith(("Transmission", "tcpcrypt")):
+                branch.expand()
+        else:
+            parent.add_leaf(label, data=node)
+
+    def action_expand_node(self) -> None:
+        """Expand the node under the cursor."""
+        node = self.cursor_node
+        if node is not None:
+            node.expand()
+
+    def action_collapse_node(self) -> None:
+        """Collapse the node under the cursor (or go to its parent)."""
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.is_expanded and node.children:
+            node.collapse()
+        elif node.parent is not None and node.parent is not self.root:
+            self.move_cursor(node.parent)

@@ -1,0 +1,130 @@
+"""The handshake ladder: SYN, SYN-ACK, ACK (with ENO), Init1/Init2, first frames, rekeys,
+FIN/RST as arrows between A and B, with times relative to the first packet."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..analysis.connection import ACK, FIN, RST, SYN
+from .model import ConnDetail
+
+ARROW_WIDTH = 34
+
+
+def _eno_text(sub: dict | None) -> str:
+    if not sub:
+        return "no ENO"
+    parts = []
+    for s in sub["suboptions"]:
+        if "tcpeno.general" in s:
+            parts.append(f"b={s['tcpeno.general.b']} aa={s['tcpeno.general.aa']}")
+        else:
+            parts.append(f"0x{s['tcpeno.tep']:02x}" + ("+data" if "tcpeno.tep.data" in s
+                                                        else ""))
+    enc = " exp" if sub.get("encoding") == "experimental" else ""
+    return f"ENO{enc} " + " ".join(parts)
+
+
+def ladder_events(detail: ConnDetail) -> list[tuple[int, str, str]]:
+    """(packet, direction, label) in packet order."""
+    rep = detail.report
+    eno = rep.get("eno") or {}
+    pk = eno.get("packets") or {}
+    events: list[tuple[int, str, str]] = []
+    seen_syn: set[str] = set()
+    for number in detail.packets:
+        flags = detail.flags.get(number)
+        direction = detail.pkt_dir.get(number)
+        if flags is None or direction is None:
+            continue
+        if flags & SYN:
+            kind = "SYN-ACK" if flags & ACK else "SYN"
+            key = f"{kind}{direction}"
+            if key in seen_syn:
+                events.append((number, direction, f"{kind} (retransmitted)"))
+                continue
+            seen_syn.add(key)
+            if number == pk.get("syn_a"):
+                sub = _eno_text(eno.get("syn_a"))
+            elif number == pk.get("syn_b"):
+                sub = _eno_text(eno.get("syn_b"))
+            else:
+                sub = ""
+            events.append((number, direction, f"{kind} {sub}".strip()))
+        elif number == pk.get("ack_a"):
+            has = eno.get("ack_a_has_eno")
+            events.append((number, direction, "ACK " + ("ENO" if has else "no ENO")))
+        if flags & FIN:
+            events.append((number, direction, "FIN"))
+        if flags & RST:
+            events.append((number, direction, "RST"))
+    for direction, (packet, raw) in detail.init.items():
+        name = "Init1" if direction == "ab" else "Init2"
+        events.append((packet, direction, f"{name} ({len(raw)} bytes)"))
+    firsts: set[str] = set()
+    for fr in detail.frames:
+        verdict = {"ok": " ✓", "failed": " ✗ FAILED", "unknown": ""}[fr.verdict]
+        if fr.direction not in firsts:
+            firsts.add(fr.direction)
+            events.append((fr.packet, fr.direction, f"first frame, {fr.length} B{verdict}"))
+        if fr.control & 1:
+            events.append((fr.packet, fr.direction,
+                           f"rekey frame @{fr.offset}{verdict}"))
+    order = {"SYN": 0, "SYN-": 0, "ACK": 1, "Init": 2, "firs": 3, "reke": 4, "FIN": 5, "RST": 6}
+    events.sort(key=lambda e: (e[0], order.get(e[2][:4], order.get(e[2][:3], 9))))
+    return events
+
+
+def render_ladder(detail: ConnDetail) -> Text:
+    """The diagram as rich text."""
+    rep = detail.report
+    a, b = rep.get("a", "A"), rep.get("b", "B")
+    t0 = min(detail.ts.values()) if detail.ts else 0
+    out = Text()
+    out.append(f"{'time':>10}  ", style="bold")
+    out.append(f"A {a}".ljust(ARROW_WIDTH // 2 + 2), style="bold cyan")
+    out.append(f"B {b}\n", style="bold magenta")
+    pad = " " * 12
+    out.append(f"{pad}│{' ' * ARROW_WIDTH}│\n")
+    for packet, direction, label in ladder_events(detail):
+        t = (detail.ts.get(packet, t0) - t0) / 1e9
+        style = "cyan" if direction == "ab" else "magenta"
+        if "FAILED" in label or label in ("RST",):
+            style = "bold red"
+        inner = ARROW_WIDTH - 2
+        text = f" {label} "
+        if len(text) > inner - 2:
+            text = text[:inner - 3] + "… "
+        if direction == "ab":
+            line = ("─" + text).ljust(inner, "─") + "▶"
+            out.append(f"{t:10.6f}  ")
+            out.append("├", style=style)
+            out.append(line + "─", style=style)
+            out.append("┤", style=style)
+        else:
+            line = "◀" + (text + "─").rjust(inner, "─")
+            out.append(f"{t:10.6f}  ")
+            out.append("├", style=style)
+            out.append("─" + line, style=style)
+            out.append("┤", style=style)
+        out.append(f" #{packet}\n", style="dim")
+    return out
+
+
+class Ladder(Static):
+    """The diagram for the selected connection."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__("Select a connection", id=id)
+        self.border_title = "Handshake ladder"
+        self.events: list[tuple[int, str, str]] = []
+
+    def show(self, detail: ConnDetail | None) -> None:
+        """Draw the ladder of a connection (or a placeholder)."""
+        if detail is None:
+            self.events = []
+            self.update("Analysing connection…")
+            return
+        self.events = ladder_events(detail)
+        self.update(render_ladder(detail))
