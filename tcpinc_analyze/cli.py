@@ -431,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--timeout", type=float, default=20.0,
                      help="seconds before the recording is abandoned")
     rec.set_defaults(func=cmd_record)
+
+    from .tui import add_subparser as add_tui_subparser
+    from .wireshark.install import add_subparser as add_wireshark_subparser
+
+    add_wireshark_subparser(sub)
+    add_tui_subparser(sub)
     return parser
 
 

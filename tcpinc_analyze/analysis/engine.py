@@ -72,6 +72,8 @@ class Analyzer:
                  on_secrets: Callable[[SecretsBlock], None] | None = None,
                  before_report: Callable[[Connection], None] | None = None) -> None:
         self.before_report = before_report
+        self.release_connections = True
+        """Drop a connection's parsers once reported (set False to inspect them after)."""
         self.summary = CaptureSummary(name)
         self.on_report = on_report
         self.on_secrets = on_secrets
@@ -186,7 +188,8 @@ class Analyzer:
         if self.before_report is not None:
             self.before_report(conn)
         report = build_report(conn)
-        conn.release()
+        if self.release_connections:
+            conn.release()
         self.on_report(report)
 
     def sweep(self) -> None:

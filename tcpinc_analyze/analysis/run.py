@@ -16,7 +16,7 @@ from .handlers import Handlers
 from .report import ConnectionReport
 
 
-def _secrets_into(ctx: DecryptionContext, then: Callable[[SecretsBlock], None] | None
+def secrets_into(ctx: DecryptionContext, then: Callable[[SecretsBlock], None] | None
                   ) -> Callable[[SecretsBlock], None]:
     """Merge key logs embedded in the capture (pcapng DSB, type TCPC) into the context."""
 
@@ -57,7 +57,7 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
         factories = [decryption.factory] + ([handler_factory] if handler_factory else [])
         handler_factory = Handlers(factories)
         before_report = partial(finalize, ctx=decryption)
-        on_secrets = _secrets_into(decryption, on_secrets)
+        on_secrets = secrets_into(decryption, on_secrets)
     stream = open_input(path)
     try:
         analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets,

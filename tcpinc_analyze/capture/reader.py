@@ -189,7 +189,9 @@ def _read_pcap(buf: _Buffer, name: str, endian: str, ts_mult: int, rec_len: int
 
 
 @dataclass
-class _Interface:
+class InterfaceInfo:
+    """A pcapng interface: link type, snaplen and how to turn its timestamps into ns."""
+
     linktype: int
     snaplen: int
     ts_num: int = 1_000_000_000
@@ -197,7 +199,8 @@ class _Interface:
     ts_offset_s: int = 0
 
 
-def _idb_options(body: bytes, endian: str, iface: _Interface) -> None:
+def read_idb_options(body: bytes, endian: str, iface: InterfaceInfo) -> None:
+    """Apply an Interface Description Block's options (if_tsresol, if_tsoffset)."""
     pos = 8
     while pos + 4 <= len(body):
         code, length = struct.unpack_from(endian + "HH", body, pos)
@@ -217,7 +220,7 @@ def _idb_options(body: bytes, endian: str, iface: _Interface) -> None:
 
 def _read_pcapng(buf: _Buffer, name: str) -> Iterator[Record | SecretsBlock | ReadProblem]:
     endian = "<"
-    interfaces: list[_Interface] = []
+    interfaces: list[InterfaceInfo] = []
     number = 0
     sections = 0
     while True:
@@ -264,11 +267,11 @@ def _read_pcapng(buf: _Buffer, name: str) -> Iterator[Record | SecretsBlock | Re
         if block_type == BLOCK_IDB:
             if len(body) < 8:
                 yield ReadProblem(f"{name}: interface block at offset {start} too short", start)
-                interfaces.append(_Interface(-1, 0))
+                interfaces.append(InterfaceInfo(-1, 0))
                 continue
             linktype, _res, snaplen = struct.unpack_from(endian + "HHI", body)
-            iface = _Interface(linktype, snaplen)
-            _idb_options(body, endian, iface)
+            iface = InterfaceInfo(linktype, snaplen)
+            read_idb_options(body, endian, iface)
             interfaces.append(iface)
         elif block_type in (BLOCK_EPB, BLOCK_OPB):
             if block_type == BLOCK_EPB:
