@@ -320,3 +320,30 @@ def test_random_bytes_never_raise(tmp_path_factory: pytest.TempPathFactory,
             analyze_file(str(path))
         except CaptureError:
             pass
+
+
+def test_python_field_names_come_from_the_shared_field_spec() -> None:
+    """Every spec-style name the analyzer prints (JSON, --details) is declared in
+    dissectors/fields.json, the spec the Lua dissector is generated from."""
+    from tcpinc_analyze.analysis.handlers import Handlers, frame_list_factory
+    from tcpinc_analyze.fieldspec import FIELDS
+
+    names: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key.startswith(("tcpeno.", "tcpcrypt.")):
+                    names.add(key)
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for entry in CATALOG:
+        result = analyze_file(str(SAMPLES / entry["capture"]),
+                              handler_factory=Handlers([frame_list_factory]))
+        for report in result.reports:
+            walk(report.to_json())
+    assert {"tcpeno.tep", "tcpeno.general.b", "tcpcrypt.frame.offset"} <= names
+    assert names - set(FIELDS) == set()

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import communityid
 
 from ..eno import EnoOption, GeneralSuboption, TepSuboption
+from ..fieldspec import value_name
 from ..findings import Finding, Severity
 from ..tcpcrypt.messages import Init1, Init2
-from ..wire import AEADS, FALLBACK_DESCRIPTIONS, FallbackReason, aead_name, tep_name
+from ..wire import AEADS, FALLBACK_DESCRIPTIONS, FallbackReason, aead_name
 from .connection import Connection
 
 _CID = communityid.CommunityID()
@@ -37,7 +38,7 @@ def suboptions_json(option: EnoOption | None) -> dict | None:
             subs.append({"tcpeno.general": sub.cs, "tcpeno.general.b": int(sub.b),
                          "tcpeno.general.aa": sub.aa, "tcpeno.general.zz": sub.zz})
         elif isinstance(sub, TepSuboption):
-            item: dict = {"tcpeno.tep": sub.tep, "tcpeno.tep.name": tep_name(sub.tep)}
+            item: dict = {"tcpeno.tep": sub.tep, "name": value_name("tep", sub.tep)}
             if sub.data is not None:
                 item["tcpeno.tep.data"] = sub.data.hex()
                 item["tcpeno.length_byte"] = sub.length_byte
@@ -126,7 +127,7 @@ def build_report(conn: Connection) -> ConnectionReport:
         "reason": str(reason) if reason else None,
         "reason_text": FALLBACK_DESCRIPTIONS.get(reason) if reason else None,
         "negotiated_tep": neg.tep if neg and neg.status == "negotiated" else None,
-        "negotiated_tep_name": tep_name(neg.tep) if neg and neg.tep and
+        "negotiated_tep_name": value_name("tep", neg.tep) if neg and neg.tep and
         neg.status == "negotiated" else None,
         "encoding": encoding,
         "simultaneous_open": conn.simultaneous,
@@ -185,7 +186,7 @@ def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
         "resumed": resumed,
         "tep": tep,
         "aead": aead if aead is not None else conn.data.get("aead"),
-        "aead_name": aead_name(aead) if aead in AEADS else None,
+        "aead_name": value_name("aead", aead) if aead in AEADS else None,
         "frames": {"ab": ab.frames if ab else 0, "ba": ba.frames if ba else 0},
         "rekeys": {"ab": ab.rekeys if ab else 0, "ba": ba.rekeys if ba else 0},
         "incomplete_frames": {"ab": ab.incomplete_frames if ab else 0,

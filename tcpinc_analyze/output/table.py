@@ -12,8 +12,8 @@ from rich.tree import Tree
 
 from ..analysis.engine import CaptureSummary
 from ..analysis.report import ConnectionReport
+from ..fieldspec import value_name
 from ..findings import Severity
-from ..wire import aead_name, tep_name
 
 STATUS_STYLE = {"negotiated": "bold green", "fallback": "bold yellow", "absent": "dim",
                 "unknown": "magenta"}
@@ -22,7 +22,9 @@ FINDINGS_SHOWN = 6
 
 
 def _tep(value: int | None) -> str:
-    return "" if value is None else f"0x{value:02x} {tep_name(value).removeprefix('TCPCRYPT_')}"
+    if value is None:
+        return ""
+    return f"0x{value:02x} {str(value_name('tep', value)).removeprefix('TCPCRYPT_')}"
 
 
 def _pair(d: dict | None, key: str) -> str:
@@ -62,7 +64,8 @@ def connections_table(reports: Sequence[ConnectionReport], title: str) -> Table:
         if r.eno.get("encoding") == "experimental":
             detail += " (exp)"
         tc = r.tcpcrypt
-        aead = aead_name(tc["aead"]).removeprefix("AEAD_") if tc and tc["aead"] else ""
+        aead = (str(value_name("aead", tc["aead"])).removeprefix("AEAD_")
+                if tc and tc["aead"] else "")
         if tc and tc["resumed"]:
             aead = (aead + " " if aead else "") + "resumed"
             if tc.get("resumes") is not None:
