@@ -96,6 +96,8 @@ class KeyResolver:
         self.aead: int | None = None
         self.keys_from: str | None = None
         self.directions: dict[str, DirectionDecryptor] = {}
+        self.hopeless = False
+        """Both Init messages (or the resumption id) were seen and no entry matches."""
         self.pending_ss: tuple[bytes, int] | None = None
         """A session secret whose AEAD is still unknown (resumed session, parent unseen)."""
         conn.data["decrypted"] = None
@@ -144,6 +146,7 @@ class KeyResolver:
                 private = log.ephemeral_private.get(own)
                 if private is not None:
                     return self._from_private(tep, aead, private, own, peer, ab, ba)
+            self.hopeless = True  # everything that could name a key has been seen
         return False
 
     def _from_private(self, tep: int, aead: int, private: bytes, own: bytes, peer: bytes,
@@ -195,6 +198,7 @@ class KeyResolver:
             self.conn.data["resumes"] = entry.parent_id
             self._from_ss(entry.ss, entry.tep, entry.aead, "resumption")
             return True
+        self.hopeless = True
         return False
 
     def _from_ss(self, ss: bytes, tep: int, aead: int | None, source: str) -> None:
@@ -311,7 +315,7 @@ class DirectionDecryptor:
         """Decrypt now, or queue until the keys are known."""
         self.frames += 1
         if not self._ready(info):
-            if self.queued + info.length <= QUEUE_LIMIT:
+            if not self.resolver.hopeless and self.queued + info.length <= QUEUE_LIMIT:
                 self.queue.append(info)
                 self.queued += info.length
             else:
