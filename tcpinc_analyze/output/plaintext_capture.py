@@ -24,7 +24,7 @@ from ..analysis.connection import Connection
 from ..capture.decode import link_ip_offset
 from ..capture.reader import Record, open_input, read_capture
 from ..synth.capture_writer import PcapngWriter, PcapWriter
-from ..synth.packets import ipv4_checksum, tcp_checksum
+from ..synth.packets import repack_ip_tcp
 
 SEQ_MOD = 1 << 32
 
@@ -202,16 +202,7 @@ class PlaintextCapture:
         self.rewritten += 1
         tcp = bytearray(data[tcp_at:tcp_at + hlen]) + new_payload
         struct.pack_into("!II", tcp, 4, new_seq, new_ack)
-        struct.pack_into("!H", tcp, 16, 0)
-        struct.pack_into("!H", tcp, 16, tcp_checksum(_text(src), _text(dst), bytes(tcp)))
-        ip = bytearray(data[pos:tcp_at])
-        if version == 4:
-            struct.pack_into("!H", ip, 2, len(ip) + len(tcp))
-            struct.pack_into("!H", ip, 10, 0)
-            struct.pack_into("!H", ip, 10, ipv4_checksum(bytes(ip)))
-        else:
-            struct.pack_into("!H", ip, 4, len(tcp))
-        return data[:pos] + bytes(ip) + bytes(tcp)
+        return repack_ip_tcp(data, pos, data[pos:tcp_at], bytes(tcp), data[end:])
 
     @staticmethod
     def _read(readers: dict[Path, BinaryIO], path: Path, offset: int, size: int) -> bytes:
@@ -229,8 +220,3 @@ class PlaintextCapture:
             handle.close()
         self.tmp.cleanup()
 
-
-def _text(addr: bytes) -> str:
-    import ipaddress
-
-    return str(ipaddress.ip_address(addr))

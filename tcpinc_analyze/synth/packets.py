@@ -8,6 +8,7 @@ computed and correct; a test that wants a bad checksum corrupts the bytes afterw
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -252,3 +253,32 @@ def encapsulate(ip_packet: bytes, link: LinkParams) -> bytes:
 def frame(seg: TcpSegment, link: LinkParams) -> bytes:
     """One captured frame: the segment's IP packet wrapped for the given link."""
     return encapsulate(build_ip(seg), link)
+
+
+def repack_ip_tcp(frame: bytes, ip_offset: int, ip_header: bytes, tcp: bytes,
+                  trailer: bytes = b"") -> bytes:
+    """A captured frame rebuilt around a new TCP segment: the TCP checksum, the IP length
+    fields and the IPv4 header checksum are recomputed, every other byte is kept.
+
+    ``ip_header`` is the IP header as captured (IPv6 with any extension headers); ``tcp``
+    is the TCP header and payload (its checksum field is overwritten); ``trailer`` is
+    whatever followed the IP packet in the frame (Ethernet padding).
+    """
+    header = bytearray(ip_header)
+    version = header[0] >> 4
+    if version == 4:
+        src, dst = socket.inet_ntop(socket.AF_INET, bytes(header[12:16])), socket.inet_ntop(
+            socket.AF_INET, bytes(header[16:20]))
+        struct.pack_into("!H", header, 2, len(header) + len(tcp))
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, ipv4_checksum(bytes(header)))
+    elif version == 6:
+        src = socket.inet_ntop(socket.AF_INET6, bytes(header[8:24]))
+        dst = socket.inet_ntop(socket.AF_INET6, bytes(header[24:40]))
+        struct.pack_into("!H", header, 4, len(header) - 40 + len(tcp))
+    else:
+        raise ValueError(f"not an IPv4/IPv6 header (version {version})")
+    seg = bytearray(tcp)
+    struct.pack_into("!H", seg, 16, 0)
+    struct.pack_into("!H", seg, 16, tcp_checksum(src, dst, bytes(seg)))
+    return frame[:ip_offset] + bytes(header) + bytes(seg) + trailer

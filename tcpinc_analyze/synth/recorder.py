@@ -45,6 +45,7 @@ import tcpinc_analyze
 
 from ..eno import TepSuboption, decode_option, encode_option, negotiate
 from ..keylog import KeyLogWriter
+from ..tcp.options import walk_options
 from ..tcpcrypt.frames import FrameOpener
 from ..tcpcrypt.keyschedule import session_keys
 from ..tcpcrypt.messages import message_length, parse_frame_header
@@ -62,7 +63,15 @@ from ..wire import (
     EnoStatus,
 )
 from .capture_writer import PcapWriter
-from .packets import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ipv4_checksum, tcp_checksum
+from .packets import (
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    ipv4_checksum,
+    repack_ip_tcp,
+    tcp_checksum,
+)
 from .recorder_peer import build_script, frame_schedule
 
 EXPECTED_SCHEMA = 1
@@ -496,32 +505,15 @@ def insert_option(seg: _Seg, option: bytes) -> bytes:
     f = seg.frame
     tcp_header = bytearray(f[seg.tcp:seg.tcp + 20]) + new
     tcp_header[12] = ((20 + len(new)) // 4) << 4 | (f[seg.tcp + 12] & 0x0F)
-    tcp_header[16:18] = b"\0\0"
-    tcp = bytes(tcp_header) + seg.payload
-    tcp = tcp[:16] + struct.pack("!H", tcp_checksum(seg.src, seg.dst, tcp)) + tcp[18:]
-    ip_header = bytearray(f[seg.ip:seg.ip + seg.ihl])
-    struct.pack_into("!H", ip_header, 2, seg.ihl + len(tcp))
-    ip_header[10:12] = b"\0\0"
-    struct.pack_into("!H", ip_header, 10, ipv4_checksum(bytes(ip_header)))
-    return f[:seg.ip] + bytes(ip_header) + tcp + f[seg.ip + seg.total:]
+    return repack_ip_tcp(f, seg.ip, f[seg.ip:seg.ip + seg.ihl], bytes(tcp_header) + seg.payload,
+                         f[seg.ip + seg.total:])
 
 
 def find_option(options: bytes, kind: int) -> bytes | None:
     """The first option of ``kind``, whole (kind, length, data), or None."""
-    pos = 0
-    while pos < len(options):
-        k = options[pos]
-        if k == 0:
-            return None
-        if k == 1:
-            pos += 1
-            continue
-        length = options[pos + 1] if pos + 1 < len(options) else 0
-        if length < 2:
-            return None
+    for k, pos, data in walk_options(options)[0]:
         if k == kind:
-            return options[pos:pos + length]
-        pos += length
+            return options[pos:pos + 2 + len(data)]
     return None
 
 
