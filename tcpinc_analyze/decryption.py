@@ -304,6 +304,8 @@ class DirectionDecryptor:
     def _ready(self, info: FrameInfo | None = None) -> bool:
         if self.key is not None:
             return True
+        if self.resolver.hopeless:
+            return False
         if self.resolver.resolve() and self.key is None:
             self.keys_ready()
         if self.key is None and info is not None and self.resolver.pending_ss is not None:

@@ -11,6 +11,7 @@ import random
 import shutil
 import struct
 import subprocess
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -188,9 +189,13 @@ def test_pyshark_sees_decrypted_http() -> None:
     import asyncio
 
     entry = next(e for e in CATALOG if e["name"] == "x25519-chacha20")
-    # pyshark asks asyncio for the current loop; async tests elsewhere may have closed it.
+    # pyshark asks asyncio for the current loop and waits for tshark through the child
+    # watcher; async tests elsewhere may have closed the loop or re-attached the watcher.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.get_child_watcher().attach_loop(loop)
     cap = pyshark.FileCapture(
         str(SAMPLES / entry["capture"]), custom_parameters=["-X", f"lua_script:{LUA}"],
         override_prefs={"tcpcrypt.keylog_file": str(_keylog(entry))},
@@ -199,8 +204,7 @@ def test_pyshark_sees_decrypted_http() -> None:
         packets = list(cap)
     finally:
         cap.close()
-        loop.close()
-        asyncio.set_event_loop(None)
+        del cap  # its __del__ closes again: the loop must still be open then
     assert len(packets) >= 2
     first = packets[0]
     assert first.tcpeno.status == "negotiated"

@@ -87,8 +87,12 @@ class Analyzer:
     # ------------------------------------------------------------------ input
     def feed_all(self, items: Iterable[Record | SecretsBlock | ReadProblem]) -> None:
         """Consume a reader's output completely, then finalise every connection."""
+        packet, feed = self.packet, self.feed
         for item in items:
-            self.feed(item)
+            if item.__class__ is Record:  # the hot path skips the dispatch below
+                packet(item)
+            else:
+                feed(item)
         self.finish()
 
     def feed(self, item: Record | SecretsBlock | ReadProblem) -> None:

@@ -116,9 +116,10 @@ def open_input(path: str) -> BinaryIO:
 
 def read_capture(stream: BinaryIO, name: str = "<capture>"
                  ) -> Iterator[Record | SecretsBlock | ReadProblem]:
-    """Yield records, secrets and problems from a pcap or pcapng stream.
+    """An iterator of records, secrets and problems from a pcap or pcapng stream.
 
-    Raises CaptureError before yielding anything if the input is not a capture.
+    Raises CaptureError at once (not a generator itself, which also saves a level of
+    delegation per packet) if the input is not a capture.
     """
     head = stream.read(4)
     if len(head) < 4:
@@ -127,12 +128,10 @@ def read_capture(stream: BinaryIO, name: str = "<capture>"
     magic_be = struct.unpack(">I", head)[0]
     buf = _Buffer(stream, head)
     if magic_le == PCAPNG_SHB:
-        yield from _read_pcapng(buf, name)
-        return
+        return _read_pcapng(buf, name)
     for magic, endian in ((magic_le, "<"), (magic_be, ">")):
         if magic in PCAP_MAGICS:
-            yield from _read_pcap(buf, name, endian, *PCAP_MAGICS[magic][1:])
-            return
+            return _read_pcap(buf, name, endian, *PCAP_MAGICS[magic][1:])
     raise CaptureError(f"{name}: not a pcap or pcapng file (magic 0x{magic_be:08x})")
 
 
