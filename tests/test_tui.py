@@ -36,7 +36,9 @@ async def settle(app: TcpincApp, pilot, *, detail: bool = True) -> None:
         await pilot.pause(0.05)
         ready = (app.index is not None and app.index.done and app.analysis is not None
                  and app.analysis.done and app.seen_reports == -1)
-        if ready and (not detail or app.current_detail is not None):
+        # The detail tree's cursor highlights its node's bytes a message later.
+        shown = app.current_detail is not None and bool(app.query_one(HexView).highlighted)
+        if ready and (not detail or shown):
             await pilot.pause()
             return
     raise AssertionError("the app did not settle")

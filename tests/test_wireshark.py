@@ -11,7 +11,7 @@ import random
 import shutil
 import struct
 import subprocess
-import warnings
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -185,36 +185,39 @@ def test_missing_luaossl_gives_one_clear_note(tmp_path: Path) -> None:
 @needs_tshark
 @pytest.mark.tshark
 def test_pyshark_sees_decrypted_http() -> None:
-    pyshark = pytest.importorskip("pyshark")
-    import asyncio
-
+    pytest.importorskip("pyshark")
     entry = next(e for e in CATALOG if e["name"] == "x25519-chacha20")
-    # pyshark asks asyncio for the current loop and waits for tshark through the child
-    # watcher; async tests elsewhere may have closed the loop or re-attached the watcher.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        asyncio.get_child_watcher().attach_loop(loop)
-    cap = pyshark.FileCapture(
-        str(SAMPLES / entry["capture"]), custom_parameters=["-X", f"lua_script:{LUA}"],
-        override_prefs={"tcpcrypt.keylog_file": str(_keylog(entry))},
-        display_filter="tcpcrypt.frame.verified == 1", eventloop=loop)
-    try:
-        packets = list(cap)
-    finally:
-        cap.close()
-        del cap  # its __del__ closes again: the loop must still be open then
+    # pyshark drives tshark through asyncio's child watcher, which the async (Textual)
+    # tests in this process may have re-attached elsewhere: run it in a fresh process.
+    script = """
+import json, sys, pyshark
+cap = pyshark.FileCapture(sys.argv[1], custom_parameters=["-X", "lua_script:" + sys.argv[2]],
+                          override_prefs={"tcpcrypt.keylog_file": sys.argv[3]},
+                          display_filter="tcpcrypt.frame.verified == 1")
+out = []
+for p in cap:
+    out.append({"status": p.tcpeno.status,
+                "method": getattr(p.http, "request_method", None) if "http" in p else None,
+                "frame": int(p.tcpcrypt.get_field_value("frame_number")),
+                "layers": [layer.layer_name for layer in p.layers],
+                "codes": [getattr(layer, "response_code", None)
+                          for layer in p.get_multiple_layers("http")]})
+cap.close()
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(SAMPLES / entry["capture"]),
+                           str(LUA), str(_keylog(entry))], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    packets = json.loads(done.stdout)
     assert len(packets) >= 2
     first = packets[0]
-    assert first.tcpeno.status == "negotiated"
-    assert first.http.request_method == "GET"
-    assert int(first.tcpcrypt.get_field_value("frame_number")) == 1
+    assert first["status"] == "negotiated"
+    assert first["method"] == "GET"
+    assert first["frame"] == 1
     # the ciphertext is not handed to HTTP; the decrypted response is
-    assert [layer.layer_name for layer in first.layers].count("http") == 1
-    assert any(getattr(layer, "response_code", None) == "200"
-               for p in packets for layer in p.get_multiple_layers("http"))
-
+    assert first["layers"].count("http") == 1
+    assert any(code == "200" for p in packets for code in p["codes"])
 
 def _mutate_pcap(data: bytes, rng: random.Random) -> bytes:
     """Truncations, bit flips and random TCP option bytes in a classic pcap."""

@@ -335,8 +335,12 @@ class TcpincApp(App):
         detail = self.current_detail
         if detail is not None and number not in detail.pkt_dir:
             detail = None
-        tree.show(dissect(rec, detail))
-        hexview.show(rec.data)
+        dissection = dissect(rec, detail)
+        tree.show(dissection)
+        # The tree puts its cursor on the first node; highlight its bytes now rather than
+        # rely on the highlight message (not sent when the cursor line does not change).
+        first = dissection.nodes[0] if dissection.nodes else None
+        hexview.show(rec.data, (first.start, first.end) if first is not None else (0, 0))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         """Highlight the bytes of the field under the tree cursor."""
