@@ -281,7 +281,6 @@ class DirectionDecryptor:
         self.hash = hashlib.sha256()
         self.resync_key: tuple[int, bytes, int] | None = None
         resolver.directions[direction] = self
-        self._publish()
 
     def relabel(self, direction: str) -> None:
         """Roles were corrected (no handshake in the capture): follow the new direction."""
@@ -299,7 +298,6 @@ class DirectionDecryptor:
         queued, self.queue, self.queued = self.queue, [], 0
         for info in queued:
             self._decrypt(info)
-        self._publish()
 
     def _ready(self, info: FrameInfo | None = None) -> bool:
         if self.key is not None:
@@ -324,7 +322,6 @@ class DirectionDecryptor:
                 self.undecrypted += 1
             return
         self._decrypt(info)
-        self._publish()
 
     def authenticates(self, info: FrameInfo) -> bool | None:
         """Whether a resync candidate opens under the current or a few later generations."""
@@ -376,7 +373,7 @@ class DirectionDecryptor:
                     f"its bytes are not shown{more}", info.stream_offset, info.packet,
                     self.direction))
             return
-        parsed = decode_plaintext(plain)
+        parsed = decode_plaintext(plain)  # [confirm] layout lives in wire.py
         if parsed is None:
             self.failed += 1
             conn.findings.append(Finding(Severity.ERROR, "tcpcrypt-plaintext-malformed",
@@ -400,17 +397,6 @@ class DirectionDecryptor:
         if self.resolver.ctx.sink is not None and data:
             self.resolver.ctx.sink(conn, self.direction, self.plain_offset, data, info.packet)
         self.plain_offset += len(data)
-
-    def _publish(self) -> None:
-        resolver = self.resolver
-        conn = resolver.conn
-        if resolver.keys_from is None and not self.frames:
-            return
-        decrypted = conn.data.get("decrypted") or {}
-        decrypted[self.direction] = {"ok": self.ok, "failed": self.failed,
-                                     "sha256": self.hash.hexdigest(),
-                                     "bytes": self.plain_offset}
-        conn.data["decrypted"] = decrypted
 
 
 def finalize(conn: Connection, ctx: DecryptionContext) -> None:
