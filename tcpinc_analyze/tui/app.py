@@ -19,6 +19,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from ..capture.reader import CaptureError
@@ -178,7 +179,10 @@ class TcpincApp(App):
         analysis, index = self.analysis, self.index
         if analysis is None or index is None:
             return
-        table = self.query_one(ConnectionsTable)
+        try:
+            table = self.query_one(ConnectionsTable)
+        except NoMatches:
+            return  # the app is shutting down: its widgets are gone before its timers
         reports = analysis.reports
         n = len(reports)
         if n > self.seen_reports and not analysis.done:
@@ -309,6 +313,12 @@ class TcpincApp(App):
                             ctx.resume_index if ctx else None, conn)
 
     def _detail_ready(self, detail: ConnDetail) -> None:
+        try:
+            self._show_detail(detail)
+        except NoMatches:
+            pass  # the worker finished while the app was shutting down
+
+    def _show_detail(self, detail: ConnDetail) -> None:
         self.deep.put(detail)
         if detail.conn_id != self.current_conn:
             return
