@@ -176,13 +176,16 @@ class TcpincApp(App):
 
     def poll(self) -> None:
         """Move new reports into the table; show progress."""
+        try:
+            self._poll()
+        except NoMatches:
+            pass  # the app is shutting down: its widgets go before its timers
+
+    def _poll(self) -> None:
         analysis, index = self.analysis, self.index
         if analysis is None or index is None:
             return
-        try:
-            table = self.query_one(ConnectionsTable)
-        except NoMatches:
-            return  # the app is shutting down: its widgets are gone before its timers
+        table = self.query_one(ConnectionsTable)
         reports = analysis.reports
         n = len(reports)
         if n > self.seen_reports and not analysis.done:
