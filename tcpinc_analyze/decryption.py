@@ -416,7 +416,8 @@ def _finalize(conn: Connection, ctx: DecryptionContext) -> None:
     if resolver.keys is None:
         conn.data["decrypted"] = None
         conn.data["keys_from"] = None
-        if any(p is not None and p.init is not None for p in conn.tcpcrypt.values()):
+        if len(ctx.keylog) and any(p is not None and p.init is not None
+                                   for p in conn.tcpcrypt.values()):
             conn.findings.append(Finding(Severity.NOTE, "tcpcrypt-no-keys",
                                          "no key-log entry matches this connection"))
         return
