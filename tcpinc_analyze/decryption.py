@@ -29,7 +29,7 @@ from .tcpcrypt.keyschedule import (
     shared_secret,
 )
 from .tcpcrypt.messages import Init1, Init2
-from .tcpcrypt.stream import FrameInfo
+from .tcpcrypt.stream import FrameInfo, TcpcryptDirection
 from .wire import (
     AEADS,
     PLAINTEXT_FIN,
@@ -70,8 +70,6 @@ class DecryptionContext:
     show_secrets: bool = False
     sink: PlaintextSink | None = None
     resume_index: dict[bytes, ResumeEntry] = field(default_factory=dict)
-    embedded: int = 0
-    """Decryption Secrets Blocks read from the capture."""
     frame_map: Callable[[Connection, str, int, int], None] | None = None
     """Called after every frame: (connection, direction, stream offset just past the
     frame, plaintext offset just past its data); lets --pcap-out re-map sequence numbers."""
@@ -150,7 +148,7 @@ class KeyResolver:
         return False
 
     def _from_private(self, tep: int, aead: int, private: bytes, own: bytes, peer: bytes,
-                      ab: object, ba: object) -> bool:
+                      ab: TcpcryptDirection, ba: TcpcryptDirection) -> bool:
         try:
             if keypair_from_private(tep, private).public != own:
                 self._once("keylog-private-mismatch",
@@ -168,8 +166,7 @@ class KeyResolver:
                        "transcript) and they are not in the capture; log the session secret")
             return False
         transcript = eno_transcript(syn_a.eno.rfc_form(), syn_b.eno.rfc_form())
-        init1_raw = ab.init_raw  # type: ignore[attr-defined]
-        init2_raw = ba.init_raw  # type: ignore[attr-defined]
+        init1_raw, init2_raw = ab.init_raw or b"", ba.init_raw or b""
         n_a = init1_raw[9 + init1_raw[8]:9 + init1_raw[8] + 32]
         ss = initial_session_secret(n_a, transcript, init1_raw, init2_raw, es)
         self._from_ss(ss, tep, aead, "private_key")
@@ -274,7 +271,6 @@ class DirectionDecryptor:
         self.queued = 0
         self.ok = 0
         self.failed = 0
-        self.undecrypted = 0
         self.fin_seen = False
         self.frames = 0
         self.plain_offset = 0
@@ -318,8 +314,6 @@ class DirectionDecryptor:
             if not self.resolver.hopeless and self.queued + info.length <= QUEUE_LIMIT:
                 self.queue.append(info)
                 self.queued += info.length
-            else:
-                self.undecrypted += 1
             return
         self._decrypt(info)
 

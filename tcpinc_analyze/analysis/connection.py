@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..capture.decode import Segment
-from ..eno import EnoOption, Negotiation, decode_option, negotiate, simultaneous_b_is_second
+from ..eno import (
+    EnoOption,
+    Negotiation,
+    decode_option,
+    negotiate,
+    parse_suboptions,
+    simultaneous_b_is_second,
+)
 from ..findings import Finding, Severity
 from ..tcp.options import walk_options
 from ..tcp.reassembly import DirectionStream
@@ -37,7 +44,6 @@ ACK = 0x10
 FIN = 0x01
 RST = 0x04
 
-LEGACY_HELLO_OPCODES = (0x01, 0x02)
 LEGACY_PKCONF_OPCODES = (0x41, 0x42)
 LEGACY_OTHER_OPCODES = (0x05, 0x06, 0x07, 0x08, 0x83, 0x84, 0x85)
 
@@ -87,7 +93,6 @@ class Connection:
     rst_packet: int | None = None
     closed_ts: int | None = None
     legacy: bool = False
-    experimental_seen: bool = False
     handler_factory: HandlerFactory | None = None
     data: dict = field(default_factory=dict)
     """Room for later stages (decryption) to keep per-connection results."""
@@ -160,8 +165,6 @@ class Connection:
             self.add(Severity.ERROR, "eno-malformed",
                      f"malformed ENO option (TCP header byte {where}): {detail}; the option is "
                      "ignored and ENO fails", seg.number, where)
-        if found is not None and found.encoding == "experimental":
-            self.experimental_seen = True
         return found, offset, legacy
 
     # ------------------------------------------------------------------ handshake
@@ -319,8 +322,6 @@ def looks_legacy(data: bytes, flags: int) -> bool:
     if flags & SYN and op in LEGACY_PKCONF_OPCODES and len(data) > 1 and (len(data) - 1) % 3 == 0:
         return True
     if not flags & SYN and op in LEGACY_OTHER_OPCODES and len(data) >= 2:
-        from ..eno import parse_suboptions
-
         return parse_suboptions(data)[2]
     return False
 

@@ -283,12 +283,10 @@ class Analyzer:
                     conn.legacy |= legacy
                     conn.decide_eno(eno is not None, seg.number)
         streams = conn.streams
-        if size or flags & FIN:
+        if size:
             stream = streams.get(from_x)
             if stream is not None:
                 stream.segment(seg.seq, payload, seg.number, seg.missing)
-                if flags & FIN:
-                    stream.fin(seg.seq, size)
         if flags & ACK:
             peer = streams.get(not from_x)
             if peer is not None and peer.pending:

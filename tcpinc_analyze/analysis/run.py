@@ -25,7 +25,6 @@ def secrets_into(ctx: DecryptionContext, then: Callable[[SecretsBlock], None] | 
             text = block.data.decode("utf-8", errors="replace")
             parse_keylog(text, f"Decryption Secrets Block at offset {block.offset}",
                          ctx.keylog)
-            ctx.embedded += 1
         if then is not None:
             then(block)
 

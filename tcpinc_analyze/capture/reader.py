@@ -25,7 +25,6 @@ PCAP_MAGICS = {
     0xA1B2CD34: ("<", 1000, 24),   # Kuznetzov "modified" pcap: 8 more header bytes
 }
 PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
 BLOCK_IDB = 0x00000001
 BLOCK_OPB = 0x00000002
 BLOCK_SPB = 0x00000003

@@ -26,8 +26,6 @@ from ..tcpcrypt.endpoint import EndpointA, EndpointB, resumed_keys
 from ..tcpcrypt.frames import FrameSealer
 from ..tcpcrypt.keyschedule import SessionKeys
 from ..wire import (
-    AEAD_TAG_LEN,
-    FRAME_HEADER_LEN,
     TCPCRYPT_TEPS,
     EnoStatus,
     FallbackReason,
@@ -342,5 +340,3 @@ def frame_sha256(records: Sequence[FrameRecord]) -> str:
         h.update(r.data)
     return h.hexdigest()
 
-
-MIN_FRAME = FRAME_HEADER_LEN + AEAD_TAG_LEN + 1

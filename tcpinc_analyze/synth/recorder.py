@@ -243,14 +243,6 @@ def namespace_names() -> tuple[str, str]:
     return f"{NAMESPACE_PREFIX}a-{tag}", f"{NAMESPACE_PREFIX}b-{tag}"
 
 
-def own_namespaces() -> list[str]:
-    """Namespaces this process created and that still exist (should always be empty)."""
-    proc = _run(["ip", "netns", "list"], "listing namespaces", check=False)
-    mine = re.compile(rf"^{re.escape(NAMESPACE_PREFIX)}[ab]-{os.getpid()}-\d+$")
-    return [line.split()[0] for line in proc.stdout.splitlines()
-            if line.split() and mine.match(line.split()[0])]
-
-
 class _Namespaces:
     """Two namespaces joined by a veth pair; ``delete()`` is safe to call at any time."""
 

@@ -38,7 +38,7 @@ class DirectionStream:
 
     __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "recent_bytes",
                  "consumer", "findings",
-                 "delivered", "lost", "label", "fin_offset", "ooo", "last_packet",
+                 "lost", "label", "ooo", "last_packet",
                  "truncated_holes")
 
     def __init__(self, consumer: StreamConsumer | None, findings: list[Finding],
@@ -51,10 +51,8 @@ class DirectionStream:
         self.recent_bytes = 0
         self.consumer = consumer
         self.findings = findings
-        self.delivered = 0
         self.lost = 0
         self.label = label
-        self.fin_offset: int | None = None
         self.ooo: dict[int, int] = {}
         self.last_packet = 0
         self.truncated_holes: set[int] = set()
@@ -126,10 +124,6 @@ class DirectionStream:
             first = min(self.pending)
             self._declare_gap(min(first, off), None)
 
-    def fin(self, seq: int, payload_len: int) -> None:
-        """Record where the sender's FIN sits."""
-        self.fin_offset = self.offset_of(seq) + payload_len
-
     def finish(self) -> None:
         """End of capture or connection: every remaining hole becomes a gap."""
         while self.pending:
@@ -164,7 +158,6 @@ class DirectionStream:
 
     def _deliver(self, off: int, payload: bytes, packet: int) -> None:
         self.next = off + len(payload)
-        self.delivered += len(payload)
         # Keep whole delivered chunks (no copying) until they fall out of the window.
         recent = self.recent
         recent.append(payload)
