@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .wire import RESUME_SEARCH_DEPTH
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -106,7 +108,8 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
         err.print(Text.assemble(("warning: ", "yellow"), warning))
-    return DecryptionContext(loaded.log, show_secrets=args.show_secrets, sink=sink)
+    return DecryptionContext(loaded.log, show_secrets=args.show_secrets, sink=sink,
+                             resume_depth=args.resume_depth)
 
 
 def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  # noqa: ANN001, ANN202
@@ -216,6 +219,9 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    "$TCPCRYPT_KEYLOGFILE); keys embedded in a pcapng are read too")
     p.add_argument("--show-secrets", action="store_true",
                    help="include session secrets and traffic keys in the output")
+    p.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
+                   help="how far down a session's chain ss[0] -> ss[i] a resumed "
+                   f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for files over 20 MB on a terminal)")
 
@@ -296,7 +302,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sid = tc.get("session_id")
         if failed:
             bad += 1
-            worst = next((f for f in r.findings if f.code == "tcpcrypt-auth-failed"), None)
+            worst = next((f for f in r.findings if f.code == "frame-tag-failed"), None)
             where = f"; first at packet {worst.packet}, stream offset {worst.offset}" if worst \
                 else ""
             out.print(head, Text(f"FAILED {failed} frame(s)", style="bold red"),
@@ -309,6 +315,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
                       + (f"  session ID {sid}" if sid else ""))
     if not checked:
         out.print("no tcpcrypt connections in this capture")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """Per connection, every RFC 8547/8548 rule the capture shows: held, violated, or not
+    observable (and why). Exit 1 on any violation, so it can gate an implementer's CI."""
+    import json
+
+    from .conformance import check, violations
+    from .output.table import conformance_tables
+
+    result = _run(args)
+    if result is None:
+        return EXIT_USAGE
+    checked = [(r, check(r)) for r in result.reports]
+    bad = sum(violations(rules, strict=args.strict) for _, rules in checked)
+    if args.format == "json":
+        print(json.dumps([{"id": r.id, "a": r.a, "b": r.b, "eno": r.eno.get("status"),
+                           "violations": violations(rules, strict=args.strict),
+                           "rules": [x.to_json() for x in rules]} for r, rules in checked],
+                         indent=1))
+    else:
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out = Console(highlight=False, width=max(out.width, 160))
+        conformance_tables(out, checked, show_all=args.all_rules)
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -394,6 +426,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("capture", help="capture file, or - for standard input")
     _capture_options(verify)
     verify.set_defaults(func=cmd_verify)
+
+    conf = sub.add_parser(
+        "conformance", help="check each connection against the rules of RFC 8547/8548",
+        description="For each connection, every rule of RFC 8547/8548 a capture can show: "
+        "held (with the packets that showed it), violated (packets and messages), or not "
+        "observable in this capture and why. Exit 1 on any violation of a MUST rule.")
+    conf.add_argument("capture", help="capture file, or - for standard input")
+    conf.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table (default) or json (one object per connection)")
+    conf.add_argument("--all-rules", action="store_true",
+                      help="table: list every rule, not only violations and a count of the rest")
+    conf.add_argument("--strict", action="store_true",
+                      help="SHOULD rules count as violations for the exit status too")
+    _capture_options(conf)
+    conf.set_defaults(func=cmd_conformance)
 
     inject = sub.add_parser("inject-secrets", help="embed a key log in a pcapng (DSB)",
                             description="Copy a capture to pcapng with the key log in a "

@@ -33,6 +33,9 @@ class Finding:
     """``ab`` or ``ba`` when the finding concerns one direction's stream."""
     size: int | None = None
     """Bytes concerned (gaps, skipped bytes), when that is meaningful."""
+    rfc: str | None = None
+    """The RFC section whose rule this finding reports broken (``"RFC 8548 §3.8"``):
+    set on conformance findings, the ones an implementer has to fix."""
 
     def to_json(self) -> dict:
         """The JSON form: severity, packet, message always; the rest when known."""
@@ -44,6 +47,8 @@ class Finding:
             out["direction"] = self.direction
         if self.size is not None:
             out["size"] = self.size
+        if self.rfc is not None:
+            out["rfc"] = self.rfc
         return out
 
     def at(self, *, packet: int | None = None, base: int = 0) -> Finding:

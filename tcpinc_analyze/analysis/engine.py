@@ -17,6 +17,7 @@ from ..capture.reader import ReadProblem, Record, SecretsBlock
 from ..findings import Finding, Severity
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
 from .report import ConnectionReport, build_report
+from .resume_registry import ResumeRegistry
 
 _IPV4_FAST = struct.Struct("!BxHxxHxB2x4s4s")
 _TCP_FAST = struct.Struct("!HHIIBBH")
@@ -82,6 +83,7 @@ class Analyzer:
         self.ip = IpDecoder()
         self.next_id = 0
         self.unknown_links: set[tuple[int, int]] = set()
+        self.resumes = ResumeRegistry()
         self.now = 0
 
     # ------------------------------------------------------------------ input
@@ -177,7 +179,8 @@ class Analyzer:
     def _new(self, seg: Segment, x_is_src: bool = True) -> Connection:
         src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
         conn = Connection(self.next_id, src if x_is_src else dst, dst if x_is_src else src,
-                          seg.number, seg.ts_ns, handler_factory=self.handler_factory)
+                          seg.number, seg.ts_ns, handler_factory=self.handler_factory,
+                          resume_registry=self.resumes)
         self.next_id += 1
         self.summary.connections += 1
         self.table[(*src, *dst)] = conn
@@ -225,6 +228,7 @@ class Analyzer:
                     conn.add(Severity.NOTE, "tcp-retransmission",
                              f"SYN retransmitted (same ISN as packet {previous.packet})",
                              seg.number)
+                    conn.on_syn(seg, from_x)
                 elif (previous is None and not from_x and not conn.synack
                       and conn.packets == len(conn.syn)):
                     conn.on_syn(seg, from_x)  # the peer's SYN: a simultaneous open
@@ -264,28 +268,41 @@ class Analyzer:
                      f"captured {len(rec.data)} of {rec.orig_len} bytes (snaplen): "
                      f"{seg.missing} payload bytes missing", seg.number)
         if flags & SYN:
-            if flags & ACK and not conn.simultaneous:
+            if flags & ACK:
                 previous = conn.synack.get(from_x)
-                if previous is None:
-                    conn.on_synack(seg, from_x)
-                elif previous.isn == seg.seq:
+                if previous is not None and previous.isn == seg.seq:
                     conn.add(Severity.NOTE, "tcp-retransmission",
                              f"SYN-ACK retransmitted (as packet {previous.packet})", seg.number)
+                conn.on_synack(seg, from_x)
             conn.start_stream(from_x, seg.seq)
             return
+        has_eno = conn.check_nonsyn_eno(seg, from_x) if not conn.eno_phase_done else None
         if conn.negotiation is None:
             if not conn.syn and not conn.synack:
                 conn.decide_eno(None, seg.number)
-            else:
-                conn.decide_roles()
-                if conn.side_is_a(from_x):
-                    eno, _off, legacy = conn.parse_eno(seg)
-                    conn.legacy |= legacy
-                    conn.decide_eno(eno is not None, seg.number)
+            elif conn.simultaneous or from_x == conn.active_is_x:
+                if has_eno is None:
+                    got = conn.segment_eno(seg)
+                    conn.legacy |= got.legacy
+                    has_eno = bool(got.options)
+                conn.decide_eno(has_eno, seg.number)
+        conn.nonsyn_from.setdefault(from_x, seg.number)
         streams = conn.streams
-        if size:
-            stream = streams.get(from_x)
-            if stream is not None:
+        stream = streams.get(from_x)
+        watch = conn.rekey_watch
+        if watch is not None and watch.active and stream is not None:
+            peer = streams.get(not from_x)
+            ack_off = (peer.offset_of(seg.ack) if flags & ACK and peer is not None
+                       and peer.base is not None else None)
+            start = stream.offset_of(seg.seq)
+            watch.segment(conn.label(from_x), start, start + size, ack_off,
+                          bool(flags & FIN), seg.number)
+        if size and stream is not None:
+            if from_x in conn.init_open:
+                conn.note_init_segment(from_x, seg, stream)
+                stream.segment(seg.seq, payload, seg.number, seg.missing)
+                conn.check_init_psh(from_x)
+            else:
                 stream.segment(seg.seq, payload, seg.number, seg.missing)
         if flags & ACK:
             peer = streams.get(not from_x)

@@ -11,11 +11,19 @@ from dataclasses import dataclass, field
 
 import communityid
 
-from ..eno import EnoOption, GeneralSuboption, TepSuboption
+from ..eno import SUB_RESUME, GlobalSuboption, SynEno, TepSuboption, tcpcrypt_suboption_kind
 from ..fieldspec import value_name
 from ..findings import Finding, Severity
 from ..tcpcrypt.messages import Init1, Init2
-from ..wire import AEADS, FALLBACK_DESCRIPTIONS, FallbackReason, aead_name
+from ..wire import (
+    AEADS,
+    DIALECT_TCPCRYPTD_2016,
+    FALLBACK_DESCRIPTIONS,
+    RESUME_HALF_LEN,
+    TCPCRYPT_TEPS,
+    FallbackReason,
+    aead_name,
+)
 from .connection import Connection
 
 _CID = communityid.CommunityID()
@@ -28,35 +36,49 @@ def endpoint_text(addr: bytes, port: int) -> str:
     return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
-def suboptions_json(option: EnoOption | None) -> dict | None:
-    """An ENO option with the spec's field names."""
-    if option is None:
+def suboptions_json(syn: SynEno | None) -> dict | None:
+    """The ENO option of a SYN with the spec's field names (the first, when a SYN
+    carried several: ``count`` says how many)."""
+    if syn is None or not syn.options:
         return None
+    option = syn.options[0]
     subs = []
     for sub in option.suboptions:
-        if isinstance(sub, GeneralSuboption):
-            subs.append({"tcpeno.general": sub.cs, "tcpeno.general.b": int(sub.b),
-                         "tcpeno.general.aa": sub.aa, "tcpeno.general.zz": sub.zz})
+        if isinstance(sub, GlobalSuboption):
+            subs.append({"tcpeno.global": sub.byte, "tcpeno.global.b": int(sub.b),
+                         "tcpeno.global.a": int(sub.a), "tcpeno.global.z": sub.z})
         elif isinstance(sub, TepSuboption):
-            item: dict = {"tcpeno.tep": sub.tep, "name": value_name("tep", sub.tep)}
+            item: dict = {"tcpeno.tep": sub.tep, "tcpeno.tep.v": int(sub.v),
+                          "name": value_name("tep", sub.tep)}
             if sub.data is not None:
                 item["tcpeno.tep.data"] = sub.data.hex()
                 item["tcpeno.length_byte"] = sub.length_byte
+                if sub.tep in TCPCRYPT_TEPS and tcpcrypt_suboption_kind(sub) == SUB_RESUME:
+                    item["tcpcrypt.resume.half"] = sub.data[:RESUME_HALF_LEN].hex()
+                    item["tcpcrypt.resume.nonce"] = sub.data[RESUME_HALF_LEN:].hex()
             subs.append(item)
     return {"encoding": option.encoding, "kind": option.kind, "raw": option.raw.hex(),
-            "malformed": option.malformed, "suboptions": subs}
+            "malformed": option.malformed, "count": len(syn.options),
+            "implicit_global": option.global_suboption is None,
+            "b": int(option.b_bit), "suboptions": subs}
 
 
-def _init_json(init: Init1 | Init2 | None, raw: bytes | None, draft: bool) -> dict | None:
+def _init_json(init: Init1 | Init2 | None, raw: bytes | None) -> dict | None:
     if raw is None:
         return None
-    out: dict = {"length": len(raw), "draft_layout": draft}
-    if isinstance(init, Init1):
-        out.update({"sym_ciphers": list(init.sym_ciphers), "nonce": init.nonce.hex(),
-                    "pubkey": init.pubkey.hex(), "ignored_len": len(init.ignored)})
-    elif isinstance(init, Init2):
-        out.update({"sym_cipher": init.sym_cipher, "nonce": init.nonce.hex(),
-                    "pubkey": init.pubkey.hex(), "ignored_len": len(init.ignored)})
+    out: dict = {"length": len(raw)}
+    if isinstance(init, Init1 | Init2):
+        if isinstance(init, Init1):
+            out["sym_ciphers"] = list(init.sym_ciphers)
+        else:
+            out["sym_cipher"] = init.sym_cipher
+        pub = init.pub
+        out.update({"nonce": init.nonce.hex(), "pubkey": init.pubkey.hex(),
+                    "ignored_len": len(init.ignored), "dialect": init.dialect})
+        if pub is not None and pub.length_field is not None:
+            out.update({"pubkey_len": pub.length_field,
+                        "pubkey_len_reading": pub.length_reading,
+                        "pubkey_compressed": pub.compressed})
     return out
 
 
@@ -80,6 +102,9 @@ class ConnectionReport:
     tcpcrypt: dict | None
     findings: list[Finding] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    observed: dict[str, list[int]] = field(default_factory=dict)
+    """Conformance rules checked and kept, with the packets that showed it (the
+    ``conformance`` command's "held" evidence; not part of the JSON record)."""
 
     def to_json(self) -> dict:
         """The stable JSON object (see README: JSON output)."""
@@ -119,8 +144,8 @@ def build_report(conn: Connection) -> ConnectionReport:
     neg = conn.negotiation
     syn_a, syn_b = conn.syn_of(True), conn.syn_of(False)
     encoding = None
-    if syn_a is not None and syn_a.eno is not None and not conn.legacy:
-        encoding = syn_a.eno.encoding
+    if syn_a is not None and syn_a.eno.options and not conn.legacy:
+        encoding = syn_a.eno.options[0].encoding
     reason = neg.reason if neg else FallbackReason.HANDSHAKE_NOT_CAPTURED
     eno = {
         "status": str(neg.status) if neg else "unknown",
@@ -129,17 +154,21 @@ def build_report(conn: Connection) -> ConnectionReport:
         "negotiated_tep": neg.tep if neg and neg.status == "negotiated" else None,
         "negotiated_tep_name": value_name("tep", neg.tep) if neg and neg.tep and
         neg.status == "negotiated" else None,
+        "negotiated_tep_byte": neg.tep_byte if neg and neg.status == "negotiated" else None,
         "encoding": encoding,
+        "roles": neg.roles if neg else None,
         "simultaneous_open": conn.simultaneous,
         "legacy_tcpcrypt": conn.legacy,
         "syn_a": suboptions_json(syn_a.eno if syn_a else None),
         "syn_b": suboptions_json(syn_b.eno if syn_b else None),
+        "detail": neg.detail if neg and neg.detail else None,
         "ack_a_has_eno": conn.ack_eno,
         "packets": {"syn_a": syn_a.packet if syn_a else None,
                     "syn_b": syn_b.packet if syn_b else None,
                     "ack_a": conn.ack_packet},
     }
     tcpcrypt = _tcpcrypt_json(conn, a_is_x)
+    _pre_rfc_note(conn, tcpcrypt)
     state = "reset" if conn.rst_packet is not None else (
         "closed" if len(conn.fin) == 2 else ("half-closed" if conn.fin else "open"))
     a_ip, b_ip = (str(ipaddress.ip_address(a_ep[0])), str(ipaddress.ip_address(b_ep[0])))
@@ -152,7 +181,28 @@ def build_report(conn: Connection) -> ConnectionReport:
         bytes_ab=conn.bytes_xy if a_is_x else conn.bytes_yx,
         bytes_ba=conn.bytes_yx if a_is_x else conn.bytes_xy,
         state=state, eno=eno, tcpcrypt=tcpcrypt, findings=findings,
-        extra=dict(conn.data.get("report_extra", {})))
+        extra=dict(conn.data.get("report_extra", {})), observed=dict(conn.observed))
+
+
+def _pre_rfc_note(conn: Connection, tcpcrypt: dict | None) -> None:
+    """One note on how the pre-RFC dialect differs from the RFCs (digest 2.8)."""
+    dialect = tcpcrypt.get("dialect") if tcpcrypt else None
+    roles_packet = conn.data.get("pre_rfc_roles")
+    if dialect == DIALECT_TCPCRYPTD_2016:
+        packet = roles_packet or min((p.init_packet for p in conn.tcpcrypt.values()
+                                      if p is not None and p.init_packet), default=None)
+        conn.add(Severity.NOTE, "pre-rfc-dialect",
+                 "the 2016 tcpcryptd dialect (drafts eno-03 / tcpcrypt-02), judged by its own "
+                 "rules; under the RFCs it differs: ENO must use kind 69, not 253/ExID "
+                 "(RFC 8547 §11); a SYN-ACK without a global suboption has b = 0, a role "
+                 "conflict (RFC 8547 §4.3); sym_cipher identifiers are two bytes and public "
+                 "keys compressed points (RFC 8548 §4.1, §5)", packet)
+    elif roles_packet is not None:
+        conn.add(Severity.NOTE, "pre-rfc-dialect",
+                 "pre-RFC experimental ENO: the SYN-ACK has no global suboption, so under "
+                 "RFC 8547 §4.3 both hosts have b = 0 (a role conflict); the pre-RFC drafts "
+                 "made the passive opener host B, and the handshake is judged by them",
+                 roles_packet)
 
 
 def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
@@ -175,26 +225,36 @@ def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
     if isinstance(init2, Init2):
         aead = init2.sym_cipher
         if isinstance(init1, Init1) and aead not in init1.sym_ciphers:
-            conn.add(Severity.ERROR, "tcpcrypt-aead-not-offered",
-                     f"B chose {aead_name(aead)}, which A's Init1 did not offer",
-                     ba.init_packet if ba else None)
+            conn.add(Severity.ERROR, "init2-cipher-not-offered",
+                     f"B chose {aead_name(aead)} (0x{aead:04x}), which A's Init1 did not "
+                     "offer (A must abort)", ba.init_packet if ba else None,
+                     rfc="RFC 8548 §3.3")
+        elif isinstance(init1, Init1):
+            conn.held("init2-cipher-not-offered", ba.init_packet if ba else None)
     tep = (neg.tep if neg and neg.tep else None) or (ab.tep if ab else None) or (
         ba.tep if ba else None)
     resumed = bool(neg and neg.resumed)
     decrypted = conn.data.get("decrypted")
+    dialects = {p.dialect for p in (ab, ba) if p is not None and p.dialect}
+    aead = aead if aead is not None else conn.data.get("aead")
     return {
         "resumed": resumed,
         "tep": tep,
-        "aead": aead if aead is not None else conn.data.get("aead"),
+        "dialect": dialects.pop() if len(dialects) == 1 else (
+            "mixed" if dialects else ("rfc8548" if resumed else None)),
+        "aead": aead,
         "aead_name": value_name("aead", aead) if aead in AEADS else None,
         "frames": {"ab": ab.frames if ab else 0, "ba": ba.frames if ba else 0},
         "rekeys": {"ab": ab.rekeys if ab else 0, "ba": ba.rekeys if ba else 0},
         "incomplete_frames": {"ab": ab.incomplete_frames if ab else 0,
                               "ba": ba.incomplete_frames if ba else 0},
-        "init1": _init_json(init1, ab.init_raw if ab else None, bool(ab and ab.draft)),
-        "init2": _init_json(init2, ba.init_raw if ba else None, bool(ba and ba.draft)),
+        "init1": _init_json(init1, ab.init_raw if ab else None),
+        "init2": _init_json(init2, ba.init_raw if ba else None),
         "keys_from": conn.data.get("keys_from"),
         "session_id": conn.data.get("session_id"),
+        "nonce_offset_base": conn.data.get("nonce_offset_base"),
         "decrypted": decrypted,
         "resumes": conn.data.get("resumes"),
+        "resume_index": conn.data.get("resume_index"),
+        "aead_probed": bool(conn.data.get("aead_probed")),
     }

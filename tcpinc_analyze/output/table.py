@@ -95,9 +95,10 @@ def print_findings(console: Console, reports: Sequence[ConnectionReport],
                                                   f.packet or 0))
         for f in shown[:limit]:
             where = f"pkt {f.packet}" if f.packet else ""
+            rfc = (f" [{f.code}, {f.rfc}]", "magenta") if f.rfc else ("", "")
             console.print(Text.assemble((f"#{r.id:<4d}", "bold"), (f"{f.severity:8s}",
                                                                    SEVERITY_STYLE[f.severity]),
-                                        (f"{where:10s}", "dim"), f.message))
+                                        (f"{where:10s}", "dim"), f.message, rfc))
         if len(shown) > limit:
             console.print(Text(f"#{r.id:<4d}... {len(shown) - limit} more findings "
                                "(--all-findings or --format json)", style="dim"))
@@ -152,6 +153,9 @@ def details_tree(r: ConnectionReport) -> Tree:
                         sub.add(f"tcpcrypt.{name}.{key} = {_fmt(value)}")
         node.add(f"frames A->B {tc['frames']['ab']} (rekeys {tc['rekeys']['ab']}), "
                  f"B->A {tc['frames']['ba']} (rekeys {tc['rekeys']['ba']})")
+        for key in ("dialect", "nonce_offset_base", "keys_from", "resume_index"):
+            if tc.get(key) is not None:
+                node.add(f"tcpcrypt.{key} = {_fmt(tc[key])}")
         if tc.get("session_id"):
             node.add(f"tcpeno.session_id = {tc['session_id']}")
         frames = r.extra.get("frame_list")
@@ -173,3 +177,38 @@ def _fmt(value: object) -> str:
         return "[" + ", ".join(f"0x{v:02x}" if isinstance(v, int) else str(v)
                                for v in value) + "]"
     return str(value)
+
+
+CONFORMANCE_STYLE = {"held": "green", "violated": "bold red", "not-observable": "dim"}
+
+
+def conformance_tables(console: Console, checked: Sequence[tuple[ConnectionReport, list]],
+                       *, show_all: bool = False) -> None:
+    """Per connection, its rule verdicts: violations always, the rest with ``show_all``."""
+    from ..conformance import MUST, VIOLATED
+
+    total = Counter()
+    for report, results in checked:
+        counts = Counter(r.status for r in results)
+        total.update(counts)
+        title = Text.assemble((f"connection {report.id} ", "bold"), f"{report.a} -> {report.b}"
+                              f"  ENO {report.eno.get('status')}: "
+                              f"{counts['violated']} violated, {counts['held']} held, "
+                              f"{counts['not-observable']} not observable")
+        rows = [r for r in results if show_all or r.status == VIOLATED]
+        if not rows:
+            console.print(title)
+            continue
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for name in ("rule", "RFC", "level", "status", "packets", "detail"):
+            table.add_column(name, overflow="fold")
+        for r in rows:
+            detail = "; ".join(r.messages) if r.messages else (r.reason or r.rule.text)
+            level = r.rule.level if r.rule.level == MUST else Text(r.rule.level, style="dim")
+            packets = ", ".join(map(str, r.packets[:8])) + (" ..." if len(r.packets) > 8 else "")
+            table.add_row(r.rule.code, r.rule.rfc, level,
+                          Text(r.status, style=CONFORMANCE_STYLE[r.status]), packets, detail)
+        console.print(table)
+    console.print(Text(f"{len(checked)} connection{'s' if len(checked) != 1 else ''}: "
+                       f"{total['violated']} rule violations, {total['held']} rules held, "
+                       f"{total['not-observable']} not observable"))

@@ -43,11 +43,11 @@ import dpkt
 
 import tcpinc_analyze
 
-from ..eno import TepSuboption, decode_option, encode_option, negotiate
+from ..eno import GlobalSuboption, SynEno, TepSuboption, decode_option, encode_option, negotiate
 from ..keylog import KeyLogWriter
 from ..tcp.options import walk_options
-from ..tcpcrypt.frames import FrameOpener
-from ..tcpcrypt.keyschedule import session_keys
+from ..tcpcrypt.frames import FrameOpener, KeyFor
+from ..tcpcrypt.keyschedule import SessionKeys
 from ..tcpcrypt.messages import message_length, parse_frame_header
 from ..wire import (
     AEAD_AES_128_GCM,
@@ -88,7 +88,8 @@ scenarios need (a capture that hits it fails the completeness check)."""
 MAX_CAPTURE_BYTES = 1_500_000
 OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
 ENO_ACK_OPTION = bytes((ENO_KIND, 2))
-"""The empty ENO option on A's first non-SYN segment."""
+"""The empty non-SYN-form ENO option A puts on every segment it sends before it has
+received a non-SYN segment (RFC 8547 §4.6): the handshake ACK, and Init1 with it."""
 NAMESPACE_PREFIX = "tcpinc-"
 _ETH_HEADER = 14
 _ETHERTYPE_IPV4 = 0x0800
@@ -131,8 +132,10 @@ class RecorderScenario:
 
     @property
     def eno_b(self) -> bytes:
-        """B's SYN-ACK ENO option, whole."""
-        return encode_option([TepSuboption(t) for t in self.teps_b])
+        """B's SYN-ACK ENO option, whole: an explicit global suboption with b = 1 (the
+        passive opener's, RFC 8547 §4.2), then its TEP."""
+        return encode_option([GlobalSuboption.make(b=True),
+                              *[TepSuboption(t) for t in self.teps_b]])
 
 
 RECORDER_SCENARIOS: dict[str, RecorderScenario] = {
@@ -521,6 +524,20 @@ class _Conversation:
     first_ack_a: _Seg
 
 
+def early_segments_of_a(conv: _Conversation) -> list[_Seg]:
+    """A's non-SYN segments before the first non-SYN segment from B: each must carry
+    ENO (RFC 8547 §4.6). The capture is taken in A's namespace, so capture order is the
+    order in which A sent and received."""
+    out = []
+    for seg in conv.segs:
+        if seg.flags & TCP_SYN:
+            continue
+        if seg.src != ADDR_A:
+            break
+        out.append(seg)
+    return out
+
+
 def classify(segs: list[_Seg], port_a: int) -> _Conversation:
     """Check every frame belongs to our one connection and find its handshake."""
     a_key = (ADDR_A, port_a, ADDR_B, SERVER_PORT)
@@ -631,11 +648,13 @@ class _Decrypted:
     sha256: str = ""
 
 
-def decrypt_stream(stream: bytes, magic: int, opener: FrameOpener, name: str) -> _Decrypted:
+def decrypt_stream(stream: bytes, magic: int, aead: int, key_for: KeyFor, name: str
+                   ) -> _Decrypted:
     """Check the Init message and open every frame after it (the recorder's own check)."""
     length = message_length(stream, magic)
     if length is None or length > len(stream):
         raise RecorderError(f"{name}: the stream does not start with its Init message")
+    opener = FrameOpener(aead, key_for, init_len=length)
     out = _Decrypted(init=stream[:length])
     data = hashlib.sha256()
     pos = length
@@ -644,7 +663,7 @@ def decrypt_stream(stream: bytes, magic: int, opener: FrameOpener, name: str) ->
         if header is None or pos + header.total > len(stream):
             raise RecorderError(f"{name}: truncated frame at stream offset {pos}")
         body = stream[pos + 3:pos + header.total]
-        plain = opener.open(header.control, body, pos - length)
+        plain = opener.open(header.control, body, pos)
         if plain is None:
             raise RecorderError(f"{name}: frame at stream offset {pos} does not decrypt "
                                 "with the logged session secret")
@@ -824,7 +843,7 @@ def _post_process(sc: RecorderScenario, seed: int, plan: dict, raw_pcap: Path,
     eno_a, eno_b = bytes.fromhex(plan["eno_a"]), bytes.fromhex(plan["eno_b"])
     patch = {s.index: eno_a for s in conv.syn_a}
     patch.update({s.index: eno_b for s in conv.synack_b})
-    patch[conv.first_ack_a.index] = ENO_ACK_OPTION
+    patch.update({s.index: ENO_ACK_OPTION for s in early_segments_of_a(conv)})
     frames = [(s.ts, insert_option(s, patch[s.index]) if s.index in patch else s.frame)
               for s in segs]
 
@@ -849,10 +868,12 @@ def _post_process(sc: RecorderScenario, seed: int, plan: dict, raw_pcap: Path,
     opt_a = find_option(conv.syn_a[0].options, ENO_KIND)
     opt_b = find_option(conv.synack_b[0].options, ENO_KIND)
     ack_opt = find_option(conv.first_ack_a.options, ENO_KIND)
-    if opt_a != eno_a or opt_b != eno_b or ack_opt != ENO_ACK_OPTION:
+    if opt_a != eno_a or opt_b != eno_b or ack_opt != ENO_ACK_OPTION or any(
+            find_option(seg.options, ENO_KIND) != ENO_ACK_OPTION
+            for seg in early_segments_of_a(conv)):
         raise RecorderError("internal: ENO options not where they were inserted")
-    eno = negotiate(decode_option(opt_a[0], opt_a[2:]), decode_option(opt_b[0], opt_b[2:]),
-                    True)
+    dec_a, dec_b = decode_option(opt_a[0], opt_a[2:]), decode_option(opt_b[0], opt_b[2:])
+    eno = negotiate(SynEno((dec_a,) if dec_a else ()), SynEno((dec_b,) if dec_b else ()), True)
     if eno.status != EnoStatus.NEGOTIATED or eno.tep != sc.tep:
         raise RecorderError(f"internal: the inserted options negotiate {eno.status}/{eno.tep}")
 
@@ -866,13 +887,14 @@ def _post_process(sc: RecorderScenario, seed: int, plan: dict, raw_pcap: Path,
 
     keys_info = client["keys"]
     n_a, ss = bytes.fromhex(keys_info["n_a"]), bytes.fromhex(keys_info["ss"])
-    keys = session_keys(ss, keys_info["tep"], keys_info["aead"])
+    keys = SessionKeys(keys_info["tep"], keys_info["aead"], ss)
     if keys.session_id.hex() != client["session_id"]:
         raise RecorderError("internal: session secret does not give the session ID")
-    dec = {"ab": decrypt_stream(streams["ab"].data, INIT1_MAGIC,
-                                FrameOpener(keys.aead, keys.k_ab), "A->B"),
-           "ba": decrypt_stream(streams["ba"].data, INIT2_MAGIC,
-                                FrameOpener(keys.aead, keys.k_ba), "B->A")}
+    chain = keys.chain()
+    dec = {"ab": decrypt_stream(streams["ab"].data, INIT1_MAGIC, keys.aead,
+                                lambda g: chain.key(g, True), "A->B"),
+           "ba": decrypt_stream(streams["ba"].data, INIT2_MAGIC, keys.aead,
+                                lambda g: chain.key(g, False), "B->A")}
     for d, res in (("ab", client), ("ba", server)):
         sent = res["sent"]
         got = (dec[d].frames, dec[d].rekeys, dec[d].sha256, dec[d].init.hex())
@@ -915,9 +937,10 @@ def _post_process(sc: RecorderScenario, seed: int, plan: dict, raw_pcap: Path,
                 "init2": {"sym_cipher": keys.aead, "ignored_len": 0, "length": len(init2)},
                 "keys_from": "session_secret",
                 "session_id": keys.session_id.hex(),
+                "nonce_offset_base": "tcp-stream",
                 "resumes": None,
-                "decrypted": {d: {"ok": dec[d].frames, "failed": 0, "lost": 0,
-                                  "sha256": dec[d].sha256} for d in ("ab", "ba")},
+                "decrypted": {d: {"ok": dec[d].frames, "failed": 0, "undecryptable": 0,
+                                  "lost": 0, "sha256": dec[d].sha256} for d in ("ab", "ba")},
             },
             "findings": findings,
         }],

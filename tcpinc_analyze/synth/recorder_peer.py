@@ -38,7 +38,7 @@ from ..wire import (
     INIT1_MAGIC,
     INIT2_MAGIC,
     INIT_MESSAGE_LEN_MAX,
-    PLAINTEXT_FIN,
+    PLAINTEXT_FINP,
     eno_transcript,
 )
 from .scenarios import text_body
@@ -103,7 +103,10 @@ class FrameSpec:
 
 def frame_schedule(plan: dict, messages: Sequence[tuple[bool, bytes]] | None = None
                    ) -> list[list[FrameSpec]]:
-    """Per message, the frames that carry it (the last frame of a direction has FIN)."""
+    """Per message, the frames that carry it. A sender first answers each rekey of the
+    peer it has received with a rekey frame of its own (RFC 8548 §3.8; the messages
+    alternate, so it has received all of them), then initiates its planned rekeys; the
+    last frame of a direction has FINp."""
     if messages is None:
         messages = build_script(plan)
     size = plan["frame_data_max"]
@@ -111,14 +114,20 @@ def frame_schedule(plan: dict, messages: Sequence[tuple[bool, bytes]] | None = N
     last = {d: max((k for k, (f, _) in enumerate(messages) if f == d), default=-1)
             for d in (True, False)}
     counters = {True: 0, False: 0}
+    gens = {True: 0, False: 0}
     out: list[list[FrameSpec]] = []
     for k, (from_a, data) in enumerate(messages):
         chunks = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+        answers = max(0, gens[not from_a] - gens[from_a])
+        extra = max(0, answers - len(chunks))
+        chunks = [b""] * extra + chunks
         specs = []
         for n, chunk in enumerate(chunks):
             index = counters[from_a]
             counters[from_a] += 1
-            specs.append(FrameSpec(from_a, index, chunk, index in rekeys[from_a],
+            rekey = n < answers or index in rekeys[from_a]
+            gens[from_a] += rekey
+            specs.append(FrameSpec(from_a, index, chunk, rekey,
                                    k == last[from_a] and n == len(chunks) - 1))
         out.append(specs)
     return out
@@ -199,8 +208,10 @@ def read_init(conn: _Conn, magic: int, name: str) -> bytes:
 
 def _converse(conn: _Conn, plan: dict, is_a: bool, keys: SessionKeys, init_len: int,
               peer_init_len: int) -> dict:
-    sealer = FrameSealer(keys.aead, keys.k_ab if is_a else keys.k_ba)
-    opener = FrameOpener(keys.aead, keys.k_ba if is_a else keys.k_ab)
+    chain = keys.chain()
+    sealer = FrameSealer(keys.aead, lambda g: chain.key(g, is_a), offset=init_len,
+                         init_len=init_len)
+    opener = FrameOpener(keys.aead, lambda g: chain.key(g, not is_a), init_len=peer_init_len)
     sent_frames: list[dict] = []
     sent_data = hashlib.sha256()
     recv_data = hashlib.sha256()
@@ -211,7 +222,7 @@ def _converse(conn: _Conn, plan: dict, is_a: bool, keys: SessionKeys, init_len: 
         if specs[0].from_a == is_a:
             out = bytearray()
             for spec in specs:
-                start = init_len + sealer.offset
+                start = sealer.offset
                 frame = sealer.seal(spec.data, fin=spec.fin, rekey=spec.rekey)
                 sent_frames.append({"offset": start, "size": len(frame),
                                     "data_len": len(spec.data), "rekey": spec.rekey,
@@ -227,12 +238,12 @@ def _converse(conn: _Conn, plan: dict, is_a: bool, keys: SessionKeys, init_len: 
             body = conn.recv_exact(length, what)
             if bool(control & FRAME_CONTROL_REKEY) != spec.rekey:
                 raise PeerError(f"{what}: rekey bit {control & 1}, expected {int(spec.rekey)}")
-            plain = opener.open(control, body, recv_offset)
+            plain = opener.open(control, body, peer_init_len + recv_offset)
             if plain is None:
                 raise PeerError(f"{what}: tag does not verify at offset {recv_offset}")
             if plain.data != spec.data:
                 raise PeerError(f"{what}: decrypted data differs from what the peer intended")
-            if bool(plain.flags & PLAINTEXT_FIN) != spec.fin:
+            if bool(plain.flags & PLAINTEXT_FINP) != spec.fin:
                 raise PeerError(f"{what}: FIN flag {plain.flags & 1}, expected {int(spec.fin)}")
             recv_offset += FRAME_HEADER_LEN + length
             recv_frames += 1
@@ -286,7 +297,7 @@ def run_server(plan: dict) -> dict:
         conn = _Conn(sock, deadline)
         init1 = read_init(conn, INIT1_MAGIC, "Init1")
         endpoint = EndpointB(plan["tep"], plan["aeads_b"], random.Random(plan["rng_b"]))
-        init2 = endpoint.receive_init1(init1, _transcript(plan))
+        init2 = endpoint.receive_init1(init1, _transcript(plan), plan["tep"])
         conn.send(init2)
         keys = endpoint.keys
         assert keys is not None
@@ -314,7 +325,7 @@ def run_client(plan: dict) -> dict:
         endpoint = EndpointA(plan["tep"], plan["aeads_a"], random.Random(plan["rng_a"]))
         conn.send(endpoint.init1)
         init2 = read_init(conn, INIT2_MAGIC, "Init2")
-        keys = endpoint.receive_init2(init2, _transcript(plan))
+        keys = endpoint.receive_init2(init2, _transcript(plan), plan["tep"])
         result = _converse(conn, plan, True, keys, len(endpoint.init1), len(init2))
         sock.shutdown(socket.SHUT_WR)
         conn.expect_eof()

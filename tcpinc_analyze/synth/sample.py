@@ -17,6 +17,7 @@ from ..keylog import KeyLogWriter
 from ..wire import DSB_SECRETS_TYPE_TCPCRYPT
 from .capture_writer import PcapngWriter, PcapWriter
 from .connection import (
+    KEYS_MASTER,
     KEYS_NONE,
     KEYS_PRIVATE_A,
     KEYS_PRIVATE_B,
@@ -91,6 +92,8 @@ def _keys_from(conn: BuiltConnection, by_plan: dict[int, str | None]) -> str | N
         return "private_key"
     if plan.keylog == KEYS_TRAFFIC:
         return "traffic_keys"
+    if plan.keylog == KEYS_MASTER:
+        return "master_key"
     if (plan.keylog == KEYS_NONE and conn.truth["tcpcrypt"]["resumed"]
             and plan.resume_parent is not None
             and by_plan.get(plan.resume_parent) in ("session_secret", "private_key",
@@ -139,7 +142,7 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
         if p.seg.payload and p.stream_offset is not None:
             header = len(data) - len(p.seg.payload)
             captured = max(0, min(len(p.seg.payload), cap.snaplen - header))
-            key = (c, "ab" if p.from_a else "ba")
+            key = (c, "ab" if p.from_a == built[c].a_first else "ba")
             coverage.setdefault(key, []).append((p.stream_offset,
                                                  p.stream_offset + captured))
 
@@ -166,7 +169,8 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
         for k, p in enumerate(conn.packets):
             n = numbers[(c, k)]
             if "conflict" in p.tags:
-                findings.append({"code": "tcp-overlap-conflict", "packet": n})
+                findings.append({"code": "retransmission-conflict", "packet": n,
+                                 "conformance": conn.truth["tcpcrypt"] is not None})
             elif "retransmission" in p.tags:
                 findings.append({"code": "tcp-retransmission", "packet": n})
             if "reordered" in p.tags:
@@ -180,25 +184,39 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
         if tc is not None:
             good = keys_from is not None and conn.plan.keylog != KEYS_WRONG
             tc["keys_from"] = keys_from
+            with_sid = keys_from not in ("traffic_keys", "master_key", None)
             tc["session_id"] = (conn.keys.session_id.hex()
-                                if good and keys_from != "traffic_keys" and conn.keys else None)
+                                if good and with_sid and conn.keys else None)
             tc["resumes"] = (conn_id[conn.plan.resume_parent]
                              if tc["resumed"] and conn.plan.resume_parent is not None else None)
+            if tc["resumes"] is not None:
+                origin = conn.plan.resume_parent
+                while built[origin].plan.resume_parent is not None and (
+                        built[origin].truth["tcpcrypt"] or {}).get("resumed"):
+                    origin = built[origin].plan.resume_parent
+                tc["resumes"] = conn_id[origin]
             decrypted = None
             if keys_from is not None:
                 decrypted = {}
+                gen0_only = keys_from == "traffic_keys"
                 for d in ("ab", "ba"):
                     records: list[FrameRecord] = conn.frames[d]
                     complete = [r for r in records
                                 if _covered(coverage.get((c, d), []), r.stream_offset,
                                             r.stream_offset + r.size)]
-                    ok = complete if good else []
-                    decrypted[d] = {"ok": len(ok), "failed": 0 if good else len(complete),
+                    usable = [r for r in complete if not gen0_only or r.generation == 0]
+                    ok = [r for r in usable if r.intact] if good else []
+                    decrypted[d] = {"ok": len(ok), "failed": len(usable) - len(ok),
+                                    "undecryptable": len(complete) - len(usable),
                                     "lost": len(records) - len(complete),
                                     "sha256": frame_sha256(ok)}
                 if not good:
-                    findings.append({"code": "tcpcrypt-auth-failed"})
+                    findings.append({"code": "frame-tag-failed"})
+            if conn.keys is None:
+                tc["keys_from"] = tc["session_id"] = decrypted = None
             tc["decrypted"] = decrypted
+            if not decrypted or not any(decrypted[d]["ok"] for d in ("ab", "ba")):
+                tc["nonce_offset_base"] = None
             if not conn.plan.fin_frames:
                 findings.append({"code": "tcpcrypt-no-fin-frame"})
         truth["findings"] = findings

@@ -91,6 +91,10 @@ class TcpConversation:
         self.last_tsval = [a.ts_start, b.ts_start]
         self.conflict_done = False
         self.closed = False
+        self.eno_nonsyn = [b"", b""]
+        """Non-SYN-form ENO each host puts on its segments until it has received a
+        non-SYN segment (RFC 8547 §4.6)."""
+        self.got_nonsyn = [False, False]
 
     # ------------------------------------------------------------------ primitives
     def _idx(self, from_a: bool) -> int:
@@ -116,6 +120,10 @@ class TcpConversation:
                 options = tcp_options(1, 1, timestamp_option(self._tsval(i), tsecr))
                 self.last_tsval[i] = self._tsval(i)
         options += extra_options
+        if not flags & TCP_SYN:
+            if self.eno_nonsyn[i] and not self.got_nonsyn[i]:
+                options += self.eno_nonsyn[i]
+            self.got_nonsyn[1 - i] = True
         ack = self.snd_nxt[1 - i]
         seg = TcpSegment(
             src=src.ip, dst=dst.ip, sport=src.port, dport=dst.port,
@@ -157,20 +165,29 @@ class TcpConversation:
 
     # ------------------------------------------------------------------ handshake
     def open(self, *, syn_a_eno: bytes = b"", syn_b_eno: bytes = b"", ack_a_eno: bytes = b"",
-             simultaneous: bool = False, syn_retransmit: bool = False) -> None:
+             simultaneous: bool = False, syn_retransmit: bool = False,
+             syn_retransmit_eno: bytes | None = None, syn_a_data: bytes = b"",
+             nonsyn_b_eno: bytes = b"") -> None:
         """Three-way handshake (or simultaneous open), each segment with its ENO bytes.
 
-        ``ack_a_eno`` goes on A's first non-SYN segment, a pure ACK here.
+        ``ack_a_eno`` goes on every segment A sends before it receives a non-SYN segment
+        (the handshake ACK first), ``nonsyn_b_eno`` likewise for B. ``syn_retransmit_eno``
+        replaces A's ENO in a retransmitted SYN; ``syn_a_data`` rides in A's SYN (and is
+        discarded, not acknowledged, by B, as RFC 8547 §4.7 requires).
         """
         a, b = self.hosts
         syn_opts = self._syn_options(0, syn_a_eno)
-        self._emit(True, TCP_SYN, options=syn_opts, tags=("syn",))
+        self._emit(True, TCP_SYN, options=syn_opts, payload=syn_a_data, tags=("syn",))
         if syn_retransmit:
             self.now += 1_000_000_000
-            self._emit(True, TCP_SYN, options=syn_opts, tags=("syn", "retransmission"))
+            opts = syn_opts if syn_retransmit_eno is None else self._syn_options(
+                0, syn_retransmit_eno)
+            self._emit(True, TCP_SYN, options=opts, payload=syn_a_data,
+                       tags=("syn", "retransmission"))
         self.ts_ok = a.timestamps and b.timestamps
         if a.wscale is not None and b.wscale is not None:
             self.scale = [a.wscale, b.wscale]
+        self.eno_nonsyn = [ack_a_eno, nonsyn_b_eno]
         if simultaneous:
             self.now += self.rtt_ns // 4
             b_opts = self._syn_options(1, syn_b_eno)
@@ -188,11 +205,12 @@ class TcpConversation:
             b_opts = self._syn_options(1, syn_b_eno)
             self._emit(False, TCP_SYN | TCP_ACK, options=b_opts, tags=("synack",))
             self.snd_nxt[1] = b.isn + 1
-        self._emit(True, TCP_ACK, extra_options=ack_a_eno, tags=("ack",))
+        self._emit(True, TCP_ACK, tags=("ack",))
 
     # ------------------------------------------------------------------ data
-    def send(self, from_a: bool, data: bytes, *, think_ns: int = 0) -> None:
-        """Write ``data`` from one side: MSS segments, PSH on the last, ACKs from the peer."""
+    def send(self, from_a: bool, data: bytes, *, think_ns: int = 0, psh: bool = True) -> None:
+        """Write ``data`` from one side: MSS segments, PSH on the last (unless ``psh`` is
+        False: a sender that breaks RFC 8548 §3.3's PSH rule), ACKs from the peer."""
         if not data:
             return
         i = self._idx(from_a)
@@ -203,7 +221,7 @@ class TcpConversation:
         while pos < len(data):
             chunk = data[pos:pos + mss]
             last = pos + len(chunk) == len(data)
-            pkt = self._emit(from_a, TCP_ACK | (TCP_PSH if last else 0), payload=chunk,
+            pkt = self._emit(from_a, TCP_ACK | (TCP_PSH if last and psh else 0), payload=chunk,
                              stream_offset=self.stream_len[i], tags=("data",),
                              gap_ns=12_000 if sent else 50_000)
             sent.append(pkt)

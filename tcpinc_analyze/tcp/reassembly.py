@@ -39,7 +39,7 @@ class DirectionStream:
     __slots__ = ("base", "next", "pending", "pending_bytes", "recent", "recent_bytes",
                  "consumer", "findings",
                  "lost", "label", "ooo", "last_packet",
-                 "truncated_holes")
+                 "truncated_holes", "rfc")
 
     def __init__(self, consumer: StreamConsumer | None, findings: list[Finding],
                  label: str) -> None:
@@ -56,6 +56,9 @@ class DirectionStream:
         self.ooo: dict[int, int] = {}
         self.last_packet = 0
         self.truncated_holes: set[int] = set()
+        self.rfc: str | None = None
+        """Set while tcpcrypt runs: a conflicting retransmission then breaks RFC 8548
+        §3.6 ("the same payload bytes for the same TCP sequence numbers")."""
 
     def start(self, seq: int) -> None:
         """Set stream offset 0 to sequence number ``seq`` (ISN + 1)."""
@@ -72,8 +75,9 @@ class DirectionStream:
     def _finding(self, severity: Severity, code: str, message: str, packet: int | None,
                  offset: int | None = None, size: int | None = None) -> None:
         arrow = DIRECTION_TEXT.get(self.label, self.label)
+        rfc = self.rfc if code == "retransmission-conflict" else None
         self.findings.append(Finding(severity, code, f"{arrow}: {message}", offset, packet,
-                                     self.label, size))
+                                     self.label, size, rfc))
 
     def segment(self, seq: int, payload: bytes, packet: int, missing: int = 0) -> None:
         """Take one segment's payload (``missing`` bytes of it were not captured)."""
@@ -99,7 +103,7 @@ class DirectionStream:
         existing = self.pending.get(off)
         if existing is not None and len(existing[0]) >= len(payload):
             if existing[0][:len(payload)] != payload:
-                self._finding(Severity.WARNING, "tcp-overlap-conflict",
+                self._finding(Severity.WARNING, "retransmission-conflict",
                               f"retransmitted bytes at offset {off} differ from the first copy "
                               "(possible injection; the first copy is used)", packet, off)
             else:
@@ -135,7 +139,7 @@ class DirectionStream:
         lo = max(off, start)
         hi = off + len(payload)
         if lo < hi and self._recent_slice(lo - start, hi - start) != payload[lo - off:]:
-            self._finding(Severity.WARNING, "tcp-overlap-conflict",
+            self._finding(Severity.WARNING, "retransmission-conflict",
                           f"retransmitted bytes at offset {lo} differ from the first copy "
                           "(possible injection; the first copy is used)", packet, lo)
             return

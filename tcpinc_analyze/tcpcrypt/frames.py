@@ -1,4 +1,4 @@
-"""Sealing and opening tcpcrypt frames for one direction (spec 2.6).
+"""Sealing and opening tcpcrypt frames for one direction (RFC 8548 §3.6, §3.8, §4.2).
 
 One object per direction keeps the current key generation and a cached AEAD object,
 because building AEAD objects per frame would dominate decryption time.
@@ -6,67 +6,100 @@ because building AEAD objects per frame would dominate decryption time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..wire import (
     AEAD_CHACHA20_POLY1305,
+    AEAD_TAG_LEN,
     AEADS,
     FRAME_CONTROL_REKEY,
     FRAME_HEADER_LEN,
+    NONCE_OFFSET_TCP_STREAM,
     Plaintext,
     decode_plaintext,
     encode_plaintext,
     frame_associated_data,
+    frame_id_offset,
     frame_nonce,
-    next_traffic_key,
+    split_traffic_key,
 )
 from .messages import encode_frame
 
 Aead = AESGCM | ChaCha20Poly1305
+KeyFor = Callable[[int], bytes]
+"""A direction's traffic key (K || NR) for a key generation."""
 
 
 def make_aead(aead: int, key: bytes) -> Aead:
-    """The `cryptography` AEAD object for an AEAD byte and key."""
+    """The `cryptography` AEAD object for an AEAD identifier and its K."""
     info = AEADS.get(aead)
     if info is None:
-        raise ValueError(f"unknown AEAD 0x{aead:02x}")
+        raise ValueError(f"unknown AEAD 0x{aead:04x}")
     if len(key) != info.key_len:
         raise ValueError(f"{info.name} needs a {info.key_len}-byte key, got {len(key)}")
     return ChaCha20Poly1305(key) if aead == AEAD_CHACHA20_POLY1305 else AESGCM(key)
 
 
+class TrafficCipher:
+    """One traffic key split into the AEAD object (from K) and NR."""
+
+    __slots__ = ("aead", "nr")
+
+    def __init__(self, aead: int, traffic_key: bytes) -> None:
+        k, self.nr = split_traffic_key(traffic_key, aead)
+        self.aead = make_aead(aead, k)
+
+    def seal(self, offset: int, control: int, plain: bytes) -> bytes:
+        """Encrypt a frame's plaintext for frame-ID offset ``offset``."""
+        clen = len(plain) + AEAD_TAG_LEN
+        return self.aead.encrypt(frame_nonce(self.nr, offset), plain,
+                                 frame_associated_data(control, clen))
+
+    def open(self, offset: int, control: int, ciphertext: bytes) -> bytes | None:
+        """Decrypt and verify; None when the tag does not authenticate."""
+        try:
+            return self.aead.decrypt(frame_nonce(self.nr, offset), ciphertext,
+                                     frame_associated_data(control, len(ciphertext)))
+        except InvalidTag:
+            return None
+
+
 class _Direction:
-    def __init__(self, aead: int, key: bytes) -> None:
+    def __init__(self, aead: int, key_for: KeyFor, init_len: int, base: str) -> None:
         self.aead = aead
-        self.key = key
+        self.key_for = key_for
+        self.init_len = init_len
+        self.base = base
         self.generation = 0
-        self._cipher = make_aead(aead, key)
+        self._cipher = TrafficCipher(aead, key_for(0))
 
     def _rekey(self) -> None:
-        self.key = next_traffic_key(self.key)
         self.generation += 1
-        self._cipher = make_aead(self.aead, self.key)
+        self._cipher = TrafficCipher(self.aead, self.key_for(self.generation))
 
 
 class FrameSealer(_Direction):
-    """The sending side of one direction: tracks the stream offset for the nonces."""
+    """The sending side of one direction; ``offset`` is the next frame's position in the
+    direction's TCP stream (Init message included)."""
 
-    def __init__(self, aead: int, key: bytes, offset: int = 0) -> None:
-        super().__init__(aead, key)
+    def __init__(self, aead: int, key_for: KeyFor, *, offset: int = 0, init_len: int = 0,
+                 base: str = NONCE_OFFSET_TCP_STREAM) -> None:
+        super().__init__(aead, key_for, init_len, base)
         self.offset = offset
 
     def seal(self, data: bytes, *, fin: bool = False, urgent: int | None = None,
              rekey: bool = False, extra_flags: int = 0, extra_control: int = 0) -> bytes:
-        """Encrypt ``data`` into one frame; ``rekey`` switches key generation first."""
+        """Encrypt ``data`` into one frame; ``rekey`` moves to the next generation first
+        and marks this frame, the first under it (§3.8)."""
         if rekey:
             self._rekey()
         control = (FRAME_CONTROL_REKEY if rekey else 0) | extra_control
         plain = encode_plaintext(data, fin=fin, urgent=urgent, extra_flags=extra_flags)
-        length = len(plain) + 16
-        ciphertext = self._cipher.encrypt(frame_nonce(self.offset), plain,
-                                          frame_associated_data(control, length))
-        frame = encode_frame(control, ciphertext)
+        nonce_offset = frame_id_offset(self.offset, self.init_len, self.base)
+        frame = encode_frame(control, self._cipher.seal(nonce_offset, control, plain))
         self.offset += len(frame)
         return frame
 
@@ -74,20 +107,21 @@ class FrameSealer(_Direction):
 class FrameOpener(_Direction):
     """The receiving side of one direction: follows rekeys and verifies tags."""
 
-    def open(self, control: int, ciphertext: bytes, offset: int) -> Plaintext | None:
-        """Decrypt the frame at stream ``offset``; None when its tag does not verify.
+    def __init__(self, aead: int, key_for: KeyFor, *, init_len: int = 0,
+                 base: str = NONCE_OFFSET_TCP_STREAM) -> None:
+        super().__init__(aead, key_for, init_len, base)
 
-        A frame with the rekey bit advances the key generation before decryption, and
-        the advance stays even if the tag fails (the sender said it rekeyed).
+    def open(self, control: int, ciphertext: bytes, stream_offset: int) -> Plaintext | None:
+        """Decrypt the frame at ``stream_offset``; None when its tag does not verify.
+
+        A frame with the rekey bit advances the generation before decryption, and the
+        advance stays even if the tag fails (the sender said it rekeyed).
         """
         if control & FRAME_CONTROL_REKEY:
             self._rekey()
-        try:
-            plain = self._cipher.decrypt(frame_nonce(offset), ciphertext,
-                                         frame_associated_data(control, len(ciphertext)))
-        except InvalidTag:
-            return None
-        return decode_plaintext(plain)
+        plain = self._cipher.open(frame_id_offset(stream_offset, self.init_len, self.base),
+                                  control, ciphertext)
+        return None if plain is None else decode_plaintext(plain)
 
 
 def frame_end(offset: int, length: int) -> int:

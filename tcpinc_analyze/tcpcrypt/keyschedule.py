@@ -1,7 +1,8 @@
-"""tcpcrypt key agreement and key schedule (spec 2.1, 2.3-2.5).
+"""tcpcrypt key agreement and key schedule (RFC 8548 §3.3-§3.5, §5, §6).
 
 Shared by the reference endpoints (which must produce the keys) and the decryptor
-(which must reproduce them from a key log), so both sides are provably the same code.
+(which must reproduce them from a key log). The formulas themselves live in ``wire``;
+this module adds the elliptic-curve work and keeps derived values together.
 """
 
 from __future__ import annotations
@@ -13,20 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..wire import (
-    AEADS,
-    CONST_KEY_A,
-    CONST_KEY_B,
-    CONST_NEXTK,
-    CONST_SESSID,
-    K_LEN,
     TCPCRYPT_TEPS,
     TEP_P256,
     TEP_P521,
     TEP_X448,
     TEP_X25519,
-    cprf,
-    extract,
-    resumption_identifiers,
+    first_master_key,
+    next_master_key,
+    next_session_secret,
+    resume_identifier,
+    session_id,
+    traffic_keys,
 )
 
 _CURVES: dict[int, ec.EllipticCurve] = {TEP_P256: ec.SECP256R1(), TEP_P521: ec.SECP521R1()}
@@ -35,6 +33,9 @@ _ORDERS = {
     TEP_P521: int("01FF" + "FFFFFFFF" * 7 + "FFFFFFFA51868783BF2F966B7FCC0148F709A5D0"
                   "3BB5C9B8899C47AEBB6FB71E91386409", 16),
 }
+_PROBE_SCALAR = {TEP_X25519: bytes(range(1, 33)), TEP_X448: bytes(range(1, 57))}
+"""A fixed private key for checking X25519/X448 public keys: a clamped scalar gives an
+all-zero shared secret exactly for the small-order points (RFC 7748 §6-§7)."""
 
 
 class KeyAgreementError(ValueError):
@@ -49,17 +50,17 @@ class KeyPair:
     private: bytes
     """Raw scalar (X25519/X448) or big-endian scalar (P-256/P-521), as in the key log."""
     public: bytes
-    """The public key exactly as it goes into Init1/Init2."""
+    """The public key: raw X25519/X448 key, or the compressed NIST point (no length)."""
 
 
-def _info(tep: int) -> None:
+def _check_tep(tep: int) -> None:
     if tep not in TCPCRYPT_TEPS:
         raise KeyAgreementError(f"TEP 0x{tep:02x} is not a tcpcrypt TEP")
 
 
-def keypair_from_private(tep: int, private: bytes) -> KeyPair:
+def keypair_from_private(tep: int, private: bytes, *, compressed: bool = True) -> KeyPair:
     """Rebuild a key pair from its private bytes (key log or deterministic synthesis)."""
-    _info(tep)
+    _check_tep(tep)
     if tep == TEP_X25519:
         public = x25519.X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
     elif tep == TEP_X448:
@@ -69,85 +70,168 @@ def keypair_from_private(tep: int, private: bytes) -> KeyPair:
         if not 1 <= value < _ORDERS[tep]:
             raise KeyAgreementError("private scalar out of range for its curve")
         key = ec.derive_private_key(value, _CURVES[tep])
-        public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        fmt = PublicFormat.CompressedPoint if compressed else PublicFormat.UncompressedPoint
+        public = key.public_key().public_bytes(Encoding.X962, fmt)
     return KeyPair(tep, bytes(private), public)
 
 
-def generate_keypair(tep: int, rng: random.Random) -> KeyPair:
+def generate_keypair(tep: int, rng: random.Random, *, compressed: bool = True) -> KeyPair:
     """A key pair drawn from ``rng``, so a seeded synthesis is byte-for-byte repeatable."""
-    _info(tep)
+    _check_tep(tep)
     size = TCPCRYPT_TEPS[tep].private_len
     if tep in _ORDERS:
         order = _ORDERS[tep]
         while True:
             value = int.from_bytes(rng.randbytes(size), "big") & ((1 << order.bit_length()) - 1)
             if 1 <= value < order:
-                return keypair_from_private(tep, value.to_bytes(size, "big"))
+                return keypair_from_private(tep, value.to_bytes(size, "big"),
+                                            compressed=compressed)
     return keypair_from_private(tep, rng.randbytes(size))
 
 
-def shared_secret(tep: int, private: bytes, peer_public: bytes) -> bytes:
-    """ES: the ECDH shared secret (X coordinate for the NIST curves)."""
-    _info(tep)
-    expected = TCPCRYPT_TEPS[tep].pubkey_len
-    if len(peer_public) != expected:
-        raise KeyAgreementError(f"public key is {len(peer_public)} bytes, expected {expected}")
+def _peer_key(tep: int, point: bytes) -> object:
     try:
         if tep == TEP_X25519:
-            es = x25519.X25519PrivateKey.from_private_bytes(private).exchange(
-                x25519.X25519PublicKey.from_public_bytes(peer_public))
-        elif tep == TEP_X448:
-            es = x448.X448PrivateKey.from_private_bytes(private).exchange(
-                x448.X448PublicKey.from_public_bytes(peer_public))
-        else:
-            curve = _CURVES[tep]
-            own = ec.derive_private_key(int.from_bytes(private, "big"), curve)
-            peer = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_public)
-            es = own.exchange(ec.ECDH(), peer)
+            return x25519.X25519PublicKey.from_public_bytes(point)
+        if tep == TEP_X448:
+            return x448.X448PublicKey.from_public_bytes(point)
+        return ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[tep], point)
     except ValueError as exc:
-        raise KeyAgreementError(f"key agreement failed: {exc}") from exc
+        raise KeyAgreementError(f"not a valid {TCPCRYPT_TEPS[tep].name} public key: {exc}"
+                                ) from exc
+
+
+def validate_public(tep: int, point: bytes) -> str | None:
+    """Why a received public key is unusable, or None (RFC 8548 §5: IEEE 1363 A.16.10
+    validation for P-256/P-521; for X25519/X448, a small-order point, which forces an
+    all-zero shared secret and must abort)."""
+    try:
+        _check_tep(tep)
+        peer = _peer_key(tep, point)
+        if tep in _PROBE_SCALAR:
+            own = (x25519.X25519PrivateKey if tep == TEP_X25519 else x448.X448PrivateKey
+                   ).from_private_bytes(_PROBE_SCALAR[tep])
+            try:
+                own.exchange(peer)  # type: ignore[arg-type]
+            except ValueError:
+                return "a small-order point: every shared secret with it is all-zero"
+    except KeyAgreementError as exc:
+        return str(exc)
+    return None
+
+
+def canonical_public(point: bytes) -> bytes:
+    """The form a key log is matched on: NIST points compressed, others unchanged, so
+    a logged key matches whichever encoding the wire used (digest section 3)."""
+    if len(point) in (65, 133) and point[0] == 4:
+        coord = (len(point) - 1) // 2
+        y = int.from_bytes(point[1 + coord:], "big")
+        return bytes((2 | (y & 1),)) + point[1:1 + coord]
+    return bytes(point)
+
+
+def shared_secret(tep: int, private: bytes, peer_point: bytes) -> bytes:
+    """ES: the key-agreement result (§5): X25519/X448, or ECSVDP-DH's x-coordinate."""
+    _check_tep(tep)
+    peer = _peer_key(tep, peer_point)
+    try:
+        if tep == TEP_X25519:
+            es = x25519.X25519PrivateKey.from_private_bytes(private).exchange(peer)  # type: ignore[arg-type]
+        elif tep == TEP_X448:
+            es = x448.X448PrivateKey.from_private_bytes(private).exchange(peer)  # type: ignore[arg-type]
+        else:
+            own = ec.derive_private_key(int.from_bytes(private, "big"), _CURVES[tep])
+            es = own.exchange(ec.ECDH(), peer)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise KeyAgreementError(f"key agreement failed (all-zero shared secret?): {exc}") from exc
     if not any(es):
         raise KeyAgreementError("all-zero shared secret")
     return es
 
 
-def initial_session_secret(n_a: bytes, transcript: bytes, init1: bytes, init2: bytes,
-                           es: bytes) -> bytes:
-    """ss[0] = PRK = Extract(N_A, transcript || Init1 || Init2 || ES) (spec 2.3)."""
-    return extract(n_a, transcript + init1 + init2 + es)
+def session_secret_at(ss0: bytes, index: int) -> bytes:
+    """ss[index], walking the chain from ss[0]."""
+    ss = ss0
+    for _ in range(index):
+        ss = next_session_secret(ss)
+    return ss
 
 
-def next_session_secret(ss: bytes) -> bytes:
-    """ss[i+1] = CPRF(ss[i], CONST_NEXTK, 32): the secret a resumed session uses."""
-    return cprf(ss, CONST_NEXTK, K_LEN)
+class KeyChain:
+    """mk[j] and each generation's traffic keys, derived on demand and kept (§3.3, §3.8)."""
+
+    __slots__ = ("aead", "_master", "_keys")
+
+    def __init__(self, mk0: bytes, aead: int) -> None:
+        self.aead = aead
+        self._master = [mk0]
+        self._keys: dict[int, tuple[bytes, bytes]] = {}
+
+    def master_key(self, generation: int) -> bytes:
+        """mk[generation]."""
+        while len(self._master) <= generation:
+            self._master.append(next_master_key(self._master[-1]))
+        return self._master[generation]
+
+    def keys(self, generation: int) -> tuple[bytes, bytes]:
+        """(k_ab, k_ba) of a generation, each K || NR."""
+        keys = self._keys.get(generation)
+        if keys is None:
+            keys = self._keys[generation] = traffic_keys(self.master_key(generation), self.aead)
+        return keys
+
+    def key(self, generation: int, ab: bool) -> bytes:
+        """k_ab[generation] (``ab``) or k_ba[generation]."""
+        return self.keys(generation)[0 if ab else 1]
 
 
 @dataclass(frozen=True)
 class SessionKeys:
-    """Everything derived from one session secret."""
+    """What one session secret ss[i] and session nonce sn[i] give a connection."""
 
-    tep: int
+    tep_byte: int
+    """B's byte for the negotiated TEP (v bit included): the session ID's first byte."""
     aead: int
     ss: bytes
-    session_id: bytes
-    """TEP byte || SID (33 bytes): the value applications bind to."""
-    k_ab: bytes
-    k_ba: bytes
+    """ss[i]: the secret securing this connection."""
+    sn: bytes = b""
+    """sn[i] = nonce_a | nonce_b for a resumed session; empty for ss[0]."""
 
     @property
-    def resume_ids(self) -> tuple[bytes, bytes]:
-        """(A's, B's) identifiers that resume the NEXT session from this one's successor."""
-        return resumption_identifiers(next_session_secret(self.ss))
+    def tep(self) -> int:
+        """The negotiated TEP identifier."""
+        return self.tep_byte & 0x7F
 
+    @property
+    def session_id(self) -> bytes:
+        """session_id[i] (§3.4)."""
+        return session_id(self.tep_byte, self.ss, self.sn)
 
-def session_keys(ss: bytes, tep: int, aead: int) -> SessionKeys:
-    """Derive SID and both traffic keys from a session secret (spec 2.3, 2.4)."""
-    key_len = AEADS[aead].key_len
-    return SessionKeys(
-        tep=tep,
-        aead=aead,
-        ss=ss,
-        session_id=bytes((tep,)) + cprf(ss, CONST_SESSID, 32),
-        k_ab=cprf(ss, CONST_KEY_A, key_len),
-        k_ba=cprf(ss, CONST_KEY_B, key_len),
-    )
+    @property
+    def mk0(self) -> bytes:
+        """mk[0] = CPRF(ss[i], CONST_REKEY | sn[i], K_LEN)."""
+        return first_master_key(self.ss, self.sn)
+
+    def chain(self) -> KeyChain:
+        """The key generations of this connection."""
+        return KeyChain(self.mk0, self.aead)
+
+    @property
+    def k_ab(self) -> bytes:
+        """k_ab[0]."""
+        return traffic_keys(self.mk0, self.aead)[0]
+
+    @property
+    def k_ba(self) -> bytes:
+        """k_ba[0]."""
+        return traffic_keys(self.mk0, self.aead)[1]
+
+    @property
+    def next_ss(self) -> bytes:
+        """ss[i+1], the secret a later connection resumes with."""
+        return next_session_secret(self.ss)
+
+    @property
+    def next_resume(self) -> bytes:
+        """resume[i+1], the identifier that names ss[i+1]."""
+        return resume_identifier(self.next_ss)

@@ -20,16 +20,11 @@ from ..wire import (
     FRAME_LENGTH_MIN,
     INIT1_FIXED,
     INIT1_MAGIC,
-    INIT2_FIXED,
     INIT2_MAGIC,
     INIT_MESSAGE_LEN_MAX,
-    NONCE_LEN_A,
-    NONCE_LEN_B,
-    TCPCRYPT_TEPS,
-    TEP_P256,
-    TEP_P521,
 )
-from .messages import Init1, Init2, parse_init1, parse_init2
+from .keyschedule import validate_public
+from .messages import Init1, Init2, infer_tep, parse_init1, parse_init2
 
 RESYNC_SEARCH = 1 << 16
 """How far past a gap we look for the next frame boundary."""
@@ -55,13 +50,18 @@ class FrameInfo:
 
     direction: str
     stream_offset: int
-    offset: int
-    """Nonce offset: counted from the first byte after the Init message."""
+    """Where the frame's control byte sits in its direction's TCP stream (0 = the first
+    byte after the SYN): the frame-ID offset in the ``tcp-stream`` reading."""
+    init_len: int
+    """Bytes of the direction's Init message before the frames (0 when resumed)."""
     control: int
     length: int
     body: bytes
     packet: int
     first_packet: int
+    generation: int = 0
+    """Key generation by the rekey bits seen so far in this direction (after a gap the
+    decryptor's count, which authenticates, is the one to trust)."""
 
 
 class FrameHandler(Protocol):
@@ -74,39 +74,11 @@ class FrameHandler(Protocol):
         """Whether a candidate frame verifies (None: cannot tell, e.g. no keys)."""
 
 
-def infer_tep(message: bytes, init1: bool) -> int | None:
-    """Guess the TEP of an Init message when the SYNs were not captured.
+class RekeyObserver(Protocol):
+    """The connection's rekey checks (``analysis.rekey_watch``)."""
 
-    The public key length is the only TEP-specific part; prefer the TEP whose key fills
-    the message exactly and, for the NIST curves, starts like an uncompressed point.
-    """
-    if len(message) < 9:
-        return None
-    fixed = 9 + (message[8] if init1 else 0) + (NONCE_LEN_A if init1 else NONCE_LEN_B)
-    best = None
-    for tep, info in TCPCRYPT_TEPS.items():
-        if fixed + info.pubkey_len > len(message):
-            continue
-        if tep in (TEP_P256, TEP_P521) and message[fixed] != 0x04:
-            continue
-        if fixed + info.pubkey_len == len(message):
-            return tep
-        if best is None:
-            best = tep
-    return best
-
-
-def draft_layout(message: bytes, init1: bool, tep: int) -> int | None:
-    """If an Init message uses the pre-RFC draft layout (2-byte length before the public
-    key, as the 2016 tcpcryptd did), return that length field."""
-    fixed = 9 + (message[8] if init1 else 0) + (NONCE_LEN_A if init1 else NONCE_LEN_B)
-    info = TCPCRYPT_TEPS.get(tep)
-    if info is None or len(message) < fixed + 3:
-        return None
-    length = (message[fixed] << 8) | message[fixed + 1]
-    if length in (info.pubkey_len, info.pubkey_len + 2) and message[fixed + 2] == 0x04:
-        return length
-    return None
+    def frame(self, direction: str, info: FrameInfo) -> None:
+        """A complete frame, in stream order."""
 
 
 class TcpcryptDirection:
@@ -134,8 +106,22 @@ class TcpcryptDirection:
         self.incomplete_frames = 0
         self.skipped = 0
         self.reserved_reports = 0
-        self.draft = False
+        self.dialect: str | None = None
+        """``rfc8548`` or ``tcpcryptd-2016`` once the Init message is parsed."""
         self.plain = False
+        self.ended_clean = False
+        """At the end, the stream stopped on a frame boundary with nothing cut off."""
+        self.watch: RekeyObserver | None = None
+        """Sees every frame (the connection's rekey checks)."""
+
+    def state_done(self) -> bool:
+        """Nothing more will be parsed (plain data, or a fatal problem)."""
+        return self.state == _DONE
+
+    @property
+    def init_len(self) -> int:
+        """Stream bytes before the first frame: the Init message (0 when resumed)."""
+        return self.frames_origin or 0
 
     # ------------------------------------------------------------------ input
     def data(self, offset: int, chunk: bytes, packet: int) -> None:
@@ -176,6 +162,7 @@ class TcpcryptDirection:
 
     def finish(self) -> None:
         """End of the stream: report anything left half-parsed."""
+        self.ended_clean = self.state == _FRAMES and not self.buf
         if self.state == _RESYNC and self.buf:
             self._process(0, at_end=True)
         if self.state == _INIT and self.buf and not self.plain:
@@ -235,7 +222,7 @@ class TcpcryptDirection:
                        f"0x{expected:08x}", self.first_packet, self.buf_off)
             self.state = _DONE
             return False
-        fixed = INIT1_FIXED if is1 else INIT2_FIXED
+        fixed = INIT1_FIXED
         if not fixed <= length <= INIT_MESSAGE_LEN_MAX:
             self._note(Severity.ERROR, "tcpcrypt-bad-length",
                        f"{name} message_len {length} outside {fixed}..{INIT_MESSAGE_LEN_MAX}",
@@ -248,22 +235,17 @@ class TcpcryptDirection:
         if self.tep is None:
             self.tep = infer_tep(message, is1)
         parsed, problems = (parse_init1 if is1 else parse_init2)(message, self.tep or 0)
-        draft = draft_layout(message, is1, self.tep or 0)
-        bad_point = (parsed is not None and self.tep in (TEP_P256, TEP_P521)
-                     and parsed.pubkey[:1] != b"\x04")
-        if draft is not None and (parsed is None or bad_point):
-            self.draft = True
-            self._note(Severity.WARNING, "tcpcrypt-draft-layout",
-                       f"{name} uses the pre-RFC draft layout: a 2-byte length "
-                       f"0x{draft:04x} precedes the public key (2016 tcpcryptd); the message "
-                       "length still delimits it", self.first_packet, self.buf_off)
-        else:
-            for problem in problems:
-                self.findings.append(problem.at(packet=self.first_packet, base=self.buf_off))
-            if bad_point:
-                self._note(Severity.ERROR, "tcpcrypt-bad-pubkey",
-                           f"{name} public key does not start like an uncompressed point "
-                           "(0x04)", self.first_packet, self.buf_off)
+        for problem in problems:
+            self.findings.append(problem.at(packet=self.first_packet, base=self.buf_off))
+        if parsed is not None:
+            self.dialect = parsed.dialect
+            problem = validate_public(self.tep or 0, parsed.pubkey)
+            if problem is not None:
+                self.findings.append(Finding(
+                    Severity.ERROR, "pubkey-invalid",
+                    f"{'A->B' if self.label == 'ab' else 'B->A'}: {name} public key is "
+                    f"invalid: {problem} (the receiver must abort)", self.buf_off,
+                    self.first_packet, self.label, rfc="RFC 8548 §5"))
         self.init = parsed
         self.init_raw = message
         self.init_packet = packet
@@ -291,20 +273,24 @@ class TcpcryptDirection:
             return False
         if control & FRAME_CONTROL_RESERVED and self.reserved_reports < MAX_RESERVED_REPORTS:
             self.reserved_reports += 1
-            self._note(Severity.WARNING, "tcpcrypt-control-reserved",
-                       f"frame at offset {self.buf_off} has control 0x{control:02x} with "
-                       "reserved bits set", self.first_packet, self.buf_off)
+            self.findings.append(Finding(
+                Severity.WARNING, "frame-reserved-bits",
+                f"{'A->B' if self.label == 'ab' else 'B->A'}: frame at offset {self.buf_off} "
+                f"has control 0x{control:02x}: reserved cres bits set (must be sent as zero)",
+                self.buf_off, self.first_packet, self.label, rfc="RFC 8548 §4.2"))
         self._emit(control, length, packet)
         return True
 
     def _emit(self, control: int, length: int, packet: int) -> None:
         total = FRAME_HEADER_LEN + length
-        info = FrameInfo(self.label, self.buf_off, self.buf_off - (self.frames_origin or 0),
-                         control, length, bytes(self.buf[FRAME_HEADER_LEN:total]), packet,
-                         self.first_packet)
-        self.frames += 1
         if control & 0x01:
             self.rekeys += 1
+        info = FrameInfo(self.label, self.buf_off, self.init_len, control, length,
+                         bytes(self.buf[FRAME_HEADER_LEN:total]), packet, self.first_packet,
+                         self.rekeys)
+        self.frames += 1
+        if self.watch is not None:
+            self.watch.frame(self.label, info)
         if self.handler is not None:
             self.handler.frame(info)
         del self.buf[:total]
@@ -330,8 +316,7 @@ class TcpcryptDirection:
             return None if pos + FRAME_HEADER_LEN > len(self.buf) and not at_end else False
         end = pos + FRAME_HEADER_LEN + length
         if self.handler is not None and end <= len(self.buf):
-            info = FrameInfo(self.label, self.buf_off + pos,
-                             self.buf_off + pos - (self.frames_origin or 0), self.buf[pos],
+            info = FrameInfo(self.label, self.buf_off + pos, self.init_len, self.buf[pos],
                              length, bytes(self.buf[pos + FRAME_HEADER_LEN:end]), 0, 0)
             verdict = self.handler.authenticates(info)
             if verdict is not None:

@@ -1,0 +1,150 @@
+"""RFC 8548 §3.8's rekey obligations, checked from the wire without keys.
+
+The rekey bit and clen are in the clear, and TCP's acknowledgment numbers say what
+each host had received when it sent a segment: so the capture shows, wherever it was
+taken, whether a host that received a rekey frame raising the peer past its own
+generation made its next frame a rekey frame ("rekey-not-answered"), and whether a
+host started a second empty rekey while its first was still unanswered as far as it
+knew ("rekey-empty-repeated"). Nothing is tracked until the first rekey frame, so
+connections that never rekey pay nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..findings import Finding, Severity
+from ..tcpcrypt.stream import FrameInfo
+from ..wire import FRAME_HEADER_LEN, FRAME_LENGTH_MIN, rekey_answer_exempt
+
+RFC = "RFC 8548 §3.8"
+SEGMENTS_KEPT = 256
+PEER = {"ab": "ba", "ba": "ab"}
+ARROW = {"ab": "A->B", "ba": "B->A"}
+
+
+@dataclass
+class _RekeyFrame:
+    end: int
+    generation: int
+    packet: int
+    acked: bool = False
+
+
+@dataclass
+class _Obligation:
+    required: int
+    from_offset: int
+    evidence_packet: int
+    rekey_packet: int
+
+
+class RekeyWatch:
+    """Per connection; fed frames (framing parser) and segments (flow table)."""
+
+    def __init__(self, findings: list[Finding], held: Callable[[str, int | None], None]) -> None:
+        self.findings = findings
+        self.held = held
+        self.active = False
+        self.gen = {"ab": 0, "ba": 0}
+        self.rekey_frames: dict[str, list[_RekeyFrame]] = {"ab": [], "ba": []}
+        self.obligations: dict[str, deque[_Obligation]] = {"ab": deque(), "ba": deque()}
+        self.segments: dict[str, deque[tuple[int, int, int | None]]] = {
+            "ab": deque(maxlen=SEGMENTS_KEPT), "ba": deque(maxlen=SEGMENTS_KEPT)}
+        self.sent_end = {"ab": 0, "ba": 0}
+        self.tcp_fin = {"ab": False, "ba": False}
+        self.finp_offset: dict[str, int | None] = {"ab": None, "ba": None}
+        self.empty_outstanding: dict[str, int | None] = {"ab": None, "ba": None}
+
+    # ------------------------------------------------------------------ inputs
+    def finp(self, direction: str, offset: int) -> None:
+        """The decryptor saw this direction's FINp frame (only known with keys)."""
+        if self.finp_offset[direction] is None:
+            self.finp_offset[direction] = offset
+
+    def segment(self, direction: str, start: int, end: int, ack: int | None, fin: bool,
+                packet: int) -> None:
+        """A segment from ``direction``'s sender: its data range and what it acknowledges
+        of the peer's stream (stream offsets). Call before its data is delivered."""
+        self.segments[direction].append((start, end, ack))
+        from_offset = max(start, self.sent_end[direction])
+        self.sent_end[direction] = max(self.sent_end[direction], end)
+        if ack is not None:
+            for frame in self.rekey_frames[PEER[direction]]:
+                if frame.acked or frame.end > ack:
+                    continue
+                frame.acked = True
+                exempt = rekey_answer_exempt(
+                    self.tcp_fin[direction],
+                    self.finp_offset[direction] is not None
+                    and self.finp_offset[direction] < from_offset)
+                if self.gen[direction] < frame.generation and not exempt:
+                    self.obligations[direction].append(
+                        _Obligation(frame.generation, from_offset, packet, frame.packet))
+        if fin:
+            self.tcp_fin[direction] = True
+
+    def frame(self, direction: str, info: FrameInfo) -> None:
+        """A complete frame of ``direction``, in stream order."""
+        rekey = bool(info.control & 1)
+        pending = self.obligations[direction]
+        if pending and info.stream_offset >= pending[0].from_offset:
+            due = pending.popleft()
+            if rekey:
+                self.held("rekey-not-answered", info.packet)
+            elif info.generation < due.required:
+                self.findings.append(Finding(
+                    Severity.ERROR, "rekey-not-answered",
+                    f"{ARROW[direction]}: the frame at stream offset {info.stream_offset} is "
+                    f"not a rekey frame, although its sender had received (it acknowledged "
+                    f"in packet {due.evidence_packet}) the rekey frame of packet "
+                    f"{due.rekey_packet} taking the peer to generation {due.required}: it "
+                    "must move to that generation and send a frame with rekey = 1 at once",
+                    info.stream_offset, info.packet, direction, rfc=RFC))
+            # Later obligations stay for the following frames.
+        if not rekey:
+            return
+        self.active = True
+        self.gen[direction] = max(self.gen[direction], info.generation)
+        end = info.stream_offset + FRAME_HEADER_LEN + info.length
+        self.rekey_frames[direction].append(_RekeyFrame(end, info.generation, info.packet))
+        if info.length == FRAME_LENGTH_MIN:
+            self._empty_rekey(direction, info)
+
+    def _remote_known(self, direction: str, offset: int) -> int | None:
+        """The peer generation the sender knew when it sent the byte at ``offset``."""
+        for start, end, ack in reversed(self.segments[direction]):
+            if start <= offset < end:
+                if ack is None:
+                    return None
+                return max((f.generation for f in self.rekey_frames[PEER[direction]]
+                            if f.end <= ack), default=0)
+        return None
+
+    def _empty_rekey(self, direction: str, info: FrameInfo) -> None:
+        remote = self._remote_known(direction, info.stream_offset)
+        if remote is None:
+            return
+        if info.generation <= remote:
+            return  # an answer that catches up, not an initiation
+        outstanding = self.empty_outstanding[direction]
+        own_before = info.generation - 1
+        if outstanding is not None and remote < own_before:
+            self.findings.append(Finding(
+                Severity.WARNING, "rekey-empty-repeated",
+                f"{ARROW[direction]}: a second empty rekey frame (generation "
+                f"{info.generation}) while the one for generation {outstanding} is still "
+                f"unanswered as far as the sender knew (peer generation {remote})",
+                info.stream_offset, info.packet, direction, rfc=RFC))
+        else:
+            self.held("rekey-empty-repeated", info.packet)
+        self.empty_outstanding[direction] = info.generation
+
+    def finish(self) -> None:
+        """End of the connection: an obligation no later frame broke stays unjudged (the
+        host may have answered after the capture ended, or been exempt by a FINp frame
+        that only keys would show)."""
+        for direction in ("ab", "ba"):
+            self.obligations[direction].clear()
