@@ -418,6 +418,8 @@ class DirectionDecryptor:
         self.fin_offset: int | None = None
         self.last_ok = False
         """The direction's latest frame decrypted (only then can a missing FINp show)."""
+        self.last: dict | None = None
+        """The latest frame's verdict, spec-named (``--details`` shows it)."""
         self.frames = 0
         self.plain_offset = 0
         self.hash = hashlib.sha256()
@@ -504,6 +506,7 @@ class DirectionDecryptor:
                      self.plain_offset)
 
     def _open_frame(self, info: FrameInfo) -> None:
+        self.last = {"stream_offset": info.stream_offset, "tcpcrypt.frame.verified": None}
         resolver = self.resolver
         source = resolver.source
         assert source is not None
@@ -540,6 +543,11 @@ class DirectionDecryptor:
         conn = resolver.conn
         arrow = "A->B" if self.direction == "ab" else "B->A"
         self.last_ok = plain is not None
+        self.last.update({"tcpcrypt.frame.verified": plain is not None,
+                          "tcpcrypt.frame.generation": self.generation})
+        if self.base is not None:
+            self.last["tcpcrypt.frame.offset"] = frame_id_offset(
+                info.stream_offset, info.init_len, self.base)
         if plain is None:
             self.failed += 1
             if self.failed <= MAX_FAILURE_REPORTS:
@@ -560,6 +568,12 @@ class DirectionDecryptor:
                                          self.direction))
             return
         self.ok += 1
+        self.last.update({"tcpcrypt.plaintext.flags": parsed.flags,
+                          "tcpcrypt.plaintext.flags.finp": bool(parsed.flags & PLAINTEXT_FINP),
+                          "tcpcrypt.plaintext.flags.urgp": parsed.urgent is not None,
+                          "tcpcrypt.plaintext.data_len": len(parsed.data)})
+        if parsed.urgent is not None:
+            self.last["tcpcrypt.plaintext.urgent"] = parsed.urgent
         if parsed.flags & PLAINTEXT_RESERVED:
             conn.findings.append(Finding(Severity.WARNING, "plaintext-reserved-bits",
                                          f"{arrow}: plaintext flags 0x{parsed.flags:02x} set "

@@ -44,16 +44,27 @@ class FrameListHandler:
 
     def __init__(self, conn: Connection, direction: str) -> None:
         extra = conn.data.setdefault("report_extra", {})
+        self.conn = conn
         self.frames = extra.setdefault("frame_list", [])
         self.direction = direction
 
     def frame(self, info: FrameInfo) -> None:
-        """Keep the spec-named fields of one frame."""
-        self.frames.append({"direction": self.direction, "packet": info.packet,
-                            "tcpcrypt.frame.offset": info.offset,
-                            "tcpcrypt.frame.length": info.length,
-                            "tcpcrypt.frame.control.rekey": bool(info.control & 1),
-                            "tcpcrypt.frame.tag": info.body[-16:].hex()})
+        """Keep the spec-named fields of one frame, and what decryption made of it (the
+        decryptor runs first; a frame it had to queue has no verdict yet)."""
+        item = {"direction": self.direction, "packet": info.packet,
+                "first_packet": info.first_packet,
+                "tcpcrypt.stream_offset": info.stream_offset,
+                "tcpcrypt.frame.control": info.control,
+                "tcpcrypt.frame.control.rekey": bool(info.control & 1),
+                "tcpcrypt.frame.clen": info.length,
+                "tcpcrypt.frame.generation": info.generation,
+                "tcpcrypt.frame.tag": info.body[-16:].hex()}
+        resolver = self.conn.data.get("resolver")
+        dec = resolver.directions.get(self.direction) if resolver is not None else None
+        last = dec.last if dec is not None else None
+        if last is not None and last["stream_offset"] == info.stream_offset:
+            item.update({k: v for k, v in last.items() if k != "stream_offset"})
+        self.frames.append(item)
 
     def relabel(self, direction: str) -> None:
         """Follow a role correction."""
