@@ -74,7 +74,9 @@ class ChainEntry:
     """A session secret ss[i] reachable by its resumption identifier resume[i]."""
 
     ss: bytes
-    index: int
+    index: int | None
+    """i, when the chain's ss[0] is known; None for a chain started from a resumed
+    session's secret logged under its resume[i] (i itself is not on the wire)."""
     aead: int | None
     """The original session's AEAD, when known (the resumed session reuses it)."""
     origin: int | None
@@ -145,12 +147,14 @@ class DecryptionContext:
             resolver = conn.data["resolver"] = KeyResolver(self, conn)
         return DirectionDecryptor(resolver, direction)
 
-    def add_chain(self, ss: bytes, index: int, aead: int | None, origin: int | None) -> None:
+    def add_chain(self, ss: bytes, index: int | None, aead: int | None,
+                  origin: int | None) -> None:
         """Index resume[j] of ss[index+1 .. index+depth] for later resumed connections."""
-        for j in range(index + 1, index + 1 + self.resume_depth):
+        for step in range(1, 1 + self.resume_depth):
             ss = next_session_secret(ss)
             ident = resume_identifier(ss)
             if ident not in self.chain or self.chain[ident].origin is None:
+                j = None if index is None else index + step
                 self.chain[ident] = ChainEntry(ss, j, aead, origin)
 
     def chain_lookup(self, ident: bytes) -> ChainEntry | None:
@@ -361,14 +365,16 @@ class KeyResolver:
 
     def _chain_from(self, source: KeySource) -> None:
         self.conn.data["aead"] = source.aead
-        if source.session is not None:
-            index = source.resume_index or 0
-            if source.keys_from in (KEYS_SESSION_SECRET, KEYS_PRIVATE) and index == 0 and (
-                    not source.session.sn):
-                self.ctx.add_chain(source.session.ss, 0, source.aead, self.conn.id)
-            elif source.resume_index is not None:
-                self.ctx.add_chain(source.session.ss, index, source.aead,
-                                   self.conn.data.get("resumes"))
+        session = source.session
+        if session is None:
+            return
+        resumed = self.conn.negotiation is not None and self.conn.negotiation.resumed
+        if not resumed:
+            self.ctx.add_chain(session.ss, 0, source.aead, self.conn.id)
+        else:
+            origin = self.conn.data.get("resumes")
+            self.ctx.add_chain(session.ss, source.resume_index, source.aead,
+                               self.conn.id if origin is None else origin)
 
     def probe_aead(self, info: FrameInfo, init_len: int) -> bool:
         """Resumed session of unknown AEAD: find the AEAD that opens this frame."""

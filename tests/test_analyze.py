@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ from tcpinc_analyze.synth.packets import (
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CATALOG = load_catalog(SAMPLES)
-KEY_DEPENDENT = {"tcpcrypt-auth-failed", "tcpcrypt-no-fin-frame"}
+KEY_DEPENDENT = {"frame-tag-failed", "tcpcrypt-no-fin-frame", "fin-without-finp",
+                 "frames-after-finp", "plaintext-reserved-bits"}
+"""Findings only a decryption can show: checked with keys in test_decrypt."""
 
 
 def expected(entry: dict) -> dict:
@@ -83,6 +86,12 @@ def test_sample_matches_expected_without_keys(entry: dict) -> None:
             if f["code"] == "tcp-gap":
                 assert any(x.get("offset") == f["offset"] and x.get("size") == f["size"]
                            and x.get("direction") == f["direction"] for x in matches), f
+        # Conformance findings are exact: each one the sample's author built in, no other.
+        want = Counter(f["code"] for f in e["findings"]
+                       if f.get("conformance") and f["code"] not in KEY_DEPENDENT)
+        got = Counter(x["code"] for x in got_findings
+                      if x.get("rfc") and x["code"] not in KEY_DEPENDENT)
+        assert got == want, f"{where}: conformance findings"
 
 
 def test_json_contract_keys() -> None:
@@ -126,7 +135,7 @@ def handshake(syn_opts: bytes, synack_opts: bytes, ack_opts: bytes,
 
 
 def test_ipv4_fragments_are_reassembled(tmp_path: Path) -> None:
-    segs = handshake(tcp_options((69, bytes([0x23]))), tcp_options((69, bytes([0x23]))),
+    segs = handshake(tcp_options((69, bytes([0x23]))), tcp_options((69, bytes([0x01, 0x23]))),
                      tcp_options((69, b"")))
     packet = build_ip(segs[0])
     header, body = bytearray(packet[:20]), packet[20:]
@@ -155,7 +164,7 @@ def test_ipv4_fragments_are_reassembled(tmp_path: Path) -> None:
 
 
 def test_ipv6_extension_headers_are_skipped(tmp_path: Path) -> None:
-    segs = handshake(tcp_options((69, bytes([0x24]))), tcp_options((69, bytes([0x24]))),
+    segs = handshake(tcp_options((69, bytes([0x24]))), tcp_options((69, bytes([0x01, 0x24]))),
                      tcp_options((69, b"")), a="2001:db8::1", b="2001:db8::2")
     frames = []
     for seg in segs:
@@ -189,23 +198,24 @@ def test_legacy_crypt_option_is_labelled_not_malformed(tmp_path: Path) -> None:
 def test_eno_option_running_past_the_header_is_malformed(tmp_path: Path) -> None:
     # Kind 69 claiming 10 bytes with only 4 left: the strict walker flags it.
     bad = tcp_options((2, b"\x05\xb4")) + bytes([69, 10, 0x23, 0x21])
-    segs = handshake(bad, tcp_options((69, bytes([0x23]))), tcp_options((69, b"")))
+    segs = handshake(bad, tcp_options((69, bytes([0x01, 0x23]))), tcp_options((69, b"")))
     path = tmp_path / "bad.pcap"
     write_pcap(path, segs)
     got = analyze(path)[0]
-    assert got["eno"]["reason"] == "malformed-option"
+    assert got["eno"]["reason"] == "malformed-eno"
     msgs = [f for f in got["findings"] if f["packet"] == 1]
     assert any("length 10" in f["message"] for f in msgs)
 
 
 def test_reserved_bits_are_reported(tmp_path: Path) -> None:
-    segs = handshake(tcp_options((69, bytes([0x18, 0x23]))), tcp_options((69, bytes([0x23]))),
-                     tcp_options((69, b"")))
-    path = tmp_path / "zz.pcap"
+    segs = handshake(tcp_options((69, bytes([0x1C, 0x23]))),
+                     tcp_options((69, bytes([0x01, 0x23]))), tcp_options((69, b"")))
+    path = tmp_path / "z.pcap"
     write_pcap(path, segs)
     got = analyze(path)[0]
     assert got["eno"]["status"] == "negotiated"
-    assert any(f["code"] == "eno-zz-set" and f["packet"] == 1 for f in got["findings"])
+    assert [(f["code"], f["packet"], f["rfc"]) for f in got["findings"]] == [
+        ("eno-global-reserved", 1, "RFC 8547 §4.2")]
 
 
 def test_unsupported_linktype_is_named_and_rest_is_read(tmp_path: Path) -> None:
@@ -272,7 +282,7 @@ def test_stdin_and_jsonl() -> None:
 def test_cli_table_and_details(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(SAMPLES / "fallback-reasons.pcap")]) == 0
     out = capsys.readouterr().out
-    assert "simultaneous-open-role-conflict" in out and "8 connections" in out
+    assert "role-conflict" in out and "9 connections" in out
     assert main(["analyze", str(SAMPLES / "rekey-both-directions.pcap"), "--details"]) == 0
     out = capsys.readouterr().out
     assert "tcpcrypt.frame.control.rekey = true" in out
@@ -345,5 +355,6 @@ def test_python_field_names_come_from_the_shared_field_spec() -> None:
                               handler_factory=Handlers([frame_list_factory]))
         for report in result.reports:
             walk(report.to_json())
-    assert {"tcpeno.tep", "tcpeno.general.b", "tcpcrypt.frame.offset"} <= names
+    assert {"tcpeno.tep", "tcpeno.global.b", "tcpcrypt.frame.clen", "tcpcrypt.resume.half",
+            "tcpcrypt.stream_offset"} <= names
     assert names - set(FIELDS) == set()

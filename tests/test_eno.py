@@ -1,5 +1,6 @@
-"""TCP-ENO option codec and negotiation (spec section 1), checked against a byte layout
-written out in this file from the spec text rather than against the project's encoder."""
+"""TCP-ENO option codec and negotiation (RFC 8547 §4, digest section 1), checked against a
+byte layout written out in this file from the RFC's Table 1 and Figures 2-7 rather than
+against the project's encoder, and against the RFC's negotiation rules case by case."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from hypothesis import strategies as st
 from tcpinc_analyze.eno import (
     ENCODING_EXPERIMENTAL,
     ENCODING_RFC,
+    ROLES_B_BIT,
+    ROLES_PRE_RFC,
     EnoOption,
-    GeneralSuboption,
-    Negotiation,
+    GlobalSuboption,
     Suboption,
+    SynEno,
     TepSuboption,
     choose_tep,
     decode_option,
@@ -21,7 +24,8 @@ from tcpinc_analyze.eno import (
     encode_suboptions,
     negotiate,
     parse_suboptions,
-    simultaneous_b_is_second,
+    tcpcrypt_suboption_kind,
+    tep_valid,
 )
 from tcpinc_analyze.findings import Severity
 from tcpinc_analyze.wire import EnoStatus, FallbackReason
@@ -44,8 +48,8 @@ ENCODINGS = [
 
 def spec_bytes(sub: Suboption) -> bytes:
     """The wire bytes of one suboption, as spec 1.1 lays them out."""
-    if isinstance(sub, GeneralSuboption):
-        return bytes([sub.cs])
+    if isinstance(sub, GlobalSuboption):
+        return bytes([sub.byte])
     if sub.data is None:
         return bytes([sub.tep])  # v = 0
     if sub.length_byte:
@@ -58,19 +62,18 @@ def spec_contents(subs: list[Suboption]) -> bytes:
 
 
 def expected_notes(subs: list[Suboption], base: int) -> list[tuple[str, int]]:
-    """(code, offset) of every note a valid sequence must produce, per spec 1.1."""
+    """(code, offset) of every finding a valid sequence must produce (RFC 8547 §4.2): a
+    second global suboption; z bits set in the first one."""
     notes = []
-    generals = 0
+    globals_seen = 0
     pos = base
     for sub in subs:
-        if isinstance(sub, GeneralSuboption):
-            generals += 1
-            if generals > 1:
-                notes.append(("eno-extra-general", pos))
-            if (sub.cs >> 3) & 3:
-                notes.append(("eno-zz-set", pos))
-            if (sub.cs >> 1) & 3 == 2:
-                notes.append(("eno-aa-reserved", pos))
+        if isinstance(sub, GlobalSuboption):
+            globals_seen += 1
+            if globals_seen > 1:
+                notes.append(("eno-global-repeated", pos))
+            elif sub.byte & 0x1C:
+                notes.append(("eno-global-reserved", pos))
         pos += len(spec_bytes(sub))
     return sorted(notes)
 
@@ -78,9 +81,9 @@ def expected_notes(subs: list[Suboption], base: int) -> list[tuple[str, int]]:
 # --- strategies ---------------------------------------------------------------------------
 
 tep_ids = st.integers(0x20, 0x7F)
-generals = st.builds(
-    lambda b, aa, zz: GeneralSuboption.make(b=b, aa=aa, zz=zz),
-    st.booleans(), st.integers(0, 3), st.integers(0, 3),
+globals_ = st.builds(
+    lambda b, a, z: GlobalSuboption.make(b=b, a=a, z=z),
+    st.booleans(), st.booleans(), st.integers(0, 7),
 )
 
 
@@ -92,10 +95,10 @@ def suboption_lists(draw: st.DrawFn, budget: int = RFC_MAX_CONTENTS) -> list[Sub
     for _ in range(draw(st.integers(0, 14))):
         if left < 1:
             break
-        choices = ["general", "tep"] + (["length"] if left >= 3 else [])
+        choices = ["global", "tep"] + (["length"] if left >= 3 else [])
         kind = draw(st.sampled_from(choices))
-        if kind == "general":
-            subs.append(draw(generals))
+        if kind == "global":
+            subs.append(draw(globals_))
             left -= 1
         elif kind == "tep":
             subs.append(TepSuboption(draw(tep_ids)))
@@ -147,50 +150,49 @@ def test_encode_decode_round_trip(encoding, kind, prefix, budget, data):
     assert got == expected_notes(subs, base)
     assert all(f.severity != Severity.ERROR for f in opt.findings)
 
-    first_general = next((s for s in subs if isinstance(s, GeneralSuboption)), None)
-    assert opt.general == first_general
-    assert opt.b_bit == (bool(first_general.cs & 1) if first_general else False)
+    first_global = next((s for s in subs if isinstance(s, GlobalSuboption)), None)
+    assert opt.global_suboption == first_global
+    assert opt.b_bit == (bool(first_global.byte & 1) if first_global else False)
     assert opt.teps == [s for s in subs if isinstance(s, TepSuboption)]
+    assert opt.vacuous == (not opt.teps)
 
 
-@SETTINGS
-@given(case=encoded_cases())
-def test_rfc_form_of_any_encoding_is_the_rfc_encoding(case):
-    encoding, kind, _prefix, subs = case
-    wire = encode_option(subs, encoding=encoding, kind=kind)
-    opt = decode_option(wire[0], wire[2:])
-    assert opt is not None
-    rfc = bytes([69, len(spec_contents(subs)) + 2]) + spec_contents(subs)
-    assert opt.rfc_form() == rfc
-    assert opt.rfc_form() == encode_option(subs)
-
-
-def test_rfc_form_of_experimental_option_concrete():
+def test_experimental_option_keeps_its_bytes():
+    """The transcript takes options as they appeared (digest 1.7 [ambiguous]): the
+    decoded option's raw bytes are the experimental bytes, ExID included."""
     exp = bytes([253, 8, 0x45, 0x4E, 0x01, 0x21, 0x23, 0x24])
     opt = decode_option(exp[0], exp[2:])
     assert opt is not None and opt.encoding == ENCODING_EXPERIMENTAL
-    assert opt.rfc_form() == bytes([69, 6, 0x01, 0x21, 0x23, 0x24])
-    assert opt.suboptions == (GeneralSuboption(1), TepSuboption(0x21), TepSuboption(0x23),
+    assert opt.raw == exp
+    assert opt.contents == bytes([0x01, 0x21, 0x23, 0x24])
+    assert opt.suboptions == (GlobalSuboption(1), TepSuboption(0x21), TepSuboption(0x23),
                               TepSuboption(0x24))
 
 
-@pytest.mark.parametrize(("b", "aa", "zz", "byte"), [
-    (False, 0, 0, 0x00), (True, 0, 0, 0x01), (False, 1, 0, 0x02), (False, 2, 0, 0x04),
-    (False, 3, 0, 0x06), (False, 0, 1, 0x08), (False, 0, 2, 0x10), (True, 3, 3, 0x1F),
+@pytest.mark.parametrize(("b", "a", "z", "byte"), [
+    (False, False, 0, 0x00), (True, False, 0, 0x01), (False, True, 0, 0x02),
+    (True, True, 0, 0x03), (False, False, 1, 0x04), (False, False, 2, 0x08),
+    (False, False, 4, 0x10), (True, True, 7, 0x1F),
 ])
-def test_general_suboption_bits(b, aa, zz, byte):
-    g = GeneralSuboption.make(b=b, aa=aa, zz=zz)
-    assert g.cs == byte
-    assert (g.b, g.aa, g.zz) == (b, aa, zz)
+def test_global_suboption_bits(b, a, z, byte):
+    """RFC 8547 Figure 5: 0 0 0 z1 z2 z3 a b."""
+    g = GlobalSuboption.make(b=b, a=a, z=z)
+    assert g.byte == byte
+    assert (g.b, g.a, g.z) == (b, a, z)
 
 
-def test_only_first_general_counts():
+def test_only_first_global_counts_and_implicit_is_zero():
     contents = bytes([0x00, 0x01, 0x21])
     opt = decode_option(69, contents, 10)
     assert opt is not None
-    assert opt.general == GeneralSuboption(0)
+    assert opt.global_suboption == GlobalSuboption(0)
     assert opt.b_bit is False
-    assert [(f.code, f.offset) for f in opt.findings] == [("eno-extra-general", 13)]
+    assert [(f.code, f.offset) for f in opt.findings] == [("eno-global-repeated", 13)]
+    assert opt.findings[0].rfc == "RFC 8547 §4.2"
+    implicit = decode_option(69, bytes([0x21]))
+    assert implicit is not None and implicit.global_suboption is None
+    assert implicit.effective_global == GlobalSuboption(0x00)
+    assert implicit.b_bit is False
 
 
 # --- arbitrary bytes ------------------------------------------------------------------------
@@ -205,10 +207,10 @@ def test_parse_suboptions_never_raises_and_locates_findings(contents, base):
         assert f.offset is not None
         assert base <= f.offset < base + len(contents), (f, contents.hex())
     if malformed:
-        assert findings and findings[-1].code == "eno-malformed"
+        assert findings and findings[-1].code == "eno-length-byte"
         assert findings[-1].severity == Severity.ERROR
     else:
-        assert all(f.code != "eno-malformed" for f in findings)
+        assert all(f.code != "eno-length-byte" for f in findings)
         # a well-formed parse must re-encode to exactly the input
         assert spec_contents(list(subs)) == contents
 
@@ -235,7 +237,7 @@ BASE = 17
     (bytes([0x21, 0x85]), 1, (TepSuboption(0x21),), "last byte"),
     (bytes([0x80]), 0, (), "last byte"),
     (bytes([0x81, 0x21, 0xAA, 0xBB]), 1, (), "followed by 0x21"),
-    (bytes([0x00, 0x81, 0x85, 0xAA, 0xBB]), 2, (GeneralSuboption(0),), "followed by 0x85"),
+    (bytes([0x00, 0x81, 0x85, 0xAA, 0xBB]), 2, (GlobalSuboption(0),), "followed by 0x85"),
     (bytes([0x81, 0x9F, 0xAA, 0xBB]), 1, (), "followed by 0x9f"),
     (bytes([0x21, 0x83, 0xA2, 0x01, 0x02]), 1, (TepSuboption(0x21),), "announces 4"),
     (bytes([0x9F, 0xA3]) + bytes(31), 0, (), "announces 32"),
@@ -244,16 +246,17 @@ def test_malformed_length_byte(contents, offset, subs_before, why):
     subs, findings, malformed = parse_suboptions(contents, BASE)
     assert malformed is True
     assert subs == subs_before
-    assert [(f.code, f.offset) for f in findings] == [("eno-malformed", BASE + offset)]
+    assert [(f.code, f.offset) for f in findings] == [("eno-length-byte", BASE + offset)]
     assert findings[0].severity == Severity.ERROR
+    assert findings[0].rfc == "RFC 8547 §4.4"
     assert why in findings[0].message
 
     rfc = decode_option(69, contents, BASE)
     assert rfc is not None and rfc.malformed
-    assert [(f.code, f.offset) for f in rfc.findings] == [("eno-malformed", BASE + 2 + offset)]
+    assert [(f.code, f.offset) for f in rfc.findings] == [("eno-length-byte", BASE + 2 + offset)]
     exp = decode_option(254, b"\x45\x4e" + contents, BASE)
     assert exp is not None and exp.malformed
-    assert [(f.code, f.offset) for f in exp.findings] == [("eno-malformed", BASE + 4 + offset)]
+    assert [(f.code, f.offset) for f in exp.findings] == [("eno-length-byte", BASE + 4 + offset)]
 
 
 def test_length_byte_with_exact_data_is_fine():
@@ -290,14 +293,14 @@ def test_empty_options():
     assert rfc.raw == b"\x45\x02"
     exp = decode_option(253, b"\x45\x4e")
     assert exp is not None and exp.suboptions == () and exp.encoding == ENCODING_EXPERIMENTAL
-    assert exp.rfc_form() == b"\x45\x02"
+    assert exp.raw == b"\xfd\x04\x45\x4e" and exp.vacuous
 
 
 @pytest.mark.parametrize("subs", [
     [TepSuboption(0x21, b"ab"), TepSuboption(0x22)],
     [TepSuboption(0x1F)],
     [TepSuboption(0x80)],
-    [GeneralSuboption(0x20)],
+    [GlobalSuboption(0x20)],
     [TepSuboption(0x21, b"", True)],
     [TepSuboption(0x21, bytes(33), True)],
 ])
@@ -306,7 +309,7 @@ def test_encoder_rejects_invalid(subs):
         encode_suboptions(subs)
 
 
-# --- negotiation (spec 1.2) -----------------------------------------------------------------
+# --- negotiation (RFC 8547 §4.3-§4.6, RFC 8548 §3.2, §3.5) -------------------------------
 
 
 def opt(*subs: Suboption) -> EnoOption:
@@ -316,43 +319,59 @@ def opt(*subs: Suboption) -> EnoOption:
     return decoded
 
 
+def syn(*options: EnoOption) -> SynEno:
+    return SynEno(tuple(options))
+
+
 def malformed_opt() -> EnoOption:
     decoded = decode_option(69, bytes([0x21, 0x85]))
     assert decoded is not None and decoded.malformed
     return decoded
 
 
-G = GeneralSuboption.make
+G = GlobalSuboption.make
 T = TepSuboption
-A_SYN = opt(T(0x21), T(0x23))
-B_SYN = opt(T(0x23))
+B1 = G(b=True)
+A_SYN = syn(opt(T(0x21), T(0x23)))
+B_SYN = syn(opt(B1, T(0x23)))
 
 FALLBACK_CASES = [
-    pytest.param(dict(syn_a=A_SYN, syn_b=B_SYN, ack_a_has_eno=True, handshake_seen=False),
+    pytest.param(dict(first=A_SYN, second=B_SYN, ack_has_eno=True, handshake_seen=False),
                  EnoStatus.UNKNOWN, FallbackReason.HANDSHAKE_NOT_CAPTURED, id="not-captured"),
-    pytest.param(dict(syn_a=None, syn_b=None, ack_a_has_eno=False),
-                 EnoStatus.ABSENT, FallbackReason.NO_ENO_IN_SYN, id="no-eno-in-syn"),
-    pytest.param(dict(syn_a=None, syn_b=B_SYN, ack_a_has_eno=True),
-                 EnoStatus.ABSENT, FallbackReason.NO_ENO_IN_SYN, id="no-eno-in-syn-b-has"),
-    pytest.param(dict(syn_a=A_SYN, syn_b=None, ack_a_has_eno=True),
+    pytest.param(dict(first=syn(), second=syn(), ack_has_eno=False),
+                 EnoStatus.ABSENT, FallbackReason.ABSENT, id="absent"),
+    pytest.param(dict(first=syn(), second=B_SYN, ack_has_eno=True),
+                 EnoStatus.ABSENT, FallbackReason.ABSENT, id="absent-b-has"),
+    pytest.param(dict(first=syn(opt(T(0x23)), opt(T(0x23))), second=B_SYN, ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.MULTIPLE_ENO_OPTIONS, id="two-in-a"),
+    pytest.param(dict(first=A_SYN, second=syn(opt(B1, T(0x23)), opt(B1, T(0x23))),
+                      ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.MULTIPLE_ENO_OPTIONS, id="two-in-b"),
+    pytest.param(dict(first=syn(malformed_opt()), second=B_SYN, ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.MALFORMED_ENO, id="malformed-a"),
+    pytest.param(dict(first=A_SYN, second=syn(malformed_opt()), ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.MALFORMED_ENO, id="malformed-b"),
+    pytest.param(dict(first=A_SYN, second=syn(), ack_has_eno=True),
                  EnoStatus.FALLBACK, FallbackReason.SYNACK_WITHOUT_ENO, id="synack-without"),
-    pytest.param(dict(syn_a=A_SYN, syn_b=opt(T(0x22)), ack_a_has_eno=True),
-                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="b-echoes-unoffered"),
-    pytest.param(dict(syn_a=A_SYN, syn_b=opt(), ack_a_has_eno=True),
-                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="b-echoes-nothing"),
-    pytest.param(dict(syn_a=opt(G()), syn_b=opt(T(0x21)), ack_a_has_eno=True),
-                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="a-offers-nothing"),
-    pytest.param(dict(syn_a=malformed_opt(), syn_b=B_SYN, ack_a_has_eno=True),
-                 EnoStatus.FALLBACK, FallbackReason.MALFORMED_OPTION, id="malformed-a"),
-    pytest.param(dict(syn_a=A_SYN, syn_b=malformed_opt(), ack_a_has_eno=True),
-                 EnoStatus.FALLBACK, FallbackReason.MALFORMED_OPTION, id="malformed-b"),
-    pytest.param(dict(syn_a=A_SYN, syn_b=B_SYN, ack_a_has_eno=False),
+    pytest.param(dict(first=A_SYN, second=syn(opt(T(0x23))), ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.ROLE_CONFLICT, id="synack-implicit-b"),
+    pytest.param(dict(first=A_SYN, second=syn(opt(G(), T(0x23))), ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.ROLE_CONFLICT, id="synack-b-zero"),
+    pytest.param(dict(first=syn(opt(B1, T(0x23))), second=B_SYN, ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.ROLE_CONFLICT, id="active-b-one"),
+    pytest.param(dict(first=A_SYN, second=syn(opt(B1, T(0x22))), ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="b-answers-unoffered"),
+    pytest.param(dict(first=A_SYN, second=syn(opt(B1)), ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="b-vacuous"),
+    pytest.param(dict(first=syn(opt(G())), second=B_SYN, ack_has_eno=True),
+                 EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP, id="a-vacuous"),
+    pytest.param(dict(first=A_SYN, second=B_SYN, ack_has_eno=False),
                  EnoStatus.FALLBACK, FallbackReason.ACK_WITHOUT_ENO, id="ack-without"),
-    pytest.param(dict(syn_a=opt(G(b=True), T(0x23)), syn_b=opt(G(b=True), T(0x23)),
-                      ack_a_has_eno=True, simultaneous=True),
+    pytest.param(dict(first=syn(opt(B1, T(0x23))), second=syn(opt(B1, T(0x23))),
+                      ack_has_eno=True, simultaneous=True),
                  EnoStatus.FALLBACK, FallbackReason.ROLE_CONFLICT, id="simul-both-b"),
-    pytest.param(dict(syn_a=opt(G(), T(0x23)), syn_b=opt(T(0x23)),
-                      ack_a_has_eno=True, simultaneous=True),
+    pytest.param(dict(first=syn(opt(G(), T(0x23))), second=syn(opt(T(0x23))),
+                      ack_has_eno=True, simultaneous=True),
                  EnoStatus.FALLBACK, FallbackReason.ROLE_CONFLICT, id="simul-neither-b"),
 ]
 
@@ -371,29 +390,32 @@ def test_every_fallback_reason_is_exercised():
     assert {p.values[2] for p in FALLBACK_CASES} == set(FallbackReason)
 
 
+def test_reasons_are_the_digests_names():
+    assert [str(r) for r in FallbackReason] == [
+        "absent", "multiple-eno-options", "malformed-eno", "synack-without-eno",
+        "role-conflict", "no-common-tep", "ack-without-eno", "handshake-not-captured"]
+
+
 def test_malformed_detail_names_the_side():
-    assert "A" in negotiate(malformed_opt(), B_SYN, True).detail
-    assert "B" in negotiate(A_SYN, malformed_opt(), True).detail
+    assert "A" in negotiate(syn(malformed_opt()), B_SYN, True).detail
+    assert "B" in negotiate(A_SYN, syn(malformed_opt()), True).detail
 
 
 def test_negotiate_success():
     result = negotiate(A_SYN, B_SYN, True)
-    assert result == Negotiation(EnoStatus.NEGOTIATED, None, 0x23, False)
+    assert (result.status, result.reason, result.tep, result.resumed) == (
+        EnoStatus.NEGOTIATED, None, 0x23, False)
+    assert result.tep_byte == 0x23 and result.a_is_first and result.roles == ROLES_B_BIT
 
 
-def test_last_common_tep_in_b_syn_wins():
+def test_last_valid_tep_in_b_syn_wins():
     syn_a = opt(T(0x21), T(0x23), T(0x24))
-    syn_b = opt(T(0x23), T(0x21), T(0x25))  # 0x25 is last but A never offered it
-    assert negotiate(syn_a, syn_b, True).tep == 0x21
+    syn_b = opt(B1, T(0x23), T(0x21), T(0x25))  # 0x25 is last but A never offered it
+    assert negotiate(syn(syn_a), syn(syn_b), True).tep == 0x21
     assert choose_tep(syn_a, syn_b) == T(0x21)
     # B's order decides, not A's
-    assert negotiate(syn_a, opt(T(0x24), T(0x21)), True).tep == 0x21
-    assert negotiate(syn_a, opt(T(0x21), T(0x24)), True).tep == 0x24
-
-
-def test_empty_ack_option_is_enough():
-    """``ack_a_has_eno`` is about presence: ``45 02`` in A's first ACK counts."""
-    assert negotiate(A_SYN, B_SYN, True).status == EnoStatus.NEGOTIATED
+    assert negotiate(syn(syn_a), syn(opt(B1, T(0x24), T(0x21))), True).tep == 0x21
+    assert negotiate(syn(syn_a), syn(opt(B1, T(0x21), T(0x24))), True).tep == 0x24
 
 
 def test_ack_not_captured_is_unknown():
@@ -403,43 +425,81 @@ def test_ack_not_captured_is_unknown():
     assert result.tep == 0x23
 
 
-def test_simultaneous_open_with_one_b_bit_succeeds():
-    syn_a = opt(G(), T(0x21), T(0x23))
-    syn_b = opt(G(b=True), T(0x23))
-    result = negotiate(syn_a, syn_b, True, simultaneous=True)
+@pytest.mark.parametrize("b_first", [False, True])
+def test_simultaneous_open_roles_by_b_bit(b_first):
+    """Whichever SYN comes first, the host with b = 1 is B (RFC 8547 §4.3)."""
+    plain, passive = opt(G(), T(0x21), T(0x23)), opt(B1, T(0x23))
+    first, second = (passive, plain) if b_first else (plain, passive)
+    result = negotiate(syn(first), syn(second), True, simultaneous=True)
     assert result.status == EnoStatus.NEGOTIATED and result.tep == 0x23
-    assert simultaneous_b_is_second(syn_a, syn_b) is True
-    assert simultaneous_b_is_second(syn_b, syn_a) is False
-    assert simultaneous_b_is_second(syn_a, syn_a) is None
-    assert simultaneous_b_is_second(syn_b, syn_b) is None
-    assert simultaneous_b_is_second(None, syn_b) is True
-    assert simultaneous_b_is_second(None, None) is None
+    assert result.a_is_first is (not b_first)
 
 
-def test_b_bit_is_irrelevant_without_simultaneous_open():
-    both = opt(G(b=True), T(0x23))
-    assert negotiate(both, both, True).status == EnoStatus.NEGOTIATED
+def test_roles_follow_b_even_when_the_active_opener_is_b():
+    """An active opener configured with b = 1 against a SYN-ACK with b = 0: by the rule
+    the b bits alone decide, so the passive opener is host A (its SYN-ACK breaks the
+    passive opener's must-set-b rule, which the analyzer reports separately)."""
+    result = negotiate(syn(opt(B1, T(0x23))), syn(opt(G(), T(0x23))), True)
+    assert result.status == EnoStatus.NEGOTIATED and result.a_is_first is False
 
 
-def test_b_bit_only_from_first_general():
-    syn = opt(G(), G(b=True), T(0x23))
-    assert syn.b_bit is False
-    result = negotiate(syn, opt(G(b=True), T(0x23)), True, simultaneous=True)
-    assert result.status == EnoStatus.NEGOTIATED
+def test_b_bit_only_from_first_global():
+    option = opt(G(), G(b=True), T(0x23))
+    assert option.b_bit is False
+    assert negotiate(syn(option), B_SYN, True).status == EnoStatus.NEGOTIATED
 
 
-def test_resumption_needs_data_on_both_sides():
-    resume_a, resume_b = bytes(range(9)), bytes(range(9, 18))
-    syn_a = opt(T(0x21), T(0x23, resume_a, True))
-    result = negotiate(syn_a, opt(T(0x23, resume_b, True)), True)
-    assert result == Negotiation(EnoStatus.NEGOTIATED, None, 0x23, True)
-    # trailing (no length byte) data counts too
-    assert negotiate(opt(T(0x21), T(0x23, resume_a)), opt(T(0x23, resume_b)), True).resumed
-    # B declines the resumption offer: full key exchange
-    declined = negotiate(syn_a, opt(T(0x23)), True)
+def test_pre_rfc_experimental_roles():
+    """Both options experimental, no global suboption in the SYN-ACK: the 2016 drafts'
+    handshake; judged by the drafts (passive opener is B), not as a role conflict."""
+    a = decode_option(253, bytes.fromhex("454e2122"))
+    b = decode_option(253, bytes.fromhex("454e21"))
+    assert a is not None and b is not None
+    result = negotiate(syn(a), syn(b), True)
+    assert result.status == EnoStatus.NEGOTIATED and result.roles == ROLES_PRE_RFC
+    rfc = negotiate(syn(opt(T(0x21), T(0x22))), syn(opt(T(0x21))), True)
+    assert rfc.reason == FallbackReason.ROLE_CONFLICT
+
+
+def test_tcpcrypt_suboption_data_kinds():
+    """RFC 8548 §3.2/§3.5: v = 1 with < 9 bytes is a fresh offer; 9..17 resumption;
+    longer is invalid (the nonce is at most 8 bytes)."""
+    assert tcpcrypt_suboption_kind(T(0x23)) == "fresh"
+    assert tcpcrypt_suboption_kind(T(0x23, bytes(8))) == "fresh"
+    assert tcpcrypt_suboption_kind(T(0x23, bytes(9))) == "resume"
+    assert tcpcrypt_suboption_kind(T(0x23, bytes(17))) == "resume"
+    assert tcpcrypt_suboption_kind(T(0x23, bytes(18))) == "invalid"
+
+
+def test_tep_validity_rules():
+    fresh_a = opt(T(0x23), T(0x24))
+    assert tep_valid(fresh_a, opt(B1, T(0x23)), 0x23)
+    assert not tep_valid(fresh_a, opt(B1, T(0x22)), 0x22)  # A did not send it
+    # repetition is not defined by tcpcrypt: invalid (RFC 8547 §4.5 condition 3)
+    assert not tep_valid(opt(T(0x23), T(0x23)), opt(B1, T(0x23)), 0x23)
+    # data over 17 bytes: invalid
+    assert not tep_valid(opt(T(0x23, bytes(18))), opt(B1, T(0x23)), 0x23)
+    # B may only agree to resume what A proposed
+    assert not tep_valid(opt(T(0x23)), opt(B1, T(0x23, bytes(9))), 0x23)
+    assert tep_valid(opt(T(0x23, bytes(9))), opt(B1, T(0x23, bytes(12))), 0x23)
+    # other TEPs' data rules are not ours to judge
+    assert tep_valid(opt(T(0x30), T(0x30)), opt(B1, T(0x30, bytes(40))), 0x30)
+
+
+def test_resumption_and_session_id_first_byte():
+    half_a, half_b = bytes(range(9)), bytes(range(9, 18))
+    syn_a = opt(T(0x21), T(0x23, half_a + b"\x01\x02", True))
+    result = negotiate(syn(syn_a), syn(opt(B1, T(0x23, half_b))), True)
+    assert result.status == EnoStatus.NEGOTIATED and result.resumed
+    assert result.tep_byte == 0xA3  # B's byte, v bit included (RFC 8547 §5.1)
+    # B declines with v = 0: fresh key exchange, first byte 0x23
+    declined = negotiate(syn(syn_a), syn(opt(B1, T(0x23))), True)
     assert declined.status == EnoStatus.NEGOTIATED and not declined.resumed
+    assert declined.tep_byte == 0x23
+    # B answers v = 1 with 2 bytes (a plain offer): fresh, but the byte keeps v
+    short = negotiate(syn(opt(T(0x23))), syn(opt(B1, T(0x23, b"\x07"))), True)
+    assert not short.resumed and short.tep_byte == 0xA3
     # A's data was for another TEP
-    other = negotiate(opt(T(0x21, resume_a, True), T(0x23)), opt(T(0x23, resume_b, True)), True)
-    assert other.tep == 0x23 and not other.resumed
-    # B carries data that A did not
-    assert not negotiate(opt(T(0x23)), opt(T(0x23, resume_b, True)), True).resumed
+    other = negotiate(syn(opt(T(0x21, half_a, True), T(0x23))),
+                      syn(opt(B1, T(0x23, half_b))), True)
+    assert other.reason == FallbackReason.NO_COMMON_TEP

@@ -36,7 +36,7 @@ from tcpinc_analyze.synth.packets import LinkParams as _LinkParams
 from tcpinc_analyze.synth.recorder import RECORDER_SCENARIOS, RecorderError, record
 from tcpinc_analyze.synth.recorder_peer import build_script, frame_schedule
 from tcpinc_analyze.tcpcrypt.frames import FrameOpener
-from tcpinc_analyze.tcpcrypt.keyschedule import session_keys
+from tcpinc_analyze.tcpcrypt.keyschedule import SessionKeys
 from tcpinc_analyze.tcpcrypt.messages import parse_frame_header, parse_init1, parse_init2
 
 A, B = "192.0.2.1", "192.0.2.2"
@@ -136,7 +136,7 @@ def decrypt_all(stream: bytes, init_len: int, opener: FrameOpener) -> tuple[int,
     while pos < len(stream):
         header, findings = parse_frame_header(stream, pos)
         assert header is not None and not findings
-        plain = opener.open(header.control, stream[pos + 3:pos + header.total], pos - init_len)
+        plain = opener.open(header.control, stream[pos + 3:pos + header.total], pos)
         assert plain is not None, f"frame at {pos} does not decrypt"
         h.update(plain.data)
         frames += 1
@@ -171,8 +171,19 @@ def test_scenarios_fit_their_bounds():
         schedule = frame_schedule(plan, messages)
         ab = [f for specs in schedule for f in specs if f.from_a]
         ba = [f for specs in schedule for f in specs if not f.from_a]
-        assert sum(f.rekey for f in ab) == len(sc.rekey_ab)
-        assert sum(f.rekey for f in ba) == len(sc.rekey_ba)
+        # RFC 8548 §3.8: a sender initiates its planned rekeys, and a receiver whose peer
+        # moved past its generation makes its next frames rekey frames (one per step).
+        gen = {True: 0, False: 0}
+        for specs in schedule:
+            sender = specs[0].from_a
+            owed = max(0, gen[not sender] - gen[sender])
+            assert all(f.rekey for f in specs[:owed])
+            planned = set(sc.rekey_ab if sender else sc.rekey_ba)
+            for n, f in enumerate(specs):
+                assert f.rekey == (n < owed or f.index in planned)
+            gen[sender] += sum(f.rekey for f in specs)
+        assert sum(f.rekey for f in ab) >= len(sc.rekey_ab)
+        assert sum(f.rekey for f in ba) >= len(sc.rekey_ba)
         assert ab[-1].fin and ba[-1].fin and sum(f.fin for f in ab + ba) == 2
         assert sum(len(m) for _, m in messages) < 1_000_000
         # Linux SYN options take 20 bytes; ENO must fit in the other 20 (NOP-padded).
@@ -242,7 +253,9 @@ def test_record_describes_and_writes_schema(recorded):
     assert conn["eno"] == {"status": "negotiated", "reason": None, "negotiated_tep": sc.tep,
                            "encoding": "rfc"}
     tc = conn["tcpcrypt"]
-    assert tc["rekeys"] == {"ab": len(sc.rekey_ab), "ba": len(sc.rekey_ba)}
+    schedule = frame_schedule(recorder.build_plan(sc, 3, 1.0, Path("/nonexistent")))
+    assert tc["rekeys"] == {d: sum(f.rekey for specs in schedule for f in specs
+                                   if f.from_a == (d == "ab")) for d in ("ab", "ba")}
     assert tc["keys_from"] == "session_secret" and tc["resumed"] is False
     assert paths["json"].read_text() == json.dumps(expected, indent=1, sort_keys=True) + "\n"
     assert paths["pcap"].stat().st_size < 1_500_000
@@ -253,6 +266,8 @@ def test_eno_options_inserted_in_handshake(recorded):
     name, _line, paths, _expected = recorded
     sc = RECORDER_SCENARIOS[name]
     syn = synack = first_ack = None
+    b_sent_nonsyn = False
+    early = 0
     for _ts, eth in read_packets(paths["pcap"]):
         ip, tcp = eth.data, eth.data.data
         from_a = ip.src == bytes(map(int, A.split(".")))
@@ -261,11 +276,17 @@ def test_eno_options_inserted_in_handshake(recorded):
                 syn = syn or tcp
             else:
                 synack = synack or tcp
-        elif from_a and first_ack is None:
-            first_ack = tcp
+            continue
+        if not from_a:
+            b_sent_nonsyn = True
+        # RFC 8547 §4.6: A's segments carry ENO until A has received a non-SYN segment
+        if from_a and not b_sent_nonsyn:
+            first_ack = first_ack or tcp
+            early += 1
+            assert eno_of(tcp) == bytes.fromhex("4502")
         elif eno_of(tcp) is not None:
             pytest.fail("ENO option on a later segment")
-    assert syn is not None and synack is not None and first_ack is not None
+    assert syn is not None and synack is not None and first_ack is not None and early >= 1
     assert eno_of(syn) == sc.eno_a
     assert eno_of(synack) == sc.eno_b
     assert eno_of(first_ack) == bytes.fromhex("4502")
@@ -296,13 +317,15 @@ def test_keylog_decrypts_every_frame(recorded):
     assert init2 is not None and not findings
     tc = expected["connections"][0]["tcpcrypt"]
     assert init2.sym_cipher == tc["aead"] == sc.aeads_b[0]
-    keys = session_keys(ss, sc.tep, init2.sym_cipher)
+    keys = SessionKeys(sc.tep, init2.sym_cipher, ss)
     assert keys.session_id.hex() == tc["session_id"]
+    chain = keys.chain()
     len1 = int.from_bytes(data["ab"][4:8], "big")
     len2 = int.from_bytes(data["ba"][4:8], "big")
     assert (len1, len2) == (tc["init1"]["length"], tc["init2"]["length"])
-    for d, key, init_len in (("ab", keys.k_ab, len1), ("ba", keys.k_ba, len2)):
-        frames, rekeys, sha = decrypt_all(data[d], init_len, FrameOpener(keys.aead, key))
+    for d, ab, init_len in (("ab", True, len1), ("ba", False, len2)):
+        opener = FrameOpener(keys.aead, lambda g, ab=ab: chain.key(g, ab), init_len=init_len)
+        frames, rekeys, sha = decrypt_all(data[d], init_len, opener)
         assert frames == tc["frames"][d] == tc["decrypted"][d]["ok"]
         assert rekeys == tc["rekeys"][d]
         assert sha == tc["decrypted"][d]["sha256"]

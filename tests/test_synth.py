@@ -15,6 +15,7 @@ from tcpinc_analyze.synth.sample import CaptureSpec, Scenario, generate
 from tcpinc_analyze.synth.scenarios import (
     SCENARIOS,
     EnoSpec,
+    answer,
     offer,
     plain_plan,
     tcpcrypt_plan,
@@ -139,14 +140,14 @@ def _first_ack_opts(cap: bytes) -> bytes:
 def test_middlebox_strips_eno_from_synack() -> None:
     def plans(rng):  # noqa: ANN001, ANN202
         return [plain_plan(rng, start_ns=10**18, reason=FallbackReason.SYNACK_WITHOUT_ENO,
-                           eno_a=offer(TEP_X25519), eno_b=offer(TEP_X25519),
+                           eno_a=offer(TEP_X25519), eno_b=answer(TEP_X25519),
                            synack_stripped=True)]
     stripped = generate(Scenario("t", "t", plans, seed=3)).capture
     opts, _ = _syn_eno(stripped, syn_ack=True)
     assert b"\x45" not in opts[20:]  # after MSS/SACK/TS/WS, only NOPs remain
     assert opts.endswith(b"\x01\x01\x01") or b"\x01\x01\x01" in opts
     opts_normal, _ = _syn_eno(BASE, syn_ack=True)
-    assert b"\x45\x03\x23" in opts_normal
+    assert b"\x45\x04\x01\x23" in opts_normal  # explicit global suboption b = 1, TEP
 
 
 def test_middlebox_strips_eno_from_a_ack() -> None:
@@ -158,9 +159,9 @@ def test_middlebox_strips_eno_from_a_ack() -> None:
 
 def test_malformed_option_is_on_the_wire() -> None:
     def plans(rng):  # noqa: ANN001, ANN202
-        return [plain_plan(rng, start_ns=10**18, reason=FallbackReason.MALFORMED_OPTION,
+        return [plain_plan(rng, start_ns=10**18, reason=FallbackReason.MALFORMED_ENO,
                            eno_a=EnoSpec(raw=bytes.fromhex("4505812300")),
-                           eno_b=offer(TEP_X25519))]
+                           eno_b=answer(TEP_X25519))]
     cap = generate(Scenario("t", "t", plans, seed=3)).capture
     opts, _ = _syn_eno(cap, syn_ack=False)
     start = opts.index(b"\x45\x05")

@@ -133,6 +133,9 @@ class ConnectionPlan:
     """Contents A puts in its non-SYN-form ENO options (must be empty under tcpcrypt)."""
     break_ack_eno: bool = False
     """A puts ENO on its ACK although the SYN-ACK made it fall back."""
+    break_eno_only_on_ack: bool = False
+    """A's handshake ACK carries ENO but its next segments (sent before any non-SYN
+    segment from B) do not."""
     break_init1_psh: bool = False
     """A sends Init1 without PSH on its last segment."""
     break_uncompressed: bool = False
@@ -335,6 +338,7 @@ def build_connection(plan: ConnectionPlan, rng: random.Random,
 
     conv = TcpConversation(plan.a, plan.b, start_ns=plan.start_ns, rng=rng, rtt_ns=plan.rtt_ns,
                            impairments=plan.impairments)
+    conv.eno_nonsyn_once = plan.break_eno_only_on_ack
     a_enables = view.status == EnoStatus.NEGOTIATED and opt_a.present
     enc = opt_a.options[0].encoding if opt_a.options else ENCODING_RFC
     kind = opt_a.options[0].kind if opt_a.options else 253

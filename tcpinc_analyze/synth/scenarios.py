@@ -419,8 +419,9 @@ def _conformance(rng: random.Random) -> list[ConnectionPlan]:
     handshake = tcpcrypt_plan(
         rng, x, AEAD_CHACHA20_POLY1305, start_ns=t, size=3000, syn_data=b"early data",
         break_syn_retransmit_eno=offer(x, TEP_X448).encode(), break_nonsyn_contents=b"\x01",
+        break_eno_only_on_ack=True,
         expect_findings=("eno-syn-data", "eno-syn-data", "eno-syn-changed",
-                         "eno-nonsyn-contents", "eno-nonsyn-contents"))
+                         "eno-nonsyn-contents", "eno-option-missing"))
     messages = tcpcrypt_plan(
         rng, p256, AEAD_AES_128_GCM, start_ns=t + SECOND, size=3000, break_uncompressed=True,
         init1_ignored=b"\x00\x00", break_init1_psh=True, break_cipher=AEAD_AES_256_GCM,
@@ -631,7 +632,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("conformance-violations", "An implementation that breaks many RFC rules",
              _conformance, seed=127,
              notes="Ten connections, each breaking rules of RFC 8547/8548 that a capture "
-                   "shows: SYN data and a changed SYN retransmission, non-empty non-SYN ENO; "
+                   "shows: SYN data and a changed SYN retransmission, non-empty non-SYN ENO "
+                   "on the ACK and none on Init1 (sent before B's first ACK); "
                    "uncompressed keys, ignored bytes, Init1 without PSH, an Init2 cipher A "
                    "never offered; reserved control and flag bits, FINp too early, FIN "
                    "without FINp, an unanswered rekey, repeated empty rekeys, a damaged tag; "

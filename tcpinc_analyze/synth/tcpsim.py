@@ -95,6 +95,8 @@ class TcpConversation:
         """Non-SYN-form ENO each host puts on its segments until it has received a
         non-SYN segment (RFC 8547 §4.6)."""
         self.got_nonsyn = [False, False]
+        self.eno_nonsyn_once = False
+        """A's non-SYN ENO goes on its first non-SYN segment only (a broken sender)."""
 
     # ------------------------------------------------------------------ primitives
     def _idx(self, from_a: bool) -> int:
@@ -123,6 +125,8 @@ class TcpConversation:
         if not flags & TCP_SYN:
             if self.eno_nonsyn[i] and not self.got_nonsyn[i]:
                 options += self.eno_nonsyn[i]
+                if i == 0 and self.eno_nonsyn_once:
+                    self.eno_nonsyn[0] = b""
             self.got_nonsyn[1 - i] = True
         ack = self.snd_nxt[1 - i]
         seg = TcpSegment(
