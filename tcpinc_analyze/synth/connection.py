@@ -112,8 +112,6 @@ class ConnectionPlan:
     """Plan index of the connection whose session this one resumes (ss[i+1] of it)."""
     resume_accepted: bool = True
     """B answers A's resumption offer (else with v = 0: a fresh key exchange follows)."""
-    resume_swap: bool = False
-    """This connection's active opener was the passive opener of the parent connection."""
     resume_nonces: tuple[int, int] = (8, 8)
     """Nonce lengths of the (active opener's, passive opener's) resumption suboptions."""
     nonce_base: str = NONCE_OFFSET_TCP_STREAM
@@ -189,6 +187,8 @@ class BuiltConnection:
     ss_index: int = 0
     active_was_a: bool = True
     """The active opener played A in the session that made ss[0]."""
+    orig_a_ip: str | None = None
+    """Address of the host that played A in the session that made ss[0]."""
     aead: int | None = None
     a_first: bool = True
     """ENO's host A is the simulator's first host (plan.a); False when the b bits made
@@ -286,8 +286,9 @@ def _negotiate(plan: ConnectionPlan, opt_a: SynEno, opt_b: SynEno) -> Negotiatio
 def _resumption_specs(plan: ConnectionPlan, parent: BuiltConnection, rng: random.Random
                       ) -> tuple[Resumption, bool]:
     """Resumption with the parent chain's next secret; returns it and whether the
-    current active opener was A when ss[0] was made."""
-    active_was_a = parent.active_was_a != plan.resume_swap
+    current active opener was A when ss[0] was made (RFC 8548 §3.5: the half a host
+    sends follows its role in that original session, whatever its role now)."""
+    active_was_a = plan.a.ip == parent.orig_a_ip
     len_active, len_passive = plan.resume_nonces
     nonce_active, nonce_passive = rng.randbytes(len_active), rng.randbytes(len_passive)
     nonce_a, nonce_b = ((nonce_active, nonce_passive) if active_was_a
@@ -381,7 +382,8 @@ def build_connection(plan: ConnectionPlan, rng: random.Random,
             ident = resume.resume
             ab_uses_k_ab = active_was_a
             built_extra = {"ss0": parent.ss0 if parent else None,
-                           "ss_index": resume.index, "active_was_a": active_was_a}
+                           "ss_index": resume.index, "active_was_a": active_was_a,
+                           "orig_a_ip": parent.orig_a_ip if parent else None}
         else:
             ep_a = EndpointA(tep, plan.aeads_a, rng, ignored=plan.init1_ignored,
                              pubkey_reading=PUBKEY_LEN_WHOLE,
@@ -421,7 +423,8 @@ def build_connection(plan: ConnectionPlan, rng: random.Random,
             elif plan.keylog == KEYS_PRIVATE_B:
                 keylog.append(("TCPCRYPT_EPHEMERAL_PRIVATE",
                                (ep_b.keypair.public, ep_b.keypair.private)))
-            built_extra = {"ss0": keys.ss, "ss_index": 0, "active_was_a": a_first}
+            built_extra = {"ss0": keys.ss, "ss_index": 0, "active_was_a": a_first,
+                           "orig_a_ip": (plan.a if a_first else plan.b).ip}
             tcpcrypt_truth = {"init1": {"sym_ciphers": list(plan.aeads_a),
                                         "ignored_len": len(plan.init1_ignored),
                                         "length": len(ep_a.init1)},
@@ -466,6 +469,7 @@ def build_connection(plan: ConnectionPlan, rng: random.Random,
         built.ss0 = built_extra["ss0"]
         built.ss_index = built_extra["ss_index"]
         built.active_was_a = built_extra["active_was_a"]
+        built.orig_a_ip = built_extra["orig_a_ip"]
         built.aead = keys.aead if keys is not None else None
     return built
 

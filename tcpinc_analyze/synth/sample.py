@@ -113,6 +113,27 @@ def _covered(intervals: list[tuple[int, int]], lo: int, hi: int) -> bool:
     return pos >= hi
 
 
+def visibly_lost(records: Sequence[FrameRecord], coverage: list[tuple[int, int]]) -> int:
+    """Frames not wholly captured, as many as a capture can show. A frame start is known
+    after the Init message, after a whole frame, and after a frame whose header (with its
+    length) is captured; a reader that meets missing bytes at a known start counts one
+    lost frame and must then search for the next whole frame, so frames between a lost
+    boundary and that whole frame are invisible (their number is not in the capture)."""
+    lost = 0
+    known = True
+    for r in records:
+        if _covered(coverage, r.stream_offset, r.stream_offset + r.size):
+            known = True  # read in order, or found by the search after a gap
+        elif not known:
+            continue
+        elif _covered(coverage, r.stream_offset, r.stream_offset + 3):
+            lost += 1  # its length says where the next frame starts
+        else:
+            lost += 1
+            known = False
+    return lost
+
+
 def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
     """Build a sample deterministically from its scenario and seed."""
     seed = scenario.seed if seed is None else seed
@@ -162,6 +183,15 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
     for c in order:
         conn = built[c]
         truth = json.loads(json.dumps(conn.truth))
+        tcpcrypt_truth = truth["tcpcrypt"]
+        if tcpcrypt_truth is not None:
+            # frames the capture shows: whole ones and the visibly lost ones
+            for d in ("ab", "ba"):
+                records = conn.frames[d]
+                cov = coverage.get((c, d), [])
+                whole = sum(_covered(cov, r.stream_offset, r.stream_offset + r.size)
+                            for r in records)
+                tcpcrypt_truth["frames"][d] = whole + visibly_lost(records, cov)
         truth["id"] = conn_id[c]
         keys_from = _keys_from(conn, by_plan)
         by_plan[c] = keys_from
@@ -208,7 +238,7 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                     ok = [r for r in usable if r.intact] if good else []
                     decrypted[d] = {"ok": len(ok), "failed": len(usable) - len(ok),
                                     "undecryptable": len(complete) - len(usable),
-                                    "lost": len(records) - len(complete),
+                                    "lost": visibly_lost(records, coverage.get((c, d), [])),
                                     "sha256": frame_sha256(ok)}
                 if not good:
                     findings.append({"code": "frame-tag-failed"})

@@ -209,8 +209,7 @@ def _resumption(rng: random.Random) -> list[ConnectionPlan]:
     # The host that was B in the first session opens this one; nonces of 3 and 0 bytes.
     third = tcpcrypt_plan(rng, TEP_X25519, AEAD_CHACHA20_POLY1305, size=5000,
                           a_ip="10.0.0.2", b_ip="10.0.0.1", start_ns=BASE_NS + 4 * SECOND,
-                          keylog=KEYS_NONE, resume_parent=1, resume_swap=True,
-                          resume_nonces=(3, 0))
+                          keylog=KEYS_NONE, resume_parent=1, resume_nonces=(3, 0))
     refused = tcpcrypt_plan(rng, TEP_X25519, AEAD_CHACHA20_POLY1305, size=3000,
                             start_ns=BASE_NS + 6 * SECOND, resume_parent=2,
                             resume_accepted=False)

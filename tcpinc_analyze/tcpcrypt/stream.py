@@ -109,6 +109,9 @@ class TcpcryptDirection:
         self.dialect: str | None = None
         """``rfc8548`` or ``tcpcryptd-2016`` once the Init message is parsed."""
         self.plain = False
+        self.resume_at: int | None = None
+        """After a gap, the stream offset of the next frame when the cut frame's header
+        told it (no search needed)."""
         self.ended_clean = False
         """At the end, the stream stopped on a frame boundary with nothing cut off."""
         self.watch: RekeyObserver | None = None
@@ -151,14 +154,36 @@ class TcpcryptDirection:
             else:
                 self.state = _DONE
         elif self.state == _FRAMES:
+            # The next frame boundary is known when the cut frame's header is in hand (or
+            # the gap starts right at a boundary): resume there without a search if it
+            # lies past the gap; if it lies inside, the frame starting there is lost too.
+            boundary: int | None = self.buf_off
             if self.buf:
                 self.incomplete_frames += 1
                 self._note(Severity.WARNING, "tcpcrypt-frame-lost",
                            f"frame at offset {self.buf_off} is cut by a gap of {size} bytes",
                            packet, self.buf_off)
+                boundary = None
+                if len(self.buf) >= FRAME_HEADER_LEN:
+                    length = (self.buf[1] << 8) | self.buf[2]
+                    if length >= FRAME_LENGTH_MIN:
+                        boundary = self.buf_off + FRAME_HEADER_LEN + length
+            self._lose_boundary(boundary, offset, size)
             self.state = _RESYNC
+        elif self.state == _RESYNC and self.resume_at is not None:
+            boundary, self.resume_at = self.resume_at, None
+            self._lose_boundary(boundary, offset, size)
         self.buf.clear()
         self.buf_off = offset + size
+
+    def _lose_boundary(self, boundary: int | None, offset: int, size: int) -> None:
+        """A known frame start meets a gap: resume there, or count its frame as lost."""
+        if boundary is None or boundary < offset:
+            return
+        if boundary >= offset + size:
+            self.resume_at = boundary
+        else:
+            self.incomplete_frames += 1
 
     def finish(self) -> None:
         """End of the stream: report anything left half-parsed."""
@@ -335,6 +360,15 @@ class TcpcryptDirection:
         return True
 
     def _resync(self, at_end: bool) -> bool:
+        if self.resume_at is not None:
+            skip = min(len(self.buf), self.resume_at - self.buf_off)
+            del self.buf[:skip]
+            self.buf_off += skip
+            if self.buf_off < self.resume_at:
+                return False
+            self.resume_at = None
+            self.state = _FRAMES
+            return True
         if self.frames_origin is not None and self.buf_off < self.frames_origin:
             skip = min(len(self.buf), self.frames_origin - self.buf_off)
             del self.buf[:skip]
