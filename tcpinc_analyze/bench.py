@@ -65,7 +65,7 @@ def _chunk(index: int) -> Scenario:
                                          frame_data_max=rng.choice((1400, 4000, 16000)),
                                          rekey_ba=(3,) if rng.random() < 0.3 else ()))
             else:
-                out.append(plain_plan(rng, start_ns=start, reason=FallbackReason.NO_ENO_IN_SYN,
+                out.append(plain_plan(rng, start_ns=start, reason=FallbackReason.ABSENT,
                                       status=EnoStatus.ABSENT, size=rng.randrange(2000, 60_000)))
         return out
 

@@ -139,6 +139,11 @@ class Connection:
     observed: dict[str, list[int]] = field(default_factory=dict)
     """Conformance rules checked and found kept: code -> packets that showed it."""
     resume_registry: ResumeRegistry | None = None
+    early: bool = True
+    """Still in the handshake phase (ENO rules, outcome not decided): the flow table's
+    per-segment fast path skips that work once it is False."""
+
+
 
     # ------------------------------------------------------------------ helpers
     def from_x(self, seg: Segment) -> bool:
@@ -471,7 +476,12 @@ class Connection:
         first, second = self.first_second()
         if first is None or second is None or self.legacy:
             return None
-        return negotiate(first.eno, second.eno, True, simultaneous=self.simultaneous)
+        key = (id(first), id(second), self.simultaneous)
+        cached = self.data.get("view")
+        if cached is None or cached[0] != key:
+            cached = self.data["view"] = (key, negotiate(first.eno, second.eno, True,
+                                                         simultaneous=self.simultaneous))
+        return cached[1]
 
     def check_nonsyn_eno(self, seg: Segment, from_x: bool) -> bool | None:
         """RFC 8547 §4.6 for a non-SYN segment sent before its sender received one: with

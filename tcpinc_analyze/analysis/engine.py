@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..capture.decode import DecodeProblem, IpDecoder, Segment, link_ip_offset
 from ..capture.reader import ReadProblem, Record, SecretsBlock
 from ..findings import Finding, Severity
+from ..tcp.reassembly import DirectionStream
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
 from .report import ConnectionReport, build_report
 from .resume_registry import ResumeRegistry
@@ -249,6 +250,46 @@ class Analyzer:
             conn = self._new(seg, x_is_src=False)
         self._track(conn, seg, rec)
 
+    @staticmethod
+    def _early(conn: Connection, seg: Segment, from_x: bool) -> None:
+        """The first non-SYN segments: the ENO rules of RFC 8547 §4.6 and the outcome."""
+        has_eno = None
+        if not conn.eno_phase_done:
+            has_eno = conn.check_nonsyn_eno(seg, from_x)
+            conn.nonsyn_from.setdefault(from_x, seg.number)
+        if conn.negotiation is None:
+            if not conn.syn and not conn.synack:
+                conn.decide_eno(None, seg.number)
+            elif conn.simultaneous or from_x == conn.active_is_x:
+                if has_eno is None:
+                    got = conn.segment_eno(seg)
+                    conn.legacy |= got.legacy
+                    has_eno = bool(got.options)
+                conn.decide_eno(has_eno, seg.number)
+        conn.early = not conn.eno_phase_done or conn.negotiation is None
+
+    @staticmethod
+    def _watched(conn: Connection, seg: Segment, from_x: bool, stream: DirectionStream,
+                 size: int) -> None:
+        """A segment of a direction whose Init message (PSH rule) or rekeys (RFC 8548
+        §3.8: the ACKs show what each host had received) are being followed."""
+        watch = conn.rekey_watch
+        if watch is not None and watch.active:
+            peer = conn.streams.get(not from_x)
+            ack_off = (peer.offset_of(seg.ack) if seg.flags & ACK and peer is not None
+                       and peer.base is not None else None)
+            start = stream.offset_of(seg.seq)
+            watch.segment(conn.label(from_x), start, start + size, ack_off,
+                          bool(seg.flags & FIN), seg.number)
+        if not size:
+            return
+        if from_x in conn.init_open:
+            conn.note_init_segment(from_x, seg, stream)
+            stream.segment(seg.seq, seg.payload, seg.number, seg.missing)
+            conn.check_init_psh(from_x)
+        else:
+            stream.segment(seg.seq, seg.payload, seg.number, seg.missing)
+
     def _track(self, conn: Connection, seg: Segment, rec: Record) -> None:
         x = conn.x
         from_x = seg.sport == x[1] and seg.src == x[0]
@@ -276,34 +317,17 @@ class Analyzer:
                 conn.on_synack(seg, from_x)
             conn.start_stream(from_x, seg.seq)
             return
-        has_eno = conn.check_nonsyn_eno(seg, from_x) if not conn.eno_phase_done else None
-        if conn.negotiation is None:
-            if not conn.syn and not conn.synack:
-                conn.decide_eno(None, seg.number)
-            elif conn.simultaneous or from_x == conn.active_is_x:
-                if has_eno is None:
-                    got = conn.segment_eno(seg)
-                    conn.legacy |= got.legacy
-                    has_eno = bool(got.options)
-                conn.decide_eno(has_eno, seg.number)
-        conn.nonsyn_from.setdefault(from_x, seg.number)
+        if conn.early:
+            self._early(conn, seg, from_x)
         streams = conn.streams
         stream = streams.get(from_x)
-        watch = conn.rekey_watch
-        if watch is not None and watch.active and stream is not None:
-            peer = streams.get(not from_x)
-            ack_off = (peer.offset_of(seg.ack) if flags & ACK and peer is not None
-                       and peer.base is not None else None)
-            start = stream.offset_of(seg.seq)
-            watch.segment(conn.label(from_x), start, start + size, ack_off,
-                          bool(flags & FIN), seg.number)
-        if size and stream is not None:
-            if from_x in conn.init_open:
-                conn.note_init_segment(from_x, seg, stream)
-                stream.segment(seg.seq, payload, seg.number, seg.missing)
-                conn.check_init_psh(from_x)
-            else:
-                stream.segment(seg.seq, payload, seg.number, seg.missing)
+        if stream is None:
+            pass
+        elif conn.init_open or (conn.rekey_watch is not None and conn.rekey_watch.unacked):
+            # an Init message's PSH segment is awaited, or a rekey frame its ACK
+            self._watched(conn, seg, from_x, stream, size)
+        elif size:
+            stream.segment(seg.seq, payload, seg.number, seg.missing)
         if flags & ACK:
             peer = streams.get(not from_x)
             if peer is not None and peer.pending:

@@ -47,7 +47,8 @@ class RekeyWatch:
     def __init__(self, findings: list[Finding], held: Callable[[str, int | None], None]) -> None:
         self.findings = findings
         self.held = held
-        self.active = False
+        self.unacked = 0
+        """Rekey frames the peer has not yet acknowledged."""
         self.gen = {"ab": 0, "ba": 0}
         self.rekey_frames: dict[str, list[_RekeyFrame]] = {"ab": [], "ba": []}
         self.obligations: dict[str, deque[_Obligation]] = {"ab": deque(), "ba": deque()}
@@ -57,6 +58,13 @@ class RekeyWatch:
         self.tcp_fin = {"ab": False, "ba": False}
         self.finp_offset: dict[str, int | None] = {"ab": None, "ba": None}
         self.empty_outstanding: dict[str, int | None] = {"ab": None, "ba": None}
+
+    @property
+    def active(self) -> bool:
+        """Segments must be looked at: a rekey frame awaits its ACK (which makes its
+        receiver owe an answer). Otherwise the flow table skips the watch: an owed
+        answer is settled by the next frame alone."""
+        return self.unacked > 0
 
     # ------------------------------------------------------------------ inputs
     def finp(self, direction: str, offset: int) -> None:
@@ -76,6 +84,7 @@ class RekeyWatch:
                 if frame.acked or frame.end > ack:
                     continue
                 frame.acked = True
+                self.unacked -= 1
                 exempt = rekey_answer_exempt(
                     self.tcp_fin[direction],
                     self.finp_offset[direction] is not None
@@ -106,22 +115,25 @@ class RekeyWatch:
             # Later obligations stay for the following frames.
         if not rekey:
             return
-        self.active = True
         self.gen[direction] = max(self.gen[direction], info.generation)
         end = info.stream_offset + FRAME_HEADER_LEN + info.length
         self.rekey_frames[direction].append(_RekeyFrame(end, info.generation, info.packet))
+        self.unacked += 1
         if info.length == FRAME_LENGTH_MIN:
             self._empty_rekey(direction, info)
 
     def _remote_known(self, direction: str, offset: int) -> int | None:
-        """The peer generation the sender knew when it sent the byte at ``offset``."""
+        """The peer generation the sender knew when it sent the byte at ``offset``: from
+        that segment's ACK when it was looked at; otherwise every peer rekey frame had
+        been acknowledged already (the watch was idle), so the acknowledged ones tell."""
         for start, end, ack in reversed(self.segments[direction]):
             if start <= offset < end:
                 if ack is None:
                     return None
                 return max((f.generation for f in self.rekey_frames[PEER[direction]]
                             if f.end <= ack), default=0)
-        return None
+        return max((f.generation for f in self.rekey_frames[PEER[direction]] if f.acked),
+                   default=0)
 
     def _empty_rekey(self, direction: str, info: FrameInfo) -> None:
         remote = self._remote_known(direction, info.stream_offset)

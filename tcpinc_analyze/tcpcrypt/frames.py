@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..wire import (
     AEAD_CHACHA20_POLY1305,
+    AEAD_NONCE_LEN,
     AEAD_TAG_LEN,
     AEADS,
     FRAME_CONTROL_REKEY,
@@ -23,7 +24,6 @@ from ..wire import (
     encode_plaintext,
     frame_associated_data,
     frame_id_offset,
-    frame_nonce,
     split_traffic_key,
 )
 from .messages import encode_frame
@@ -46,22 +46,28 @@ def make_aead(aead: int, key: bytes) -> Aead:
 class TrafficCipher:
     """One traffic key split into the AEAD object (from K) and NR."""
 
-    __slots__ = ("aead", "nr")
+    __slots__ = ("aead", "nr", "_nr_int")
 
     def __init__(self, aead: int, traffic_key: bytes) -> None:
         k, self.nr = split_traffic_key(traffic_key, aead)
+        self._nr_int = int.from_bytes(self.nr, "big")
         self.aead = make_aead(aead, k)
+
+    def nonce(self, offset: int) -> bytes:
+        """``wire.frame_nonce(NR, offset)``, with NR kept as an integer: this runs for
+        every frame."""
+        return (self._nr_int ^ offset).to_bytes(AEAD_NONCE_LEN, "big")
 
     def seal(self, offset: int, control: int, plain: bytes) -> bytes:
         """Encrypt a frame's plaintext for frame-ID offset ``offset``."""
         clen = len(plain) + AEAD_TAG_LEN
-        return self.aead.encrypt(frame_nonce(self.nr, offset), plain,
+        return self.aead.encrypt(self.nonce(offset), plain,
                                  frame_associated_data(control, clen))
 
     def open(self, offset: int, control: int, ciphertext: bytes) -> bytes | None:
         """Decrypt and verify; None when the tag does not authenticate."""
         try:
-            return self.aead.decrypt(frame_nonce(self.nr, offset), ciphertext,
+            return self.aead.decrypt(self.nonce(offset), ciphertext,
                                      frame_associated_data(control, len(ciphertext)))
         except InvalidTag:
             return None

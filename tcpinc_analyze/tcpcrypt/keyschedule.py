@@ -33,9 +33,29 @@ _ORDERS = {
     TEP_P521: int("01FF" + "FFFFFFFF" * 7 + "FFFFFFFA51868783BF2F966B7FCC0148F709A5D0"
                   "3BB5C9B8899C47AEBB6FB71E91386409", 16),
 }
-_PROBE_SCALAR = {TEP_X25519: bytes(range(1, 33)), TEP_X448: bytes(range(1, 57))}
-"""A fixed private key for checking X25519/X448 public keys: a clamped scalar gives an
-all-zero shared secret exactly for the small-order points (RFC 7748 §6-§7)."""
+_P25519 = 2**255 - 19
+_P448 = 2**448 - 2**224 - 1
+
+
+def _small_order_keys() -> dict[int, frozenset[bytes]]:
+    """Every encoding of the X25519/X448 points of small order: with them every shared
+    secret is all-zero (RFC 7748 §6-§7). X25519 keys are read mod 2^255 (the top bit is
+    masked), so u and u + p, and each with the top bit set, are the same point."""
+    x25519_u = (0, 1, 325606250916557431795983626356110631294008115727848805560023387167927233504,
+                39382357235489614581723060781553021112529911719440698176882885853963445705823,
+                _P25519 - 1)
+    keys25519 = set()
+    for u in x25519_u:
+        for value in (u, u + _P25519):
+            if value < 2**255:
+                for top in (0, 2**255):
+                    keys25519.add((value | top).to_bytes(32, "little"))
+    keys448 = {u.to_bytes(56, "little") for base in (0, 1, _P448 - 1)
+               for u in (base, base + _P448) if u < 2**448}
+    return {TEP_X25519: frozenset(keys25519), TEP_X448: frozenset(keys448)}
+
+
+_SMALL_ORDER = _small_order_keys()
 
 
 class KeyAgreementError(ValueError):
@@ -107,14 +127,14 @@ def validate_public(tep: int, point: bytes) -> str | None:
     all-zero shared secret and must abort)."""
     try:
         _check_tep(tep)
-        peer = _peer_key(tep, point)
-        if tep in _PROBE_SCALAR:
-            own = (x25519.X25519PrivateKey if tep == TEP_X25519 else x448.X448PrivateKey
-                   ).from_private_bytes(_PROBE_SCALAR[tep])
-            try:
-                own.exchange(peer)  # type: ignore[arg-type]
-            except ValueError:
+        if tep in _SMALL_ORDER:
+            if bytes(point) in _SMALL_ORDER[tep]:
                 return "a small-order point: every shared secret with it is all-zero"
+            if len(point) != TCPCRYPT_TEPS[tep].point_len:
+                raise KeyAgreementError(f"{len(point)} bytes, expected "
+                                        f"{TCPCRYPT_TEPS[tep].point_len}")
+            return None
+        _peer_key(tep, point)
     except KeyAgreementError as exc:
         return str(exc)
     return None
