@@ -127,7 +127,7 @@ class FollowScreen(Screen):
                 yield Static("This connection does not run tcpcrypt: nothing to decrypt.",
                              id="follow-note")
             elif not tc.get("decrypted"):
-                yield Static("No key-log entry matches this connection: press Esc, then k to "
+                yield Static("No key-log entry matches this connection: press Esc, then o to "
                              "load a key log.", id="follow-note")
             view = FollowView(self.detail, id="follow-view")
             view.border_title = "Follow stream (text)"
