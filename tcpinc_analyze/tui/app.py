@@ -52,11 +52,11 @@ class TcpincApp(App):
     #filter { height: 3; border: round $primary; }
     #filter.-invalid { border: round $error; }
     #filter.-valid { border: round $success; }
-    #main { height: 1fr; }
+    #main { height: 4fr; }
     #left { width: 1fr; }
     #right { width: 62; }
-    ConnectionsTable { height: 2fr; border: round $primary-darken-2; }
-    PacketList { height: 2fr; border: round $primary-darken-2; }
+    ConnectionsTable { height: 1fr; border: round $primary-darken-2; }
+    PacketList { height: 1fr; border: round $primary-darken-2; }
     #bottom { height: 3fr; }
     DetailTree { width: 1fr; border: round $primary-darken-2; }
     HexView { width: 79; border: round $primary-darken-2; }
@@ -113,13 +113,13 @@ class TcpincApp(App):
             with Vertical(id="left"):
                 yield ConnectionsTable(id="connections")
                 yield PacketList(id="packets")
-                with Horizontal(id="bottom"):
-                    yield DetailTree(id="detail")
-                    yield HexView(id="hex")
             with Vertical(id="right"):
                 with VerticalScroll(id="ladder-box"):
                     yield Ladder(id="ladder")
                 yield FindingsPanel(id="findings")
+        with Horizontal(id="bottom"):
+            yield DetailTree(id="detail")
+            yield HexView(id="hex")
         yield Static("", id="status")
         yield Footer()
 

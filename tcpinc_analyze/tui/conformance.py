@@ -8,6 +8,7 @@ packets goes back to the main screen on its first packet, as a finding does.
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,29 +34,40 @@ def checklist(report: ConnectionReport) -> list[RuleResult]:
     return sorted(results, key=lambda r: STATUS_ORDER.get(r.status, 9))
 
 
-def rule_text(result: RuleResult) -> Text:
+def rule_text(result: RuleResult) -> Table:
     """One rule as a (possibly multi-line) option: status, code, RFC, level, packets,
-    then the findings' messages or why it could not be observed."""
+    then the rule, the findings' messages or why it could not be observed (wrapped under
+    the rule, not under the status)."""
     rule = result.rule
-    text = Text()
-    text.append(f"{STATUS_TEXT[result.status]:<15}", style=STATUS_STYLE[result.status])
-    text.append(f"{rule.code:<27}", style="bold")
-    text.append(f"{rule.rfc:<18}", style="magenta")
-    text.append(f"{rule.level:<7}", style="" if rule.level == MUST else "dim")
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=14, no_wrap=True)
+    grid.add_column(ratio=1)
+    head = Text()
+    head.append(f"{rule.code:<27}", style="bold")
+    head.append(f"{rule.rfc:<20}", style="magenta")
+    head.append(f"{rule.level:<7}", style="" if rule.level == MUST else "dim")
     if result.packets:
         shown = ", ".join(f"#{p}" for p in result.packets[:PACKETS_SHOWN])
         more = f" (+{len(result.packets) - PACKETS_SHOWN})" if (
             len(result.packets) > PACKETS_SHOWN) else ""
-        text.append(f"packets {shown}{more}", style="cyan")
-    text.append("\n")
-    indent = " " * 15
-    text.append(f"{indent}{rule.text}", style="italic")
+        head.append(f"packets {shown}{more}", style="cyan")
+    grid.add_row(Text(STATUS_TEXT[result.status], style=STATUS_STYLE[result.status]), head)
+    grid.add_row("", Text(rule.text, style="italic"))
     if result.status == VIOLATED:
         for message in result.messages:
-            text.append(f"\n{indent}✗ {message}", style="red")
+            grid.add_row("", Text(f"✗ {message}", style="red"))
     elif result.status == NOT_OBSERVABLE and result.reason:
-        text.append(f"\n{indent}({result.reason})", style="dim")
-    return text
+        grid.add_row("", Text(f"({result.reason})", style="dim"))
+    return grid
+
+
+def rule_plain(result: RuleResult) -> str:
+    """The option's text without styles (tests, exports)."""
+    parts = [STATUS_TEXT[result.status], result.rule.code, result.rule.rfc, result.rule.level,
+             " ".join(f"#{p}" for p in result.packets), result.rule.text, *result.messages]
+    if result.reason:
+        parts.append(f"({result.reason})")
+    return " ".join(p for p in parts if p)
 
 
 class ConformanceList(OptionList):
