@@ -274,7 +274,14 @@ async def test_open_select_detail_hex_ladder_follow_export(tmp_path):
         await pilot.pause()
         data = json.loads((tmp_path / "c0.json").read_text())
         assert data["id"] == 0 and data["tcpcrypt"]["aead"] == 0x10
-        assert data["frame_list"][0]["tcpcrypt.frame.verified"] is True
+        first = data["frame_list"][0]
+        assert first["tcpcrypt.frame.verified"] is True
+        assert (first["tcpcrypt.frame.clen"], first["tcpcrypt.frame.generation"]) == (86, 0)
+        assert first["tcpcrypt.frame.offset"] == first["tcpcrypt.stream_offset"] == 79
+        assert first["tcpcrypt.nonce_offset_base"] == "tcp-stream"
+        assert first["tcpcrypt.plaintext.flags.finp"] is True
+        assert len(bytes.fromhex(first["tcpcrypt.frame.nonce"])) == 12
+        assert all(known(k) for item in data["frame_list"] for k in item if "." in k)
 
 
 @pytest.mark.asyncio
