@@ -11,8 +11,15 @@ pytest.importorskip("textual")
 
 from tcpinc_analyze.analysis.run import analyze_file  # noqa: E402
 from tcpinc_analyze.tui.app import TcpincApp, add_subparser  # noqa: E402
+from tcpinc_analyze.tui.conformance import (  # noqa: E402
+    ConformanceList,
+    ConformanceScreen,
+    rule_plain,
+)
 from tcpinc_analyze.tui.connections import ConnectionsTable, verification  # noqa: E402
 from tcpinc_analyze.tui.detail import DetailTree  # noqa: E402
+from tcpinc_analyze.tui.fields import known  # noqa: E402
+from tcpinc_analyze.tui.filter import FIELDS as FILTER_FIELDS  # noqa: E402
 from tcpinc_analyze.tui.filter import FilterError, compile_filter  # noqa: E402
 from tcpinc_analyze.tui.findings import FindingsPanel  # noqa: E402
 from tcpinc_analyze.tui.follow import FollowScreen, FollowView  # noqa: E402
@@ -44,6 +51,33 @@ async def settle(app: TcpincApp, pilot, *, detail: bool = True) -> None:
     raise AssertionError("the app did not settle")
 
 
+def label(node) -> str:
+    """A tree node's field text (without the dim abbreviation the tree appends)."""
+    return node.data.label
+
+
+def tree_nodes(tree: DetailTree, abbrev: str) -> list:
+    """The detail tree's nodes for a spec field, in tree order."""
+    found = []
+    stack = list(reversed(tree.root.children))
+    while stack:
+        node = stack.pop()
+        if node.data is not None and node.data.abbrev == abbrev:
+            found.append(node)
+        stack.extend(reversed(node.children))
+    return found
+
+
+async def show_packet(app: TcpincApp, pilot, number: int) -> DetailTree:
+    """Put the packet list's cursor on a packet and return the detail tree."""
+    packets = app.query_one(PacketList)
+    assert packets.select_packet(number)
+    await pilot.pause()
+    tree = app.query_one(DetailTree)
+    assert tree.dissection.record.number == number
+    return tree
+
+
 # ---------------------------------------------------------------------- units
 def test_index_matches_reader_numbering():
     from tcpinc_analyze.capture.reader import Record, read_capture
@@ -63,10 +97,20 @@ def test_filter_expressions_on_busy_mix():
     rows = [r.to_json() for r in analyze_file(sample("busy-mix.pcap")).reports]
     fallback = compile_filter("tcpeno.status == fallback")
     assert sum(map(fallback, rows)) == sum(r["eno"]["status"] == "fallback" for r in rows) > 0
-    chacha = compile_filter("tcpcrypt.aead == 0x10")
+    chacha = compile_filter("tcpcrypt.aead == 0x0010")
     named = compile_filter("tcpcrypt.aead == AEAD_CHACHA20_POLY1305")
-    expected = sum((r["tcpcrypt"] or {}).get("aead") == 0x10 for r in rows)
+    expected = sum((r["tcpcrypt"] or {}).get("aead") == 0x0010 for r in rows)
     assert sum(map(chacha, rows)) == sum(map(named, rows)) == expected > 0
+    # the global suboption's b bit (either SYN), the dialect, Init1's two-byte ciphers
+    b_set = compile_filter("tcpeno.global.b == 1")
+    assert sum(map(b_set, rows)) == sum(
+        any(s.get("tcpeno.global.b") == 1 for side in ("syn_a", "syn_b")
+            for s in (r["eno"][side] or {}).get("suboptions", [])) for r in rows) > 0
+    rfc = compile_filter("tcpcrypt.dialect == rfc8548")
+    assert sum(map(rfc, rows)) == sum((r["tcpcrypt"] or {}).get("dialect") == "rfc8548"
+                                      for r in rows) > 0
+    offered = compile_filter("tcpcrypt.init1.sym_cipher == AEAD_AES_128_GCM")
+    assert all(0x0001 in r["tcpcrypt"]["init1"]["sym_ciphers"] for r in rows if offered(r))
     port = compile_filter("443")
     assert all("443" in (r["a"] + r["b"]) for r in rows if port(r))
     combo = compile_filter("(tcpeno.negotiated_tep == 0x23 or tcpeno.negotiated_tep == 0x24) "
@@ -76,9 +120,78 @@ def test_filter_expressions_on_busy_mix():
     assert any(map(compile_filter(host), rows))
     assert compile_filter("") is None
     for bad in ("tcpeno.nosuch == 1", "tcpeno.status ==", "(tcpeno.status == fallback",
-                "tcpeno.status == fallback and"):
+                "tcpeno.status == fallback and", "tcpeno.general.b == 1",
+                "tcpcrypt.frame.length > 10", "tcpcrypt.frame.clen > 10"):
         with pytest.raises(FilterError):
             compile_filter(bad)
+
+
+def test_filter_reason_dialect_and_base():
+    rows = [r.to_json() for r in analyze_file(sample("role-conflicts.pcap")).reports]
+    assert len(rows) == 4
+    assert all(map(compile_filter("tcpeno.reason == role-conflict"), rows))
+    assert not any(map(compile_filter("tcpeno.reason == no-common-tep"), rows))
+    old = [r.to_json() for r in analyze_file(sample("tcpcryptd-2016-http-get.pcap")).reports]
+    assert all(map(compile_filter("tcpcrypt.dialect == tcpcryptd-2016"), old))
+    from tcpinc_analyze.decryption import DecryptionContext
+    from tcpinc_analyze.keylog import load_keylogs
+
+    ctx = DecryptionContext(load_keylogs([sample("nonce-after-init.keys")], use_env=False).log)
+    rows = [r.to_json() for r in analyze_file(sample("nonce-after-init.pcap"),
+                                              decryption=ctx).reports]
+    after = compile_filter("tcpcrypt.nonce_offset_base == after-init")
+    assert sum(map(after, rows)) == sum((r["tcpcrypt"] or {}).get("nonce_offset_base")
+                                        == "after-init" for r in rows) > 0
+
+
+def test_filter_and_tree_names_are_in_the_field_spec():
+    """Every protocol field the filter or the detail tree uses is declared in
+    dissectors/fields.json (the one spec the JSON report and Wireshark share)."""
+    assert [f for f in FILTER_FIELDS if f.startswith(("tcpeno", "tcpcrypt")) and not known(f)] \
+        == []
+    from tcpinc_analyze.keylog import load_keylogs
+    from tcpinc_analyze.tui.dissect import dissect
+    from tcpinc_analyze.tui.model import CaptureAnalysis, deep_analyze
+
+    seen: set[str] = set()
+
+    def walk(node) -> None:
+        if node.abbrev:
+            seen.add(node.abbrev)
+        for child in node.children:
+            walk(child)
+
+    for name in ("x25519-chacha20", "conformance-violations", "resumption",
+                 "p256-aes128-ignored", "tcpcryptd-2016-http-get", "eno-edge-cases",
+                 "experimental-encoding", "p521-aes256-traffic-keys"):
+        pcap = sample(f"{name}.pcap")
+        keys = SAMPLES / f"{name}.keys"
+        log = load_keylogs([str(keys)], use_env=False).log if keys.exists() else None
+        analysis = CaptureAnalysis(pcap, log)
+        analysis.run()
+        index = CaptureIndex(pcap)
+        index.build()
+        for report in analysis.reports:
+            rep = report.to_json()
+            numbers = list(analysis.conn_packets[report.id])
+            detail = deep_analyze(index, report.id, numbers, analysis.ctx.keylog,
+                                  analysis.ctx.chain, rep)
+            for number in numbers:
+                for node in dissect(index.record(number), detail, rep["findings"]).nodes:
+                    walk(node)
+        index.close()
+    assert sorted(a for a in seen if not known(a)) == []
+    for needed in ("tcpeno.global.b", "tcpeno.global.z", "tcpeno.global.implicit",
+                   "tcpeno.tep.v", "tcpeno.length_byte", "tcpcrypt.resume.half",
+                   "tcpcrypt.resume.nonce", "tcpcrypt.init1.sym_cipher",
+                   "tcpcrypt.init1.pubkey_len", "tcpcrypt.init2.pubkey_len",
+                   "tcpcrypt.init1.ignored", "tcpcrypt.dialect", "tcpcrypt.frame.clen",
+                   "tcpcrypt.frame.offset", "tcpcrypt.frame.generation",
+                   "tcpcrypt.frame.nonce", "tcpcrypt.frame.control.cres",
+                   "tcpcrypt.plaintext.flags.finp", "tcpcrypt.plaintext.flags.fres",
+                   "tcpcrypt.nonce_offset_base", "tcpeno.conformance",
+                   "tcpeno.conformance.rfc"):
+        assert needed in seen, needed
 
 
 def test_add_subparser():
@@ -161,7 +274,14 @@ async def test_open_select_detail_hex_ladder_follow_export(tmp_path):
         await pilot.pause()
         data = json.loads((tmp_path / "c0.json").read_text())
         assert data["id"] == 0 and data["tcpcrypt"]["aead"] == 0x10
-        assert data["frame_list"][0]["tcpcrypt.frame.verified"] is True
+        first = data["frame_list"][0]
+        assert first["tcpcrypt.frame.verified"] is True
+        assert (first["tcpcrypt.frame.clen"], first["tcpcrypt.frame.generation"]) == (86, 0)
+        assert first["tcpcrypt.frame.offset"] == first["tcpcrypt.stream_offset"] == 79
+        assert first["tcpcrypt.nonce_offset_base"] == "tcp-stream"
+        assert first["tcpcrypt.plaintext.flags.finp"] is True
+        assert len(bytes.fromhex(first["tcpcrypt.frame.nonce"])) == 12
+        assert all(known(k) for item in data["frame_list"] for k in item if "." in k)
 
 
 @pytest.mark.asyncio
@@ -277,6 +397,184 @@ async def test_findings_jump_to_packet():
         assert app.query_one(DetailTree).dissection.record.number == ref.packet
 
 
+@pytest.mark.asyncio
+async def test_detail_tree_rfc_fields():
+    """Global suboption bits, Init1's two-byte ciphers, frame generation/offset/nonce,
+    plaintext flags: named as the field spec names them, highlighting their bytes."""
+    app = TcpincApp(sample("x25519-chacha20.pcap"), [sample("x25519-chacha20.keys")])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        hexview = app.query_one(HexView)
+        # B's SYN-ACK: explicit global suboption 0x01, b = 1
+        tree = await show_packet(app, pilot, 2)
+        [glob] = tree_nodes(tree, "tcpeno.global")
+        assert label(glob).startswith("Global suboption: 0x01")
+        [b_bit] = tree_nodes(tree, "tcpeno.global.b")
+        assert "b (passive role): True" in label(b_bit)
+        assert label(b_bit).startswith(".... ...1 = ")
+        tree.move_cursor(b_bit)
+        await pilot.pause()
+        assert hexview.highlighted == b"\x01"
+        [z_bits] = tree_nodes(tree, "tcpeno.global.z")
+        assert "z (reserved): 0" in label(z_bits)
+        assert [label(n).split(" = ")[1] for n in tree_nodes(tree, "tcpeno.tep.v")] == [
+            "v (has data): False"]
+        # A's SYN has a = 1 and no b
+        tree = await show_packet(app, pilot, 1)
+        [a_bit] = tree_nodes(tree, "tcpeno.global.a")
+        assert "a (application-aware): True" in label(a_bit)
+        [b_bit] = tree_nodes(tree, "tcpeno.global.b")
+        assert "b (passive role): False" in label(b_bit)
+        # Init1: three two-byte sym_cipher ids, ChaCha20-Poly1305 first
+        tree = await show_packet(app, pilot, 4)
+        ciphers = tree_nodes(tree, "tcpcrypt.init1.sym_cipher")
+        assert [label(n) for n in ciphers][0].startswith(
+            "Offered cipher: 0x0010 (AEAD_CHACHA20_POLY1305)")
+        assert len(ciphers) == 3
+        tree.move_cursor(ciphers[0])
+        await pilot.pause()
+        assert hexview.highlighted == b"\x00\x10"
+        # B's last frame: generation 0, frame-ID offset (tcp-stream), nonce, FINp set
+        detail = app.current_detail
+        last = [f for f in detail.frames if f.direction == "ba"][-1]
+        assert last.verdict == "ok" and last.flags & 1 and last.nonce is not None
+        tree = await show_packet(app, pilot, last.packet)
+        frames = tree_nodes(tree, "tcpcrypt.frame")
+        assert "(FINp) [verified]" in label(frames[-1])
+        gens = tree_nodes(tree, "tcpcrypt.frame.generation")
+        assert label(gens[-1]) == "Key generation: 0"
+        offsets = tree_nodes(tree, "tcpcrypt.frame.offset")
+        assert label(offsets[-1]) == (f"Frame-ID offset: {last.stream_offset} "
+                                          "(tcp-stream reading)")
+        nonces = tree_nodes(tree, "tcpcrypt.frame.nonce")
+        assert last.nonce.hex() in label(nonces[-1])
+        assert f"clen: {last.length}" in [label(n) for n in
+                                          tree_nodes(tree, "tcpcrypt.frame.clen")]
+        finp = tree_nodes(tree, "tcpcrypt.plaintext.flags.finp")
+        assert label(finp[-1]) == ".... ...1 = FINp: True"
+        assert label(tree_nodes(tree, "tcpcrypt.plaintext.flags.urgp")[-1]).endswith(
+            "URGp: False")
+        tags = tree_nodes(tree, "tcpcrypt.frame.tag")
+        tree.move_cursor(tags[-1])
+        await pilot.pause()
+        assert hexview.highlighted == last.tag
+        # the ladder names the b bits
+        events = [text for _p, _d, text in app.query_one(Ladder).events]
+        assert events[0] == "SYN ENO b=0 a=1 0x23 0x21"
+        assert events[1] == "SYN-ACK ENO b=1 0x23"
+        assert "FINp frame ✓" in events
+
+
+@pytest.mark.asyncio
+async def test_conformance_view_and_jump():
+    """r: the checklist of the selected connection, violations first; Enter on
+    rekey-not-answered (RFC 8548 §3.8) goes to its packet, whose tree names the rule."""
+    app = TcpincApp(sample("conformance-violations.pcap"),
+                    [sample("conformance-violations.keys")])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        assert len(table.rows) == 10
+        assert table.select_id(2)
+        await settle(app, pilot)
+        assert app.current_conn == 2
+        # the findings pane shows the code and its RFC section
+        panel = app.query_one(FindingsPanel)
+        rekey = [r for r in panel.refs if r.code == "rekey-not-answered"]
+        assert rekey and all(r.rfc == "RFC 8548 §3.8" for r in rekey)
+        text = str(panel.get_option_at_index(panel.refs.index(rekey[0])).prompt)
+        assert "rekey-not-answered [RFC 8548 §3.8]" in text
+        await pilot.press("r")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConformanceScreen)
+        statuses = [r.status for r in screen.shown]
+        assert statuses == sorted(statuses, key=["violated", "held", "not-observable"].index)
+        violated = {r.rule.code: r for r in screen.shown if r.status == "violated"}
+        assert set(violated) == {"frame-reserved-bits", "plaintext-reserved-bits",
+                                 "frame-tag-failed", "fin-without-finp", "frames-after-finp",
+                                 "rekey-not-answered", "rekey-empty-repeated"}
+        result = violated["rekey-not-answered"]
+        assert result.rule.rfc == "RFC 8548 §3.8" and result.rule.level == "MUST"
+        assert result.packets == [54, 58, 63]
+        rules = screen.query_one(ConformanceList)
+        at = screen.shown.index(result)
+        prompt = rule_plain(screen.shown[at])
+        assert rules.get_option_at_index(at).prompt is not None
+        assert "VIOLATED" in prompt and "RFC 8548 §3.8" in prompt and "#54" in prompt
+        held = [r for r in screen.shown if r.status == "held"]
+        unseen = [r for r in screen.shown if r.status == "not-observable"]
+        assert held and unseen and all(r.reason for r in unseen)
+        # a: violations only, and back
+        await pilot.press("a")
+        assert len(screen.shown) == len(violated)
+        await pilot.press("a")
+        rules.highlighted = screen.shown.index(result)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConformanceScreen)
+        packets = app.query_one(PacketList)
+        assert packets.current() == 54 and app.focused is packets
+        tree = app.query_one(DetailTree)
+        assert tree.dissection.record.number == 54
+        codes = [label(n) for n in tree_nodes(tree, "tcpeno.conformance")]
+        assert "Conformance: rekey-not-answered" in codes
+        rfcs = [label(n) for n in tree_nodes(tree, "tcpeno.conformance.rfc")]
+        assert "RFC section: RFC 8548 §3.8" in rfcs
+        # the frame that should have been a rekey frame: B's at stream offset 74, rekey
+        # bit clear, still generation 0
+        [frame] = [n for n in tree_nodes(tree, "tcpcrypt.frame")
+                   if label(n).startswith("Frame 1 at stream offset 74,")]
+        assert "(rekey)" not in label(frame)
+        gen = [label(n) for n in frame.children if n.data.abbrev == "tcpcrypt.frame.generation"]
+        assert gen == ["Key generation: 0"]
+        # another connection: its own checklist (an all-zero X25519 key, RFC 8548 §5)
+        assert table.select_id(3)
+        await settle(app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ConformanceScreen)
+        first = app.screen.shown[0]
+        assert (first.rule.code, first.status, first.rule.rfc) == (
+            "pubkey-invalid", "violated", "RFC 8548 §5")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConformanceScreen)
+
+
+@pytest.mark.asyncio
+async def test_filter_box_role_conflict():
+    app = TcpincApp(sample("role-conflicts.pcap"), [sample("role-conflicts.keys")])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        assert len(table.rows) == 4
+        await pilot.press("slash", *"tcpeno.reason == role-conflict")
+        await pilot.pause()
+        filt = app.query_one("#filter")
+        assert filt.has_class("-valid")
+        assert len(table.view) == 4
+        filt.value = "tcpeno.reason == no-common-tep"
+        await pilot.pause()
+        assert len(table.view) == 0
+        filt.value = "tcpeno.global.b == 1 and tcpeno.reason == role-conflict"
+        await pilot.pause()
+        both = [table.rows[i] for i in table.view]
+        assert 0 < len(both) < 4
+        filt.value = "tcpeno.general.b == 1"
+        await pilot.pause()
+        assert filt.has_class("-invalid") and "unknown field" in filt.border_subtitle
+        filt.value = "tcpcrypt.frame.clen > 1"
+        await pilot.pause()
+        assert filt.has_class("-invalid") and "per-packet" in filt.border_subtitle
+        filt.value = ""
+        await pilot.pause()
+        # the ladder of a SYN-ACK without a global suboption says b=0 (implicit)
+        assert table.select_id(0)
+        await settle(app, pilot)
+        events = [text for _p, _d, text in app.query_one(Ladder).events]
+        assert any("b=0 (implicit)" in e for e in events[:2]), events
+
+
 # ---------------------------------------------------------------------- snapshots
 async def _ready(pilot) -> None:
     await settle(pilot.app, pilot)
@@ -290,6 +588,19 @@ def test_snapshot_main_negotiated(snap_compare):
 def test_snapshot_main_fallback_reasons(snap_compare):
     app = TcpincApp(sample("fallback-reasons.pcap"), [sample("fallback-reasons.keys")])
     assert snap_compare(app, terminal_size=SIZE, run_before=_ready)
+
+
+def test_snapshot_conformance(snap_compare):
+    async def conformance(pilot) -> None:
+        await settle(pilot.app, pilot)
+        pilot.app.query_one(ConnectionsTable).select_id(2)
+        await settle(pilot.app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+
+    app = TcpincApp(sample("conformance-violations.pcap"),
+                    [sample("conformance-violations.keys")])
+    assert snap_compare(app, terminal_size=SIZE, run_before=conformance)
 
 
 def test_snapshot_follow(snap_compare):

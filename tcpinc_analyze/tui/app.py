@@ -24,19 +24,20 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 
 from ..capture.reader import CaptureError
 from ..keylog import KeyLog, KeyLogError, load_keylogs
+from .conformance import ConformanceScreen
 from .connections import ConnectionsTable
 from .detail import DetailTree
 from .dissect import Node, dissect
 from .export import ExportDialog
 from .filter import FilterError, compile_filter
-from .findings import FindingsPanel
+from .findings import FindingRef, FindingsPanel
 from .follow import FollowScreen
 from .help import HelpScreen
 from .hexview import HexView
 from .index import CaptureIndex
 from .keylog_picker import KeylogPicker
 from .ladder import Ladder
-from .model import CaptureAnalysis, ConnDetail, DeepCache, deep_analyze
+from .model import CaptureAnalysis, ConnDetail, DeepCache, FrameRecord, deep_analyze
 from .packets import PacketList
 from .virtual_table import VirtualTable
 
@@ -51,11 +52,11 @@ class TcpincApp(App):
     #filter { height: 3; border: round $primary; }
     #filter.-invalid { border: round $error; }
     #filter.-valid { border: round $success; }
-    #main { height: 1fr; }
+    #main { height: 4fr; }
     #left { width: 1fr; }
     #right { width: 62; }
-    ConnectionsTable { height: 2fr; border: round $primary-darken-2; }
-    PacketList { height: 2fr; border: round $primary-darken-2; }
+    ConnectionsTable { height: 1fr; border: round $primary-darken-2; }
+    PacketList { height: 1fr; border: round $primary-darken-2; }
     #bottom { height: 3fr; }
     DetailTree { width: 1fr; border: round $primary-darken-2; }
     HexView { width: 79; border: round $primary-darken-2; }
@@ -69,6 +70,7 @@ class TcpincApp(App):
         Binding("q", "quit", "Quit"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("f", "follow", "Follow"),
+        Binding("r", "conformance", "Conformance"),
         Binding("o", "load_keylog", "Key log"),
         Binding("x", "export('json')", "Export JSON"),
         Binding("p", "export('plaintext')", "Export text"),
@@ -104,19 +106,20 @@ class TcpincApp(App):
     def compose(self) -> ComposeResult:
         yield Header()
         filt = Input(placeholder="/ filter: text, address, port, or tcpeno.status == fallback, "
-                                 "tcpcrypt.aead == 0x10 …", id="filter")
+                                 "tcpeno.reason == role-conflict, tcpcrypt.aead == 0x0010 …",
+                     id="filter")
         yield filt
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield ConnectionsTable(id="connections")
                 yield PacketList(id="packets")
-                with Horizontal(id="bottom"):
-                    yield DetailTree(id="detail")
-                    yield HexView(id="hex")
             with Vertical(id="right"):
                 with VerticalScroll(id="ladder-box"):
                     yield Ladder(id="ladder")
                 yield FindingsPanel(id="findings")
+        with Horizontal(id="bottom"):
+            yield DetailTree(id="detail")
+            yield HexView(id="hex")
         yield Static("", id="status")
         yield Footer()
 
@@ -131,10 +134,14 @@ class TcpincApp(App):
             return
         self.query_one(PacketList).index = self.index
         try:
-            self.keylog = (load_keylogs(self.keylog_files, use_env=False).log
-                           if self.keylog_files else None)
+            loaded = load_keylogs(self.keylog_files, use_env=False) if self.keylog_files \
+                else None
         except KeyLogError as exc:
             self.notify(str(exc), severity="error", timeout=8)
+        else:
+            self.keylog = loaded.log if loaded is not None else None
+            for warning in (loaded.log.malformed if loaded is not None else []):
+                self.notify(warning, severity="warning", timeout=6)
         self.build_index()
         self.start_analysis()
         self.set_interval(POLL_SECONDS, self.poll)
@@ -311,9 +318,7 @@ class TcpincApp(App):
                 break
             time.sleep(0.05)
         ctx = self.analysis.ctx
-        keylog = ctx.keylog if ctx else None
-        return deep_analyze(self.index, conn["id"], numbers, keylog,
-                            ctx.resume_index if ctx else None, conn)
+        return deep_analyze(self.index, conn["id"], numbers, ctx.keylog, ctx.chain, conn)
 
     def _detail_ready(self, detail: ConnDetail) -> None:
         try:
@@ -348,7 +353,9 @@ class TcpincApp(App):
         detail = self.current_detail
         if detail is not None and number not in detail.pkt_dir:
             detail = None
-        dissection = dissect(rec, detail)
+        row = self.query_one(ConnectionsTable).current()
+        findings = row.get("findings") if row is not None and detail is not None else None
+        dissection = dissect(rec, detail, findings)
         tree.show(dissection)
         # The tree puts its cursor on the first node; highlight its bytes now rather than
         # rely on the highlight message (not sent when the cursor line does not change).
@@ -363,7 +370,12 @@ class TcpincApp(App):
 
     def on_findings_panel_jump(self, event: FindingsPanel.Jump) -> None:
         """Go to a finding's connection and packet."""
-        ref = event.ref
+        self.jump_to(event.ref)
+
+    def jump_to(self, ref: FindingRef | None) -> None:
+        """Select a finding's (or a conformance rule's) connection and packet."""
+        if ref is None:
+            return
         table = self.query_one(ConnectionsTable)
         packets = self.query_one(PacketList)
         if ref.conn_id is not None and ref.conn_id != self.current_conn:
@@ -479,6 +491,18 @@ class TcpincApp(App):
             return
         await self.push_screen(FollowScreen(detail))
 
+    def action_conformance(self) -> None:
+        """Open the conformance checklist of the selected connection."""
+        conn = self.query_one(ConnectionsTable).current()
+        if conn is None or self.analysis is None:
+            self.notify("no connection selected", severity="warning")
+            return
+        report = self.analysis.by_id.get(conn["id"])
+        if report is None:
+            self.notify("this connection is still being analysed", severity="warning")
+            return
+        self.push_screen(ConformanceScreen(report), self.jump_to)
+
     def action_load_keylog(self) -> None:
         """Pick a key log; decryption results then update in place."""
         start = str(Path(self.capture).resolve().parent)
@@ -527,12 +551,7 @@ class TcpincApp(App):
                 detail = await self.detail_for_current()
                 out = dict(conn)
                 if detail is not None and detail.frames:
-                    out["frame_list"] = [
-                        {"direction": f.direction, "packet": f.packet,
-                         "tcpcrypt.frame.offset": f.offset, "tcpcrypt.frame.length": f.length,
-                         "tcpcrypt.frame.control.rekey": bool(f.control & 1),
-                         "tcpcrypt.frame.verified": {"ok": True, "failed": False}.get(
-                             f.verdict)} for f in detail.frames]
+                    out["frame_list"] = [frame_json(f) for f in detail.frames]
                 Path(path).write_text(json.dumps(out, indent=1) + "\n")
             else:
                 detail = await self.detail_for_current()
@@ -552,6 +571,37 @@ class TcpincApp(App):
             self.analysis.cancelled.set()
         if self.index is not None:
             self.index.cancelled.set()
+
+
+def frame_json(f: FrameRecord) -> dict:
+    """One frame of the JSON export, with the field spec's names (as ``--details``)."""
+    item: dict = {"direction": f.direction, "packet": f.packet,
+                  "first_packet": f.first_packet,
+                  "tcpcrypt.frame.number": f.number,
+                  "tcpcrypt.stream_offset": f.stream_offset,
+                  "tcpcrypt.frame.control": f.control,
+                  "tcpcrypt.frame.control.rekey": f.rekey,
+                  "tcpcrypt.frame.clen": f.length,
+                  "tcpcrypt.frame.generation": f.generation,
+                  "tcpcrypt.frame.tag": f.tag.hex(),
+                  "tcpcrypt.frame.verified": {"ok": True, "failed": False}.get(f.verdict)}
+    if f.frame_offset is not None:
+        item["tcpcrypt.frame.offset"] = f.frame_offset
+    if f.base is not None:
+        item["tcpcrypt.nonce_offset_base"] = f.base
+    if f.nonce is not None:
+        item["tcpcrypt.frame.nonce"] = f.nonce.hex()
+    if f.flags is not None:
+        item["tcpcrypt.plaintext.flags"] = f.flags
+        item["tcpcrypt.plaintext.flags.finp"] = bool(f.flags & 0x01)
+        item["tcpcrypt.plaintext.flags.urgp"] = bool(f.flags & 0x02)
+    if f.urgent is not None:
+        item["tcpcrypt.plaintext.urgent"] = f.urgent
+    if f.data_len is not None:
+        item["tcpcrypt.plaintext.data_len"] = f.data_len
+    if f.verdict == "undecryptable":
+        item["undecryptable"] = True
+    return item
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

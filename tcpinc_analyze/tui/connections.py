@@ -25,10 +25,15 @@ def verification(conn: dict) -> tuple[str, str]:
     ok = sum((dec.get(d) or {}).get("ok", 0) for d in ("ab", "ba"))
     failed = sum((dec.get(d) or {}).get("failed", 0) for d in ("ab", "ba"))
     lost = sum((dec.get(d) or {}).get("lost", 0) for d in ("ab", "ba"))
+    undecryptable = sum((dec.get(d) or {}).get("undecryptable", 0) for d in ("ab", "ba"))
     if failed and not ok:
         return "FAILED", "bold red"
     if failed:
         return f"{failed} failed", "red"
+    if undecryptable and not ok:
+        return "no key/gen", "yellow"
+    if undecryptable:
+        return f"ok,{undecryptable} nokey", "yellow"
     if lost:
         return f"ok,{lost} lost", "yellow"
     return "verified", "green"

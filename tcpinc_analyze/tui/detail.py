@@ -42,12 +42,19 @@ class DetailTree(Tree[Node]):
         label = Text(node.label)
         if node.abbrev:
             label.append(f"  [{node.abbrev}]", style="dim")
-        if "FAILED" in node.label or "MALFORMED" in node.label:
+        if "FAILED" in node.label or "MALFORMED" in node.label or node.label.startswith(
+                ("[error", "[ERROR")):
             label.stylize("bold red", 0, len(node.label))
+        elif node.label.startswith("[warning"):
+            label.stylize("yellow", 0, len(node.label))
         if node.children:
             branch = parent.add(label, data=node)
             for child in node.children:
                 self._add(branch, child, depth + 1)
+            if node.expanded is not None:
+                if node.expanded:
+                    branch.expand()
+                return
             interesting = node.abbrev is not None or node.label.startswith(("Options", "TCP-ENO"))
             if interesting or node.label.startswith(("Transmission", "tcpcrypt")):
                 branch.expand()

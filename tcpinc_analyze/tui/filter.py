@@ -4,6 +4,14 @@ Grammar: ``expr := term (("and"|"&&"|"or"|"||") term)*``, ``term := ["not"|"!"] 
 ``atom := "(" expr ")" | FIELD OP VALUE | FIELD | WORD``. ``OP`` is one of
 ``== != < <= > >= contains``. A bare word matches an address, a port or any text of the
 row. ``and`` binds tighter than ``or``.
+
+Field names are the field spec's (``dissectors/fields.json``), evaluated per connection
+from its JSON report: ``tcpeno.reason == role-conflict``, ``tcpcrypt.aead == 0x0010`` or
+``== AEAD_CHACHA20_POLY1305`` (value names work wherever the spec has them),
+``tcpcrypt.dialect == tcpcryptd-2016``. A field both SYNs can carry (``tcpeno.global.b``,
+``tcpeno.tep``, ...) is a list and matches when any of its values does; a field alone
+matches when it is true or non-empty. ``frames``, ``rekeys``, ``ip.*``, ``tcp.*``,
+``state``, ``finding`` are the connection's counts and addresses, not protocol fields.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from .fields import value_names
+from ..fieldspec import FIELDS as SPEC_FIELDS
+from .fields import known, value_names
 
 Row = dict
 Predicate = Callable[[Row], bool]
@@ -35,37 +44,120 @@ def _get(conn: dict, path: str) -> object:
     return cur
 
 
-def _frames(conn: dict, key: str, d: str | None) -> object:
-    tc = conn.get("tcpcrypt") or {}
-    v = tc.get(key) or {}
-    return v.get(d) if d else (v.get("ab", 0) + v.get("ba", 0) if v else None)
+def _tc(conn: dict) -> dict:
+    return conn.get("tcpcrypt") or {}
 
 
-def _verified(conn: dict) -> str:
-    from .connections import verification
+def _per_direction(conn: dict, key: str) -> list:
+    v = _tc(conn).get(key) or {}
+    return [v.get("ab"), v.get("ba")] if v else []
 
-    return verification(conn)[0]
+
+def _sum(conn: dict, key: str) -> int | None:
+    v = _tc(conn).get(key) or {}
+    return (v.get("ab", 0) + v.get("ba", 0)) if v else None
+
+
+def _decrypted(conn: dict, key: str) -> list:
+    dec = _tc(conn).get("decrypted") or {}
+    return [(dec.get(d) or {}).get(key) for d in ("ab", "ba") if dec.get(d)]
+
+
+def _verified(conn: dict) -> bool | None:
+    """True: frames opened and none failed; False: some failed; None: not decrypted."""
+    dec = _tc(conn).get("decrypted") or {}
+    ok = sum((dec.get(d) or {}).get("ok", 0) for d in ("ab", "ba"))
+    failed = sum((dec.get(d) or {}).get("failed", 0) for d in ("ab", "ba"))
+    if failed:
+        return False
+    return True if ok else None
+
+
+def _syns(conn: dict) -> list[dict]:
+    eno = conn.get("eno") or {}
+    return [s for s in (eno.get("syn_a"), eno.get("syn_b")) if s]
+
+
+def _subs(conn: dict, key: str) -> list:
+    """Every value of a suboption field in both SYNs' ENO options."""
+    return [sub[key] for syn in _syns(conn) for sub in syn.get("suboptions", []) if key in sub]
+
+
+def _generation(conn: dict) -> list:
+    gens = [g for g in _decrypted(conn, "generation") if g is not None]
+    return gens or [r for r in _per_direction(conn, "rekeys") if r is not None]
+
+
+def _init(conn: dict, which: str, key: str) -> object:
+    return (_tc(conn).get(which) or {}).get(key)
+
+
+def _conformance(conn: dict, key: str) -> list:
+    return [f.get(key) for f in conn.get("findings", []) if f.get("rfc")]
 
 
 FIELDS: dict[str, Callable[[dict], object]] = {
+    # ENO outcome (RFC 8547), per connection
+    "tcpeno": lambda c: bool(_syns(c)),
     "tcpeno.status": lambda c: c["eno"]["status"],
     "tcpeno.reason": lambda c: c["eno"]["reason"],
     "tcpeno.negotiated_tep": lambda c: c["eno"]["negotiated_tep"],
     "tcpeno.encoding": lambda c: c["eno"]["encoding"],
+    "tcpeno.roles": lambda c: c["eno"].get("roles"),
     "tcpeno.simultaneous_open": lambda c: c["eno"].get("simultaneous_open"),
-    "tcpeno.session_id": lambda c: _get(c, "tcpcrypt.session_id"),
+    "tcpeno.resumed": lambda c: _tc(c).get("resumed"),
+    "tcpeno.session_id": lambda c: _tc(c).get("session_id"),
     "tcpeno.host_a": lambda c: c["a"],
     "tcpeno.host_b": lambda c: c["b"],
-    "tcpcrypt.aead": lambda c: _get(c, "tcpcrypt.aead"),
-    "tcpcrypt.tep": lambda c: _get(c, "tcpcrypt.tep"),
-    "tcpcrypt.resumed": lambda c: _get(c, "tcpcrypt.resumed"),
-    "tcpcrypt.keys_from": lambda c: _get(c, "tcpcrypt.keys_from"),
-    "tcpcrypt.frames": lambda c: _frames(c, "frames", None),
-    "tcpcrypt.frames.ab": lambda c: _frames(c, "frames", "ab"),
-    "tcpcrypt.frames.ba": lambda c: _frames(c, "frames", "ba"),
-    "tcpcrypt.rekeys": lambda c: _frames(c, "rekeys", None),
-    "tcpcrypt.frame.verified": _verified,
+    "tcpeno.syn_a": lambda c: (c["eno"].get("packets") or {}).get("syn_a"),
+    "tcpeno.syn_b": lambda c: (c["eno"].get("packets") or {}).get("syn_b"),
+    "tcpeno.ack_a": lambda c: (c["eno"].get("packets") or {}).get("ack_a"),
+    # the SYNs' ENO options: any of them (a list, as a packet field would match)
+    "tcpeno.kind": lambda c: [s.get("kind") for s in _syns(c)],
+    "tcpeno.option.encoding": lambda c: [s.get("encoding") for s in _syns(c)],
+    "tcpeno.malformed": lambda c: [s.get("malformed") for s in _syns(c)],
+    "tcpeno.global": lambda c: _subs(c, "tcpeno.global"),
+    "tcpeno.global.b": lambda c: _subs(c, "tcpeno.global.b"),
+    "tcpeno.global.a": lambda c: _subs(c, "tcpeno.global.a"),
+    "tcpeno.global.z": lambda c: _subs(c, "tcpeno.global.z"),
+    "tcpeno.global.implicit": lambda c: [s.get("implicit_global") for s in _syns(c)],
+    "tcpeno.tep": lambda c: _subs(c, "tcpeno.tep"),
+    "tcpeno.tep.v": lambda c: _subs(c, "tcpeno.tep.v"),
+    "tcpeno.tep.data": lambda c: _subs(c, "tcpeno.tep.data"),
+    "tcpeno.length_byte": lambda c: _subs(c, "tcpeno.length_byte"),
+    "tcpeno.conformance": lambda c: _conformance(c, "code"),
+    "tcpeno.conformance.rfc": lambda c: _conformance(c, "rfc"),
+    # tcpcrypt (RFC 8548), per connection
     "tcpcrypt": lambda c: c.get("tcpcrypt") is not None,
+    "tcpcrypt.aead": lambda c: _tc(c).get("aead"),
+    "tcpcrypt.dialect": lambda c: _tc(c).get("dialect"),
+    "tcpcrypt.nonce_offset_base": lambda c: _tc(c).get("nonce_offset_base"),
+    "tcpcrypt.resumed": lambda c: _tc(c).get("resumed"),
+    "tcpcrypt.resume.index": lambda c: _tc(c).get("resume_index"),
+    "tcpcrypt.resume.half": lambda c: _subs(c, "tcpcrypt.resume.half"),
+    "tcpcrypt.resume.nonce": lambda c: _subs(c, "tcpcrypt.resume.nonce"),
+    "tcpcrypt.keys_from": lambda c: _tc(c).get("keys_from"),
+    "tcpcrypt.init1.sym_cipher": lambda c: _init(c, "init1", "sym_ciphers") or [],
+    "tcpcrypt.init1.nonce": lambda c: _init(c, "init1", "nonce"),
+    "tcpcrypt.init1.pubkey_len": lambda c: _init(c, "init1", "pubkey_len"),
+    "tcpcrypt.init1.pubkey": lambda c: _init(c, "init1", "pubkey"),
+    "tcpcrypt.init2.sym_cipher": lambda c: _init(c, "init2", "sym_cipher"),
+    "tcpcrypt.init2.nonce": lambda c: _init(c, "init2", "nonce"),
+    "tcpcrypt.init2.pubkey_len": lambda c: _init(c, "init2", "pubkey_len"),
+    "tcpcrypt.init2.pubkey": lambda c: _init(c, "init2", "pubkey"),
+    "tcpcrypt.pubkey_len_reading": lambda c: [
+        r for r in (_init(c, "init1", "pubkey_len_reading"),
+                    _init(c, "init2", "pubkey_len_reading")) if r],
+    "tcpcrypt.frame.verified": _verified,
+    "tcpcrypt.frame.generation": _generation,
+    "tcpcrypt.frame.control.rekey": lambda c: bool(_sum(c, "rekeys")),
+    "tcpcrypt.plaintext.flags.finp": lambda c: _decrypted(c, "fin"),
+    # not protocol fields: counts and addresses of the connection
+    "frames": lambda c: _sum(c, "frames"),
+    "frames.ab": lambda c: (_tc(c).get("frames") or {}).get("ab"),
+    "frames.ba": lambda c: (_tc(c).get("frames") or {}).get("ba"),
+    "rekeys": lambda c: _sum(c, "rekeys"),
+    "undecryptable": lambda c: sum(x or 0 for x in _decrypted(c, "undecryptable")),
     "ip.addr": lambda c: [_split_ep(c["a"])[0], _split_ep(c["b"])[0]],
     "ip.src": lambda c: _split_ep(c["a"])[0],
     "ip.dst": lambda c: _split_ep(c["b"])[0],
@@ -78,7 +170,9 @@ FIELDS: dict[str, Callable[[dict], object]] = {
     "findings": lambda c: len(c.get("findings", [])),
     "finding": lambda c: [f["code"] for f in c.get("findings", [])],
 }
-VALUE_TABLES = {"tcpeno.negotiated_tep": "tep", "tcpcrypt.tep": "tep", "tcpcrypt.aead": "aead"}
+VALUE_TABLES = {name: SPEC_FIELDS[name].values for name in FIELDS
+                if name in SPEC_FIELDS and SPEC_FIELDS[name].values}
+"""Fields whose values have names in the spec (``tcpcrypt.aead == AEAD_AES_128_GCM``)."""
 
 
 class FilterError(ValueError):
@@ -153,6 +247,7 @@ def _text_match(word: str) -> Predicate:
         hay = " ".join(str(x) for x in (
             c["a"], c["b"], c["eno"]["status"], c["eno"]["reason"] or "",
             (c.get("tcpcrypt") or {}).get("aead_name") or "",
+            (c.get("tcpcrypt") or {}).get("dialect") or "",
             c["eno"].get("negotiated_tep_name") or "",
             " ".join(f["code"] for f in c.get("findings", [])))).lower()
         return low in hay
@@ -230,6 +325,9 @@ class _Parser:
                 return bool(v) if not isinstance(v, list) else any(v)
 
             return present
+        if known(tok):
+            raise FilterError(f"{tok!r} is a per-packet field: the connections filter does "
+                              "not know it (see ? for the fields it knows)")
         if "." in tok and tok.split(".")[0] in ("tcpeno", "tcpcrypt", "ip", "tcp"):
             raise FilterError(f"unknown field {tok!r}")
         if self.peek() in OPS:

@@ -1,4 +1,7 @@
-"""Findings of the capture and of the selected connection; Enter jumps to the packet."""
+"""Findings of the capture and of the selected connection; Enter jumps to the packet.
+
+A finding that reports a broken RFC rule (a conformance violation) shows its code and
+RFC section; the conformance view (``r``) lists every rule of the connection."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ class FindingRef:
     conn_id: int | None
     packet: int | None
     code: str
+    rfc: str | None = None
+    """The RFC section of a broken rule (conformance findings only)."""
 
 
 class FindingsPanel(OptionList):
@@ -49,11 +54,15 @@ class FindingsPanel(OptionList):
             text = Text()
             text.append(f"{f['severity'][:4]:<5}", style=SEVERITY_STYLE.get(f["severity"], ""))
             pkt = f.get("packet")
+            rfc = f.get("rfc")
             text.append(f"{('#' + str(pkt)) if pkt else '-':>6} ", style="dim")
-            text.append(f"{where}{f['code']}: ", style="bold")
+            text.append(f"{where}{f['code']}", style="bold")
+            if rfc:
+                text.append(f" [{rfc}]", style="bold magenta")
+            text.append(": ")
             text.append(f["message"])
             options.append(Option(text))
-            self.refs.append(FindingRef(conn_id, pkt, f["code"]))
+            self.refs.append(FindingRef(conn_id, pkt, f["code"], rfc))
 
         for f in capture:
             add(f, None, "capture ")
@@ -65,7 +74,9 @@ class FindingsPanel(OptionList):
             self.refs.append(FindingRef(None, None, ""))
         self.add_options(options)
         n_conn = len(conn.get("findings", [])) if conn else 0
-        self.border_subtitle = f"capture {len(capture)} · connection {n_conn}"
+        n_rfc = sum(1 for f in conn.get("findings", []) if f.get("rfc")) if conn else 0
+        self.border_subtitle = (f"capture {len(capture)} · connection {n_conn}"
+                                + (f" · {n_rfc} RFC violations (r)" if n_rfc else ""))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Jump to the finding's packet."""

@@ -121,13 +121,24 @@ class FollowScreen(Screen):
         if self.detail.dropped:
             head.append(f"   ({self.detail.dropped} bytes beyond the view limit)", style="dim")
         tc = rep.get("tcpcrypt")
+        dec = (tc or {}).get("decrypted") or {}
+        if tc and dec:
+            gens = "/".join(str((dec.get(d) or {}).get("generation", 0)) for d in ("ab", "ba"))
+            head.append(f"   keys: {tc.get('keys_from')}, generations A→B/B→A {gens}",
+                        style="dim")
+            if tc.get("nonce_offset_base"):
+                head.append(f", frame-ID offsets {tc['nonce_offset_base']}", style="dim")
+            nokey = sum((dec.get(d) or {}).get("undecryptable", 0) for d in ("ab", "ba"))
+            if nokey:
+                head.append(f"   {nokey} frame(s) without a key for their generation",
+                            style="yellow")
         with Vertical():
             yield Static(head, id="follow-head")
             if not tc:
                 yield Static("This connection does not run tcpcrypt: nothing to decrypt.",
                              id="follow-note")
             elif not tc.get("decrypted"):
-                yield Static("No key-log entry matches this connection: press Esc, then k to "
+                yield Static("No key-log entry matches this connection: press Esc, then o to "
                              "load a key log.", id="follow-note")
             view = FollowView(self.detail, id="follow-view")
             view.border_title = "Follow stream (text)"

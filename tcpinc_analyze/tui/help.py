@@ -14,12 +14,18 @@ KEYS = [
     ("j k ↑ ↓, PgUp PgDn, g G", "move in tables, tree, lists (vim keys)"),
     ("Enter / click", "select a row; on a finding: jump to its packet"),
     ("/", "focus the filter box (Esc leaves it)"),
-    ("filter", "text, an address, a port, or field expressions: tcpeno.status == fallback, "
-               "tcpcrypt.aead == 0x10, tcp.port == 443, ip.addr == 10.0.0.1, and/or/not, ()"),
+    ("filter", "text, an address, a port, or field expressions with the field spec's "
+               "names: tcpeno.status == fallback, tcpeno.reason == role-conflict, "
+               "tcpeno.global.b == 1, tcpcrypt.aead == 0x0010 (or AEAD_CHACHA20_POLY1305), "
+               "tcpcrypt.dialect == tcpcryptd-2016, tcpcrypt.nonce_offset_base == after-init, "
+               "tcpeno.conformance == rekey-not-answered, tcp.port == 443, "
+               "ip.addr == 10.0.0.1; and/or/not, ()"),
     ("s / click a column title", "sort connections by the next column / that column "
                                  "(again: reverse)"),
     ("\\ or z", "maximise the focused pane (again: restore)"),
     ("f", "follow stream of the selected connection (h: hex/text, e: export, Esc: back)"),
+    ("r", "conformance: the selected connection's RFC 8547/8548 checklist, violations "
+          "first (Enter: go to the rule's packet, a: all rules / violations only, Esc: back)"),
     ("a", "packet list: whole capture / selected connection"),
     ("o", "load a key log (file picker); decryption results update in place"),
     ("x", "export the selected connection's JSON"),

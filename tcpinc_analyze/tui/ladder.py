@@ -13,17 +13,28 @@ ARROW_WIDTH = 34
 
 
 def _eno_text(sub: dict | None) -> str:
+    """``ENO b=1 0x23 0x24+data`` from a report's ``eno.syn_a``/``syn_b`` (the b bit is
+    the global suboption's, or ``b=0 (implicit)`` when the option has none)."""
     if not sub:
         return "no ENO"
     parts = []
-    for s in sub["suboptions"]:
-        if "tcpeno.general" in s:
-            parts.append(f"b={s['tcpeno.general.b']} aa={s['tcpeno.general.aa']}")
+    if sub.get("implicit_global"):
+        parts.append("b=0 (implicit)")
+    for s in sub.get("suboptions", []):
+        if "tcpeno.global" in s:
+            bits = f"b={s['tcpeno.global.b']}"
+            if s.get("tcpeno.global.a"):
+                bits += " a=1"
+            if s.get("tcpeno.global.z"):
+                bits += f" z={s['tcpeno.global.z']}"
+            parts.append(bits)
         else:
             parts.append(f"0x{s['tcpeno.tep']:02x}" + ("+data" if "tcpeno.tep.data" in s
                                                         else ""))
     enc = " exp" if sub.get("encoding") == "experimental" else ""
-    return f"ENO{enc} " + " ".join(parts)
+    bad = " MALFORMED" if sub.get("malformed") else ""
+    many = f" (+{sub['count'] - 1} more options)" if sub.get("count", 1) > 1 else ""
+    return f"ENO{enc} " + " ".join(parts) + bad + many
 
 
 def ladder_events(detail: ConnDetail) -> list[tuple[int, str, str]]:
@@ -59,19 +70,23 @@ def ladder_events(detail: ConnDetail) -> list[tuple[int, str, str]]:
             events.append((number, direction, "FIN"))
         if flags & RST:
             events.append((number, direction, "RST"))
-    for direction, (packet, raw) in detail.init.items():
-        name = "Init1" if direction == "ab" else "Init2"
-        events.append((packet, direction, f"{name} ({len(raw)} bytes)"))
+    for direction, init in detail.init.items():
+        name = type(init.parsed).__name__ if init.parsed is not None else (
+            "Init1" if direction == "ab" else "Init2")
+        events.append((init.packet, direction, f"{name} ({len(init.raw)} bytes)"))
     firsts: set[str] = set()
     for fr in detail.frames:
-        verdict = {"ok": " ✓", "failed": " ✗ FAILED", "unknown": ""}[fr.verdict]
+        verdict = {"ok": " ✓", "failed": " ✗ FAILED"}.get(fr.verdict, "")
         if fr.direction not in firsts:
             firsts.add(fr.direction)
-            events.append((fr.packet, fr.direction, f"first frame, {fr.length} B{verdict}"))
-        if fr.control & 1:
+            events.append((fr.packet, fr.direction, f"first frame, clen {fr.length}{verdict}"))
+        if fr.rekey:
             events.append((fr.packet, fr.direction,
-                           f"rekey frame @{fr.offset}{verdict}"))
-    order = {"SYN": 0, "SYN-": 0, "ACK": 1, "Init": 2, "firs": 3, "reke": 4, "FIN": 5, "RST": 6}
+                           f"rekey → gen {fr.generation} @{fr.stream_offset}{verdict}"))
+        if fr.flags is not None and fr.flags & 0x01:
+            events.append((fr.packet, fr.direction, f"FINp frame{verdict}"))
+    order = {"SYN": 0, "SYN-": 0, "ACK": 1, "Init": 2, "firs": 3, "reke": 4, "FINp": 5,
+             "FIN": 6, "RST": 7}
     events.sort(key=lambda e: (e[0], order.get(e[2][:4], order.get(e[2][:3], 9))))
     return events
 

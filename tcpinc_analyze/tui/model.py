@@ -4,6 +4,7 @@ table, packet-to-connection map) and per-connection deep runs (frames, plaintext
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from array import array
@@ -18,9 +19,18 @@ from ..analysis.report import ConnectionReport
 from ..analysis.run import secrets_into
 from ..capture.decode import Segment
 from ..capture.reader import Record, open_input, read_capture
-from ..decryption import DecryptionContext, finalize
+from ..decryption import DecryptionContext, DirectionDecryptor, KeyResolver, finalize
 from ..keylog import KeyLog
+from ..tcpcrypt.messages import Init1, Init2
 from ..tcpcrypt.stream import FrameInfo
+from ..wire import (
+    AEAD_TAG_LEN,
+    AEADS,
+    FRAME_CONTROL_REKEY,
+    frame_id_offset,
+    frame_nonce,
+    split_traffic_key,
+)
 from .index import CaptureIndex
 
 PLAINTEXT_KEEP = 16 << 20
@@ -63,6 +73,8 @@ class CaptureAnalysis:
         self.keylog = keylog
         self.ctx = DecryptionContext(keylog if keylog is not None else KeyLog())
         self.reports: list[ConnectionReport] = []
+        self.by_id: dict[int, ConnectionReport] = {}
+        """The report objects (the conformance checklist needs their ``observed``)."""
         self.summary: CaptureSummary | None = None
         self.conn_packets: dict[int, array] = {}
         self.cancelled = threading.Event()
@@ -75,6 +87,7 @@ class CaptureAnalysis:
         handlers, before, secrets = _decryption_setup(self.ctx, None)
 
         def take(report: ConnectionReport) -> None:
+            self.by_id[report.id] = report
             self.reports.append(report)
             if on_report is not None:
                 on_report(report)
@@ -102,26 +115,68 @@ class CaptureAnalysis:
         self.done = not self.cancelled.is_set()
 
 
-@dataclass
+@dataclass(slots=True)
 class FrameRecord:
-    """One tcpcrypt frame of a connection, with the decryptor's verdict."""
+    """One tcpcrypt frame of a connection, with the decryptor's verdict (spec-named
+    values: RFC 8548 §3.6, §4.2)."""
 
     direction: str
+    number: int
+    """1-based index of the frame in its direction (``tcpcrypt.frame.number``)."""
     stream_offset: int
-    offset: int
+    """Where the control byte sits in the direction's TCP stream."""
+    init_len: int
+    """Bytes of the direction's Init message before the frames (0 when resumed)."""
     control: int
     length: int
+    """clen: ciphertext bytes including the tag."""
     packet: int
     first_packet: int
+    generation: int
+    """Key generation j: the decryptor's when it opened the frame, else the parser's
+    count of rekey bits."""
+    tag: bytes
     verdict: str = "unknown"
-    """``ok``, ``failed`` or ``unknown`` (no keys)."""
-    plaintext: bytes | None = None
+    """``ok``, ``failed``, ``undecryptable`` (keys lack this generation or AEAD) or
+    ``unknown`` (no keys)."""
+    base: str | None = None
+    """The frame-ID offset reading that authenticated (``tcp-stream``/``after-init``)."""
+    nonce: bytes | None = None
+    """N = frame_ID XOR NR, when the traffic key is known."""
     flags: int | None = None
+    urgent: int | None = None
+    data_len: int | None = None
+    plaintext: bytes | None = None
+    """The decrypted application data, when kept (see PLAINTEXT_KEEP)."""
 
     @property
     def end(self) -> int:
         """Stream offset after the frame."""
         return self.stream_offset + 3 + self.length
+
+    @property
+    def rekey(self) -> bool:
+        """The control byte's rekey bit."""
+        return bool(self.control & FRAME_CONTROL_REKEY)
+
+    @property
+    def frame_offset(self) -> int | None:
+        """The offset in the frame ID under the reading that authenticated (None while
+        unknown; both readings coincide without an Init message)."""
+        if self.base is None:
+            return self.stream_offset if not self.init_len else None
+        return frame_id_offset(self.stream_offset, self.init_len, self.base)
+
+
+@dataclass
+class InitRecord:
+    """A direction's Init message as the framing parser saw it."""
+
+    packet: int
+    """Packet completing the message."""
+    raw: bytes
+    parsed: Init1 | Init2 | None
+    tep: int | None
 
 
 @dataclass
@@ -145,18 +200,49 @@ class ConnDetail:
     """Per direction, the ISN (stream offset 0 is ISN + 1)."""
     pkt_dir: dict[int, str] = field(default_factory=dict)
     frames: list[FrameRecord] = field(default_factory=list)
-    init: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    """Per direction: (packet completing the Init message, raw message)."""
+    init: dict[str, InitRecord] = field(default_factory=dict)
+    """Per direction: the Init message (packet completing it, raw bytes, parsed)."""
     chunks: list[Chunk] = field(default_factory=list)
     plaintext_bytes: dict[str, int] = field(default_factory=lambda: {"ab": 0, "ba": 0})
     dropped: int = 0
     flags: dict[int, int] = field(default_factory=dict)
     ts: dict[int, int] = field(default_factory=dict)
+    aead: int | None = None
+    """The AEAD the keys were used with (None without keys)."""
+
+    _by_dir: dict = field(default_factory=dict, repr=False, compare=False)
+    _by_packet: dict | None = field(default=None, repr=False, compare=False)
+
+    def _direction(self, direction: str) -> tuple[list[int], list[FrameRecord]]:
+        cached = self._by_dir.get(direction)
+        if cached is None or len(cached[1]) + cached[2] != len(self.frames):
+            frames = sorted((f for f in self.frames if f.direction == direction),
+                            key=lambda f: f.stream_offset)
+            cached = ([f.stream_offset for f in frames], frames, len(self.frames) - len(frames))
+            self._by_dir[direction] = cached
+        return cached[0], cached[1]
 
     def frames_in(self, direction: str, start: int, end: int) -> list[FrameRecord]:
-        """Frames of a direction overlapping stream bytes [start, end)."""
-        return [f for f in self.frames if f.direction == direction
-                and f.stream_offset < end and f.end > start]
+        """Frames of a direction overlapping stream bytes [start, end) (bisected: big
+        connections have many frames)."""
+        offsets, frames = self._direction(direction)
+        i = bisect.bisect_right(offsets, start) - 1
+        i = max(i, 0)
+        out = []
+        while i < len(frames) and frames[i].stream_offset < end:
+            if frames[i].end > start:
+                out.append(frames[i])
+            i += 1
+        return out
+
+    def frames_ending_in(self, packet: int) -> list[FrameRecord]:
+        """Frames completed by a packet (the packet list's Info column)."""
+        if self._by_packet is None or self._by_packet.get(None) != len(self.frames):
+            by: dict = {None: len(self.frames)}
+            for f in self.frames:
+                by.setdefault(f.packet, []).append(f)
+            self._by_packet = by
+        return self._by_packet.get(packet, [])
 
     def follow(self) -> list[Chunk]:
         """Both directions interleaved in stream (packet) order."""
@@ -168,42 +254,85 @@ class ConnDetail:
                         if not c.failed and (direction is None or c.direction == direction))
 
 
-class _Recorder:
-    """Rides behind the decryptor: records each frame and whether it opened."""
+class _RecordingDecryptor(DirectionDecryptor):
+    """The library's decryptor, also recording each frame and what became of it.
 
-    def __init__(self, run: _DeepRun, conn: Connection, direction: str) -> None:
+    A frame is recorded when the framing parser hands it over; the verdict, generation,
+    nonce and plaintext fields are filled when the decryptor opens it (at once, or when
+    the keys become known and its queue drains)."""
+
+    def __init__(self, resolver: KeyResolver, direction: str, run: _DeepRun) -> None:
+        super().__init__(resolver, direction)
         self.run = run
-        self.conn = conn
-        self.direction = direction
-        self.seen_ok = 0
-        self.seen_failed = 0
+        self.pending: dict[int, FrameRecord] = {}
+        self.count = 0
+        self.marked_undecryptable = False
 
     def frame(self, info: FrameInfo) -> None:
-        rec = FrameRecord(self.direction, info.stream_offset, info.offset, info.control,
-                          info.length, info.packet, info.first_packet)
-        resolver = self.conn.data.get("resolver")
-        dec = resolver.directions.get(self.direction) if resolver is not None else None
-        if dec is not None:
-            ok, failed = dec.ok - self.seen_ok, dec.failed - self.seen_failed
-            self.seen_ok, self.seen_failed = dec.ok, dec.failed
-            if failed:
-                rec.verdict = "failed"
-                self.run.add(Chunk(info.packet, self.direction,
-                                   f"[{failed} frame(s) failed authentication]".encode(),
-                                   failed=True))
-            elif ok:
-                rec.verdict = "ok"
-                last = self.run.last_plain
-                if last is not None and last[0] == self.direction:
-                    rec.plaintext = last[1]
-        self.run.last_plain = None
+        self.count += 1
+        rec = FrameRecord(self.direction, self.count, info.stream_offset, info.init_len,
+                          info.control, info.length, info.packet, info.first_packet,
+                          info.generation, bytes(info.body[-AEAD_TAG_LEN:]))
         self.run.detail.frames.append(rec)
+        self.pending[info.stream_offset] = rec
+        super().frame(info)
+        if info.stream_offset in self.pending and not (self.queue and self.queue[-1] is info):
+            del self.pending[info.stream_offset]  # neither opened nor queued: no keys
 
-    def relabel(self, direction: str) -> None:
-        self.direction = direction
+    def _open_frame(self, info: FrameInfo) -> None:
+        rec = self.pending.pop(info.stream_offset, None)
+        undecryptable = self.undecryptable
+        self.run.last_plain = None
+        super()._open_frame(info)
+        if rec is None:
+            return
+        rec.generation = self.generation
+        if self.undecryptable > undecryptable:
+            rec.verdict = "undecryptable"
+            if not self.marked_undecryptable:
+                self.marked_undecryptable = True
+                self.run.add(Chunk(info.packet, self.direction,
+                                   f"[frames from stream offset {info.stream_offset} on cannot "
+                                   "be decrypted: the key log has no key for their "
+                                   "generation]".encode(), failed=True))
+            return
+        last = self.last or {}
+        verified = last.get("tcpcrypt.frame.verified")
+        rec.base = self.base
+        source = self.resolver.source
+        if source is not None and source.aead in AEADS and rec.frame_offset is not None:
+            key = source.key(self.generation, self.direction)
+            if key is not None:
+                _k, nr = split_traffic_key(key, source.aead)
+                rec.nonce = frame_nonce(nr, rec.frame_offset)
+        if not verified:
+            rec.verdict = "failed"
+            self.run.add(Chunk(info.packet, self.direction,
+                               f"[frame at stream offset {info.stream_offset} failed "
+                               "authentication]".encode(), failed=True))
+            return
+        rec.verdict = "ok"
+        rec.flags = last.get("tcpcrypt.plaintext.flags")
+        rec.urgent = last.get("tcpcrypt.plaintext.urgent")
+        rec.data_len = last.get("tcpcrypt.plaintext.data_len")
+        plain = self.run.last_plain
+        if plain is not None and plain[0] == self.direction:
+            rec.plaintext = plain[1]
+        elif rec.data_len == 0:
+            rec.plaintext = b""
 
-    def authenticates(self, info: FrameInfo) -> bool | None:
-        return None
+
+class _RecordingContext(DecryptionContext):
+    """A decryption context whose per-direction decryptors record frames."""
+
+    run: _DeepRun | None = None
+
+    def factory(self, conn: Connection, direction: str) -> DirectionDecryptor:
+        resolver = conn.data.get("resolver")
+        if resolver is None:
+            resolver = conn.data["resolver"] = KeyResolver(self, conn)
+        assert self.run is not None
+        return _RecordingDecryptor(resolver, direction, self.run)
 
 
 class _DeepRun:
@@ -212,34 +341,36 @@ class _DeepRun:
         self.last_plain: tuple[str, bytes] | None = None
         self.kept = 0
 
-    def add(self, chunk: Chunk) -> None:
+    def add(self, chunk: Chunk) -> bool:
+        """Keep a chunk for the follow view unless the budget is spent."""
         if self.kept + len(chunk.data) > PLAINTEXT_KEEP:
             self.detail.dropped += len(chunk.data)
-            return
+            return False
         self.kept += len(chunk.data)
         self.detail.chunks.append(chunk)
+        return True
 
     def sink(self, conn: Connection, direction: str, offset: int, data: bytes,
              packet: int) -> None:
-        self.last_plain = (direction, data)
         self.detail.plaintext_bytes[direction] += len(data)
-        self.add(Chunk(packet, direction, data))
-
-    def recorder(self, conn: Connection, direction: str) -> _Recorder:
-        return _Recorder(self, conn, direction)
+        kept = self.add(Chunk(packet, direction, data))
+        self.last_plain = (direction, data) if kept else None
 
 
 def deep_analyze(index: CaptureIndex, conn_id: int, packets: list[int],
-                 keylog: KeyLog | None, resume_index: dict | None,
+                 keylog: KeyLog | None, chain: dict | None = None,
                  fallback_report: dict | None = None) -> ConnDetail:
-    """Re-run the analyzer over one connection's packets (read through the index)."""
+    """Re-run the analyzer over one connection's packets (read through the index).
+
+    ``chain`` is the full analysis's resumption chain (resume[i] -> ss[i]), so a resumed
+    connection finds the keys its original session left behind."""
     detail = ConnDetail(conn_id, fallback_report or {}, list(packets))
     run = _DeepRun(detail)
-    ctx = None
-    if keylog is not None:
-        ctx = DecryptionContext(keylog, sink=run.sink)
-        ctx.resume_index = dict(resume_index or {})
-    handlers, before, _secrets = _decryption_setup(ctx, [run.recorder])
+    ctx = _RecordingContext(keylog if keylog is not None else KeyLog(), sink=run.sink)
+    ctx.run = run
+    if chain:
+        ctx.chain = dict(chain)
+    handlers, before, _secrets = _decryption_setup(ctx, None)
     reports: list[ConnectionReport] = []
     analyzer = _TrackingAnalyzer(index.path, reports.append, handler_factory=handlers,
                                  before_report=before)
@@ -267,14 +398,21 @@ def deep_analyze(index: CaptureIndex, conn_id: int, packets: list[int],
             for from_x, info in infos.items():
                 detail.isn.setdefault(conn.label(from_x), info.isn)
         for parser in conn.tcpcrypt.values():
-            if parser is not None and getattr(parser, "init_raw", None):
-                detail.init[parser.label] = (parser.init_packet, bytes(parser.init_raw))
+            if parser is not None and parser.init_raw is not None:
+                detail.init[parser.label] = InitRecord(
+                    parser.init_packet or 0, bytes(parser.init_raw), parser.init, parser.tep)
+        resolver = conn.data.get("resolver")
+        source = resolver.source if resolver is not None else None
+        detail.aead = source.aead if source is not None else None
     if reports:
         rep = reports[0].to_json()
         rep["id"] = conn_id
-        if fallback_report:
+        full_tc = (fallback_report or {}).get("tcpcrypt")
+        if full_tc and rep.get("tcpcrypt"):
             # Ids of other connections and capture-wide context come from the full run.
-            rep["resumes"] = fallback_report.get("resumes")
+            for key in ("resumes", "resume_index"):
+                if rep["tcpcrypt"].get(key) is None:
+                    rep["tcpcrypt"][key] = full_tc.get(key)
         detail.report = rep
     return detail
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.cache import LRUCache
 
 from ..capture.decode import DecodeProblem, IpDecoder, link_ip_offset
-from ..eno import decode_option
+from ..eno import GlobalSuboption, decode_option
 from ..tcp.options import walk_options
 from ..wire import ENO_EXPERIMENTAL_KINDS, ENO_KIND
 from .dissect import flag_text
@@ -20,25 +20,31 @@ from .virtual_table import Column, VirtualTable
 DIR_STYLE = {"ab": "cyan", "ba": "magenta"}
 
 
-def _eno_summary(options: bytes) -> str:
+def _eno_summary(options: bytes, syn: bool) -> str:
+    """``ENO [b=1 0x23 0x24+data]`` for SYN-form options, ``ENO ack`` otherwise."""
     walked, _f, _bad = walk_options(options)
+    found = []
     for kind, off, odata in walked:
         if kind == ENO_KIND or kind in ENO_EXPERIMENTAL_KINDS:
             eno = decode_option(kind, odata, off)
             if eno is None:
                 continue
+            exp = "exp " if eno.encoding == "experimental" else ""
+            if not syn:
+                found.append(f"ENO {exp}ack" + (f" +{len(eno.contents)}B" if eno.contents
+                                                 else ""))
+                continue
             parts = []
             for sub in eno.suboptions:
-                tep = getattr(sub, "tep", None)
-                if tep is not None:
-                    parts.append(f"0x{tep:02x}" + ("+data" if getattr(sub, "data", None)
-                                                   else ""))
+                if isinstance(sub, GlobalSuboption):
+                    bits = f"b={int(sub.b)}" + (" a=1" if sub.a else "") + (
+                        f" z={sub.z}" if sub.z else "")
+                    parts.append(bits)
                 else:
-                    parts.append(f"g=0x{sub.cs:02x}")  # type: ignore[union-attr]
-            exp = "exp " if eno.encoding == "experimental" else ""
+                    parts.append(f"0x{sub.tep:02x}" + ("+data" if sub.data is not None else ""))
             bad = " MALFORMED" if eno.malformed else ""
-            return f"ENO {exp}[{' '.join(parts)}]{bad}"
-    return ""
+            found.append(f"ENO {exp}[{' '.join(parts)}]{bad}")
+    return "  ".join(found)
 
 
 class PacketList(VirtualTable):
@@ -121,20 +127,25 @@ class PacketList(VirtualTable):
         direction = d.pkt_dir.get(number) if d else None
         arrow = {"ab": "A→B", "ba": "B→A"}.get(direction or "", "")
         info = [f"{seg.sport} → {seg.dport}"]
-        eno = _eno_summary(seg.options) if seg.options else ""
+        eno = _eno_summary(seg.options, bool(seg.flags & 0x02)) if seg.options else ""
         if eno:
             info.append(eno)
         if d is not None and direction is not None:
-            if d.init.get(direction, (None,))[0] == number:
-                info.append("Init1" if direction == "ab" else "Init2")
-            frames = [f for f in d.frames if f.packet == number]
+            init = d.init.get(direction)
+            if init is not None and init.packet == number:
+                info.append(type(init.parsed).__name__ if init.parsed is not None
+                            else ("Init1" if direction == "ab" else "Init2"))
+            frames = d.frames_ending_in(number)
             if frames:
                 ok = sum(f.verdict == "ok" for f in frames)
                 bad = sum(f.verdict == "failed" for f in frames)
-                rk = sum(bool(f.control & 1) for f in frames)
+                rk = sum(f.rekey for f in frames)
+                fin = sum(f.flags is not None and bool(f.flags & 0x01) for f in frames)
                 text = f"{len(frames)} frame{'s' if len(frames) > 1 else ''}"
                 if rk:
                     text += f" ({rk} rekey)"
+                if fin:
+                    text += " FINp"
                 if bad:
                     text += f" [{bad} FAILED]"
                 elif ok:

@@ -1,5 +1,10 @@
 """``python -m tcpinc_analyze.tui.screenshots``: write docs/tui-main.svg and
-docs/tui-follow.svg (Textual's SVG export) for the README."""
+docs/tui-follow.svg (Textual's SVG export) for the README.
+
+The main screenshot shows A's first frame (packet 8 of ``x25519-chacha20.pcap``) with
+the detail tree's cursor on it: frame header, frame-ID offset, generation, nonce, tag,
+and the decrypted plaintext with its FINp flag.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import asyncio
 from pathlib import Path
 
 from .app import TcpincApp
+from .detail import DetailTree
+from .packets import PacketList
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKET = 8
 
 
 async def _shots(out: Path) -> None:
@@ -19,12 +27,33 @@ async def _shots(out: Path) -> None:
             await pilot.pause(0.05)
             if app.analysis and app.analysis.done and app.current_detail is not None:
                 break
-        await pilot.press("tab", "j", "j", "j")
+        packets = app.query_one(PacketList)
+        packets.focus()
+        packets.select_packet(PACKET)
         await pilot.pause(0.2)
+        tree = app.query_one(DetailTree)
+        frame = next((n for n in _walk(tree.root)
+                      if n.data is not None and n.data.abbrev == "tcpcrypt.frame"), None)
+        if frame is not None:
+            tree.focus()
+            tree.move_cursor(frame)
+            await pilot.pause(0.1)
+            tree.scroll_to(y=max(0, frame.line - 1), animate=False)
+            await pilot.pause(0.2)
         app.save_screenshot("tui-main.svg", str(out))
         await pilot.press("f")
         await pilot.pause(0.2)
         app.save_screenshot("tui-follow.svg", str(out))
+
+
+def _walk(node: object) -> list:
+    out = []
+    stack = list(reversed(node.children))  # type: ignore[attr-defined]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        stack.extend(reversed(item.children))
+    return out
 
 
 def main() -> int:
