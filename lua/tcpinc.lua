@@ -385,15 +385,9 @@ local VALS = {
         [0x24] = "TCPCRYPT_ECDHE_Curve448",
     },
     aead = {
-        [0x01] = "AEAD_AES_128_GCM",
-        [0x02] = "AEAD_AES_256_GCM",
-        [0x10] = "AEAD_CHACHA20_POLY1305",
-    },
-    aa = {
-        [0x00] = "not application-aware",
-        [0x01] = "application-aware",
-        [0x02] = "reserved",
-        [0x03] = "mandatory application-aware",
+        [0x0001] = "AEAD_AES_128_GCM",
+        [0x0002] = "AEAD_AES_256_GCM",
+        [0x0010] = "AEAD_CHACHA20_POLY1305",
     },
     eno_status = {
         ["negotiated"] = "ENO succeeded: the negotiated TEP protects the connection",
@@ -402,12 +396,13 @@ local VALS = {
         ["unknown"] = "the handshake was not captured: outcome inferred",
     },
     eno_reason = {
-        ["no-eno-in-syn"] = "no ENO in A's SYN (plain TCP)",
+        ["absent"] = "no ENO in A's SYN (plain TCP)",
+        ["multiple-eno-options"] = "a SYN carried more than one ENO option, which counts as none (RFC 8547 §4.1)",
+        ["malformed-eno"] = "ill-formed ENO option in a SYN (RFC 8547 §4.4)",
         ["synack-without-eno"] = "B's SYN-ACK without ENO (peer lacks ENO or a middlebox stripped it)",
-        ["no-common-tep"] = "no TEP in common",
-        ["malformed-option"] = "malformed ENO option",
-        ["ack-without-eno"] = "A's first ACK without ENO",
-        ["simultaneous-open-role-conflict"] = "simultaneous-open role conflict",
+        ["role-conflict"] = "both hosts sent the same passive-role bit b (RFC 8547 §4.3)",
+        ["no-common-tep"] = "no valid TEP in common (RFC 8547 §4.5)",
+        ["ack-without-eno"] = "A's first ACK without ENO (RFC 8547 §4.6)",
         ["handshake-not-captured"] = "handshake not captured",
     },
     encoding = {
@@ -415,92 +410,121 @@ local VALS = {
         ["experimental"] = "pre-RFC experimental encoding (kind 253/254, ExID 0x454E)",
     },
     role = {
-        ["A"] = "host A (active opener)",
-        ["B"] = "host B (passive opener)",
+        ["A"] = "host A (sent b = 0)",
+        ["B"] = "host B (sent b = 1)",
     },
     keys_from = {
         ["session_secret"] = "TCPCRYPT_SESSION_SECRET line",
-        ["traffic_keys"] = "TCPCRYPT_TRAFFIC_KEYS line",
-        ["resumption"] = "resumption chain from a logged session secret",
         ["private_key"] = "TCPCRYPT_EPHEMERAL_PRIVATE line (ECDH)",
+        ["resumption"] = "resumption chain ss[0] -> ss[i] of a session known from the capture or key log",
+        ["master_key"] = "TCPCRYPT_MASTER_KEY line (every generation, no session ID)",
+        ["traffic_keys"] = "TCPCRYPT_TRAFFIC_KEYS line (generation 0 only, no session ID)",
     },
     direction = {
         ["ab"] = "A->B",
         ["ba"] = "B->A",
     },
+    roles = {
+        ["b-bit"] = "roles from the b bits (RFC 8547 §4.3)",
+        ["opener"] = "ENO set no roles: the active opener is called A",
+        ["pre-rfc"] = "pre-RFC experimental ENO: the passive opener is B without a global suboption",
+    },
+    dialect = {
+        ["rfc8548"] = "RFC 8548",
+        ["tcpcryptd-2016"] = "2016 tcpcryptd (drafts tcpcrypt-02 / eno-03)",
+    },
+    nonce_offset_base = {
+        ["tcp-stream"] = "frame offset counted from the first byte of the TCP stream (Init included)",
+        ["after-init"] = "frame offset counted from the first byte after the Init message",
+    },
+    pubkey_len_reading = {
+        ["whole"] = "pubkey_len counts its two bytes and the point (RFC 8548 Figure 5)",
+        ["point"] = "pubkey_len counts the point only",
+    },
 }
 local F = {}
-F["tcpeno.kind"] = ProtoField.uint8("tcpeno.kind", "Kind", base.DEC, nil, nil, "TCP option kind: 69 (RFC) or 253/254 (experimental)")
+F["tcpeno.kind"] = ProtoField.uint8("tcpeno.kind", "Kind", base.DEC, nil, nil, "TCP option kind: 69 (RFC 8547) or 253/254 (pre-RFC experimental)")
 F["tcpeno.length"] = ProtoField.uint8("tcpeno.length", "Length", base.DEC, nil, nil, "TCP option length byte")
 F["tcpeno.exid"] = ProtoField.uint16("tcpeno.exid", "ExID", base.HEX, nil, nil, "RFC 6994 experiment identifier (0x454E for ENO)")
 F["tcpeno.option.encoding"] = ProtoField.string("tcpeno.option.encoding", "Option encoding", base.ASCII, "rfc (kind 69) or experimental (kind 253/254 + ExID)")
 F["tcpeno.suboption"] = ProtoField.none("tcpeno.suboption", "Suboption", "One ENO suboption")
-F["tcpeno.general"] = ProtoField.uint8("tcpeno.general", "General suboption", base.HEX, nil, nil, "General suboption byte 000zzaab")
-F["tcpeno.general.b"] = ProtoField.bool("tcpeno.general.b", "b (passive role)", 8, nil, 0x01, "Passive-role bit: the sender insists on being host B")
-F["tcpeno.general.aa"] = ProtoField.uint8("tcpeno.general.aa", "aa (application-aware)", base.DEC, VALS.aa, 0x06, "Application-aware bits")
-F["tcpeno.general.zz"] = ProtoField.uint8("tcpeno.general.zz", "zz (reserved)", base.DEC, nil, 0x18, "Reserved bits, must be zero")
+F["tcpeno.global"] = ProtoField.uint8("tcpeno.global", "Global suboption", base.HEX, nil, nil, "Global suboption byte 0 0 0 z1 z2 z3 a b (RFC 8547 §4.2)")
+F["tcpeno.global.b"] = ProtoField.bool("tcpeno.global.b", "b (passive role)", 8, nil, 0x01, "Passive role bit: the host with b = 1 is host B")
+F["tcpeno.global.a"] = ProtoField.bool("tcpeno.global.a", "a (application-aware)", 8, nil, 0x02, "Application-aware bit")
+F["tcpeno.global.z"] = ProtoField.uint8("tcpeno.global.z", "z (reserved)", base.DEC, nil, 0x1c, "Reserved z1 z2 z3 bits, sent as zero")
+F["tcpeno.global.implicit"] = ProtoField.bool("tcpeno.global.implicit", "Implicit global suboption", base.NONE, nil, nil, "No explicit global suboption: the implicit 0x00 applies")
 F["tcpeno.tep"] = ProtoField.uint8("tcpeno.tep", "TEP", base.HEX, VALS.tep, 0x7f, "TCP Encryption Protocol identifier (glt)")
 F["tcpeno.tep.v"] = ProtoField.bool("tcpeno.tep.v", "v (has data)", 8, nil, 0x80, "The TEP suboption carries data")
 F["tcpeno.length_byte"] = ProtoField.uint8("tcpeno.length_byte", "Length byte", base.HEX, nil, nil, "Length byte 100nnnnn announcing nnnnn+1 bytes of suboption data")
 F["tcpeno.length_byte.data_len"] = ProtoField.uint8("tcpeno.length_byte.data_len", "Data length", base.DEC, nil, nil, "Suboption data bytes announced by the length byte (nnnnn + 1)")
-F["tcpeno.tep.data"] = ProtoField.bytes("tcpeno.tep.data", "Suboption data", base.NONE, "TEP suboption data (tcpcrypt: resumption identifier)")
-F["tcpeno.malformed"] = ProtoField.bool("tcpeno.malformed", "Malformed", base.NONE, nil, nil, "The ENO option is malformed and ignored (ENO fails)")
+F["tcpeno.tep.data"] = ProtoField.bytes("tcpeno.tep.data", "Suboption data", base.NONE, "TEP suboption data (tcpcrypt: resumption identifier half and nonce)")
+F["tcpeno.malformed"] = ProtoField.bool("tcpeno.malformed", "Malformed", base.NONE, nil, nil, "The ENO option is ill-formed and ignored (ENO fails)")
 F["tcpeno.connection"] = ProtoField.none("tcpeno.connection", "ENO connection", "Per-connection ENO outcome (generated)")
 F["tcpeno.status"] = ProtoField.string("tcpeno.status", "Status", base.ASCII, "negotiated, fallback, absent or unknown")
 F["tcpeno.reason"] = ProtoField.string("tcpeno.reason", "Fallback reason", base.ASCII, "Why ENO did not succeed")
-F["tcpeno.negotiated_tep"] = ProtoField.uint8("tcpeno.negotiated_tep", "Negotiated TEP", base.HEX, VALS.tep, nil, "The TEP both hosts agreed on")
+F["tcpeno.negotiated_tep"] = ProtoField.uint8("tcpeno.negotiated_tep", "Negotiated TEP", base.HEX, VALS.tep, nil, "The last valid TEP in B's SYN-form option")
 F["tcpeno.encoding"] = ProtoField.string("tcpeno.encoding", "Encoding", base.ASCII, "Encoding of A's SYN option (rfc or experimental)")
+F["tcpeno.roles"] = ProtoField.string("tcpeno.roles", "Roles", base.ASCII, "How roles were decided")
 F["tcpeno.role"] = ProtoField.string("tcpeno.role", "Sender role", base.ASCII, "Role of this packet's sender (A or B)")
-F["tcpeno.host_a"] = ProtoField.string("tcpeno.host_a", "Host A", base.ASCII, "Host A (active opener) as ip:port, IPv6 as [addr]:port")
-F["tcpeno.host_b"] = ProtoField.string("tcpeno.host_b", "Host B", base.ASCII, "Host B (passive opener) as ip:port, IPv6 as [addr]:port")
+F["tcpeno.host_a"] = ProtoField.string("tcpeno.host_a", "Host A", base.ASCII, "Host A as ip:port, IPv6 as [addr]:port")
+F["tcpeno.host_b"] = ProtoField.string("tcpeno.host_b", "Host B", base.ASCII, "Host B as ip:port, IPv6 as [addr]:port")
 F["tcpeno.simultaneous_open"] = ProtoField.bool("tcpeno.simultaneous_open", "Simultaneous open", base.NONE, nil, nil, "Both hosts sent a bare SYN")
-F["tcpeno.resumed"] = ProtoField.bool("tcpeno.resumed", "Resumed session", base.NONE, nil, nil, "The negotiated TEP carried data in both SYNs (session resumption)")
-F["tcpeno.session_id"] = ProtoField.bytes("tcpeno.session_id", "Session ID", base.NONE, "TEP byte followed by the TEP's session ID (33 bytes for tcpcrypt)")
+F["tcpeno.resumed"] = ProtoField.bool("tcpeno.resumed", "Resumed session", base.NONE, nil, nil, "B's and A's suboptions for the negotiated TEP are resumption suboptions")
+F["tcpeno.session_id"] = ProtoField.bytes("tcpeno.session_id", "Session ID", base.NONE, "B's byte for the negotiated TEP (v bit included), then the TEP's session ID (33 bytes for tcpcrypt)")
 F["tcpeno.syn_a"] = ProtoField.framenum("tcpeno.syn_a", "A's SYN", base.NONE, nil, nil, "Packet carrying A's SYN")
 F["tcpeno.syn_b"] = ProtoField.framenum("tcpeno.syn_b", "B's SYN", base.NONE, nil, nil, "Packet carrying B's SYN (normally the SYN-ACK)")
-F["tcpeno.ack_a"] = ProtoField.framenum("tcpeno.ack_a", "A's first ACK", base.NONE, nil, nil, "A's first non-SYN segment, which must carry ENO")
+F["tcpeno.ack_a"] = ProtoField.framenum("tcpeno.ack_a", "A's first ACK", base.NONE, nil, nil, "The active opener's third segment, which must carry ENO")
+F["tcpeno.conformance"] = ProtoField.string("tcpeno.conformance", "Conformance", base.ASCII, "Code of a broken RFC 8547/8548 rule (see tcpinc-analyze conformance)")
+F["tcpeno.conformance.rfc"] = ProtoField.string("tcpeno.conformance.rfc", "RFC section", base.ASCII, "RFC section of the broken rule")
 F["tcpcrypt.direction"] = ProtoField.string("tcpcrypt.direction", "Direction", base.ASCII, "ab (A->B) or ba (B->A)")
 F["tcpcrypt.stream_offset"] = ProtoField.uint64("tcpcrypt.stream_offset", "Stream offset", base.DEC, nil, nil, "Offset of the message or frame in its direction's TCP stream (0 = first byte after the SYN)")
 F["tcpcrypt.segments"] = ProtoField.uint32("tcpcrypt.segments", "Segments", base.DEC, nil, nil, "TCP segments the message or frame spans")
 F["tcpcrypt.first_packet"] = ProtoField.framenum("tcpcrypt.first_packet", "First segment", base.NONE, nil, nil, "Packet holding the first byte of this message or frame")
 F["tcpcrypt.continued_in"] = ProtoField.framenum("tcpcrypt.continued_in", "Completed in", base.NONE, nil, nil, "Packet in which the message or frame starting here is complete")
-F["tcpcrypt.aead"] = ProtoField.uint8("tcpcrypt.aead", "AEAD", base.HEX, VALS.aead, nil, "Symmetric cipher chosen by B in Init2 (or inherited when resumed)")
+F["tcpcrypt.aead"] = ProtoField.uint16("tcpcrypt.aead", "AEAD", base.HEX, VALS.aead, nil, "sym_cipher chosen by B in Init2 (or the original session's when resumed)")
 F["tcpcrypt.resumed"] = ProtoField.bool("tcpcrypt.resumed", "Resumed", base.NONE, nil, nil, "The session resumed an earlier one (no Init messages)")
+F["tcpcrypt.resume.half"] = ProtoField.bytes("tcpcrypt.resume.half", "Resumption identifier half", base.NONE, "resume[i]{0..8} (sent by the host that was originally A) or resume[i]{9..17}")
+F["tcpcrypt.resume.nonce"] = ProtoField.bytes("tcpcrypt.resume.nonce", "Resumption nonce", base.NONE, "The 0-8 byte nonce after the identifier half; sn[i] = nonce_a | nonce_b")
+F["tcpcrypt.resume.index"] = ProtoField.uint32("tcpcrypt.resume.index", "Resumption index", base.DEC, nil, nil, "i: the session secret ss[i] that keys this connection")
 F["tcpcrypt.keys_from"] = ProtoField.string("tcpcrypt.keys_from", "Keys from", base.ASCII, "Key-log entry the traffic keys came from")
+F["tcpcrypt.dialect"] = ProtoField.string("tcpcrypt.dialect", "Dialect", base.ASCII, "rfc8548, or tcpcryptd-2016 (the pre-RFC layout)")
+F["tcpcrypt.nonce_offset_base"] = ProtoField.string("tcpcrypt.nonce_offset_base", "Frame-ID offset base", base.ASCII, "Which reading of RFC 8548 §3.6's frame offset authenticated")
 F["tcpcrypt.init1"] = ProtoField.none("tcpcrypt.init1", "Init1", "A's key-exchange message")
 F["tcpcrypt.init1.magic"] = ProtoField.uint32("tcpcrypt.init1.magic", "Magic", base.HEX, nil, nil, "INIT1_MAGIC 0x15101a0e")
 F["tcpcrypt.init1.length"] = ProtoField.uint32("tcpcrypt.init1.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
-F["tcpcrypt.init1.nciphers"] = ProtoField.uint8("tcpcrypt.init1.nciphers", "Number of ciphers", base.DEC, nil, nil, "nciphers")
-F["tcpcrypt.init1.sym_cipher"] = ProtoField.uint8("tcpcrypt.init1.sym_cipher", "Offered cipher", base.HEX, VALS.aead, nil, "sym_cipher offered by A")
+F["tcpcrypt.init1.nciphers"] = ProtoField.uint8("tcpcrypt.init1.nciphers", "Number of ciphers", base.DEC, nil, nil, "nciphers: two-byte sym_cipher identifiers that follow")
+F["tcpcrypt.init1.sym_cipher"] = ProtoField.uint16("tcpcrypt.init1.sym_cipher", "Offered cipher", base.HEX, VALS.aead, nil, "sym_cipher offered by A")
 F["tcpcrypt.init1.nonce"] = ProtoField.bytes("tcpcrypt.init1.nonce", "N_A", base.NONE, "A's 32-byte nonce (the key-log lookup key)")
-F["tcpcrypt.init1.pubkey"] = ProtoField.bytes("tcpcrypt.init1.pubkey", "PK_A", base.NONE, "A's ephemeral public key")
-F["tcpcrypt.init1.ignored"] = ProtoField.bytes("tcpcrypt.init1.ignored", "Ignored bytes", base.NONE, "Bytes after the public key, to be ignored")
+F["tcpcrypt.init1.pubkey_len"] = ProtoField.uint16("tcpcrypt.init1.pubkey_len", "pubkey_len", base.DEC, nil, nil, "Two-byte length before a P-256/P-521 point")
+F["tcpcrypt.init1.pubkey"] = ProtoField.bytes("tcpcrypt.init1.pubkey", "Pub_A", base.NONE, "A's ephemeral public key (compressed point for P-256/P-521)")
+F["tcpcrypt.init1.ignored"] = ProtoField.bytes("tcpcrypt.init1.ignored", "Ignored bytes", base.NONE, "Bytes after the public key: senders must leave none, receivers skip them")
 F["tcpcrypt.init2"] = ProtoField.none("tcpcrypt.init2", "Init2", "B's key-exchange message")
 F["tcpcrypt.init2.magic"] = ProtoField.uint32("tcpcrypt.init2.magic", "Magic", base.HEX, nil, nil, "INIT2_MAGIC 0x097105e0")
 F["tcpcrypt.init2.length"] = ProtoField.uint32("tcpcrypt.init2.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
-F["tcpcrypt.init2.sym_cipher"] = ProtoField.uint8("tcpcrypt.init2.sym_cipher", "Chosen cipher", base.HEX, VALS.aead, nil, "sym_cipher chosen by B")
+F["tcpcrypt.init2.sym_cipher"] = ProtoField.uint16("tcpcrypt.init2.sym_cipher", "Chosen cipher", base.HEX, VALS.aead, nil, "sym_cipher chosen by B")
 F["tcpcrypt.init2.nonce"] = ProtoField.bytes("tcpcrypt.init2.nonce", "N_B", base.NONE, "B's 32-byte nonce")
-F["tcpcrypt.init2.pubkey"] = ProtoField.bytes("tcpcrypt.init2.pubkey", "PK_B", base.NONE, "B's ephemeral public key")
-F["tcpcrypt.init2.ignored"] = ProtoField.bytes("tcpcrypt.init2.ignored", "Ignored bytes", base.NONE, "Bytes after the public key, to be ignored")
-F["tcpcrypt.init.draft_pubkey_len"] = ProtoField.uint16("tcpcrypt.init.draft_pubkey_len", "Draft public-key length", base.DEC, nil, nil, "2-byte length before the public key in the pre-RFC draft layout (2016 tcpcryptd)")
+F["tcpcrypt.init2.pubkey_len"] = ProtoField.uint16("tcpcrypt.init2.pubkey_len", "pubkey_len", base.DEC, nil, nil, "Two-byte length before a P-256/P-521 point")
+F["tcpcrypt.init2.pubkey"] = ProtoField.bytes("tcpcrypt.init2.pubkey", "Pub_B", base.NONE, "B's ephemeral public key (compressed point for P-256/P-521)")
+F["tcpcrypt.init2.ignored"] = ProtoField.bytes("tcpcrypt.init2.ignored", "Ignored bytes", base.NONE, "Bytes after the public key: senders must leave none, receivers skip them")
+F["tcpcrypt.pubkey_len_reading"] = ProtoField.string("tcpcrypt.pubkey_len_reading", "pubkey_len reading", base.ASCII, "whether pubkey_len counted its own two bytes (whole) or the point only")
 F["tcpcrypt.frame"] = ProtoField.none("tcpcrypt.frame", "Frame", "One encryption frame")
 F["tcpcrypt.frame.number"] = ProtoField.uint32("tcpcrypt.frame.number", "Frame number", base.DEC, nil, nil, "1-based index of the frame in its direction")
-F["tcpcrypt.frame.control"] = ProtoField.uint8("tcpcrypt.frame.control", "Control", base.HEX, nil, nil, "Frame control byte")
-F["tcpcrypt.frame.control.rekey"] = ProtoField.bool("tcpcrypt.frame.control.rekey", "Rekey", 8, nil, 0x01, "The sender switched to its next key generation with this frame")
-F["tcpcrypt.frame.control.reserved"] = ProtoField.uint8("tcpcrypt.frame.control.reserved", "Reserved", base.HEX, nil, 0xfe, "Reserved control bits")
-F["tcpcrypt.frame.length"] = ProtoField.uint16("tcpcrypt.frame.length", "Length", base.DEC, nil, nil, "Ciphertext length including the 16-byte tag")
-F["tcpcrypt.frame.offset"] = ProtoField.uint64("tcpcrypt.frame.offset", "Nonce offset", base.DEC, nil, nil, "Offset of the control byte from the first byte after the key-exchange message (the nonce counter)")
-F["tcpcrypt.frame.nonce"] = ProtoField.bytes("tcpcrypt.frame.nonce", "Nonce", base.NONE, "AEAD nonce FRAME_NONCE_MAGIC || offset")
-F["tcpcrypt.frame.key_generation"] = ProtoField.uint32("tcpcrypt.frame.key_generation", "Key generation", base.DEC, nil, nil, "Number of rekeys in this direction up to and including this frame")
+F["tcpcrypt.frame.control"] = ProtoField.uint8("tcpcrypt.frame.control", "Control", base.HEX, nil, nil, "Frame control byte: cres (7 bits) and rekey")
+F["tcpcrypt.frame.control.rekey"] = ProtoField.bool("tcpcrypt.frame.control.rekey", "Rekey", 8, nil, 0x01, "The sender moved to its next key generation with this frame")
+F["tcpcrypt.frame.control.cres"] = ProtoField.uint8("tcpcrypt.frame.control.cres", "cres (reserved)", base.HEX, nil, 0xfe, "Reserved control bits, sent as zero")
+F["tcpcrypt.frame.clen"] = ProtoField.uint16("tcpcrypt.frame.clen", "clen", base.DEC, nil, nil, "Ciphertext length including the 16-byte tag")
+F["tcpcrypt.frame.offset"] = ProtoField.uint64("tcpcrypt.frame.offset", "Frame-ID offset", base.DEC, nil, nil, "The offset in the frame ID (per tcpcrypt.nonce_offset_base)")
+F["tcpcrypt.frame.nonce"] = ProtoField.bytes("tcpcrypt.frame.nonce", "Nonce", base.NONE, "AEAD nonce N = frame_ID XOR NR")
+F["tcpcrypt.frame.generation"] = ProtoField.uint32("tcpcrypt.frame.generation", "Key generation", base.DEC, nil, nil, "Key generation j of the frame's traffic key (mk[j])")
 F["tcpcrypt.frame.ciphertext"] = ProtoField.bytes("tcpcrypt.frame.ciphertext", "Ciphertext", base.NONE, "Encrypted plaintext (without the tag)")
 F["tcpcrypt.frame.tag"] = ProtoField.bytes("tcpcrypt.frame.tag", "Tag", base.NONE, "16-byte AEAD authentication tag")
 F["tcpcrypt.frame.verified"] = ProtoField.bool("tcpcrypt.frame.verified", "Verified", base.NONE, nil, nil, "The tag authenticates with the key from the key log")
 F["tcpcrypt.plaintext"] = ProtoField.none("tcpcrypt.plaintext", "Plaintext", "The decrypted frame")
 F["tcpcrypt.plaintext.flags"] = ProtoField.uint8("tcpcrypt.plaintext.flags", "Flags", base.HEX, nil, nil, "Plaintext flags byte")
-F["tcpcrypt.plaintext.flags.fin"] = ProtoField.bool("tcpcrypt.plaintext.flags.fin", "FIN", 8, nil, 0x01, "The sender's data ends with this frame")
-F["tcpcrypt.plaintext.flags.urgent"] = ProtoField.bool("tcpcrypt.plaintext.flags.urgent", "URGENT", 8, nil, 0x02, "A 2-byte urgent offset follows")
-F["tcpcrypt.plaintext.flags.reserved"] = ProtoField.uint8("tcpcrypt.plaintext.flags.reserved", "Reserved", base.HEX, nil, 0xfc, "Reserved plaintext flag bits")
-F["tcpcrypt.plaintext.urgent"] = ProtoField.uint16("tcpcrypt.plaintext.urgent", "Urgent offset", base.DEC, nil, nil, "Urgent offset (present with the URGENT flag)")
+F["tcpcrypt.plaintext.flags.finp"] = ProtoField.bool("tcpcrypt.plaintext.flags.finp", "FINp", 8, nil, 0x01, "The sender's last frame")
+F["tcpcrypt.plaintext.flags.urgp"] = ProtoField.bool("tcpcrypt.plaintext.flags.urgp", "URGp", 8, nil, 0x02, "The urgent field is present")
+F["tcpcrypt.plaintext.flags.fres"] = ProtoField.uint8("tcpcrypt.plaintext.flags.fres", "fres (reserved)", base.HEX, nil, 0xfc, "Reserved plaintext flag bits, sent as zero")
+F["tcpcrypt.plaintext.urgent"] = ProtoField.uint16("tcpcrypt.plaintext.urgent", "Urgent", base.DEC, nil, nil, "Urgent field: offset from the frame's offset (present with URGp)")
 F["tcpcrypt.plaintext.data"] = ProtoField.bytes("tcpcrypt.plaintext.data", "Application data", base.NONE, "Decrypted application data")
 F["tcpcrypt.plaintext.data_len"] = ProtoField.uint32("tcpcrypt.plaintext.data_len", "Application data length", base.DEC, nil, nil, "Bytes of decrypted application data")
 P.tcpeno.fields = {
@@ -509,10 +533,11 @@ P.tcpeno.fields = {
     F["tcpeno.exid"],
     F["tcpeno.option.encoding"],
     F["tcpeno.suboption"],
-    F["tcpeno.general"],
-    F["tcpeno.general.b"],
-    F["tcpeno.general.aa"],
-    F["tcpeno.general.zz"],
+    F["tcpeno.global"],
+    F["tcpeno.global.b"],
+    F["tcpeno.global.a"],
+    F["tcpeno.global.z"],
+    F["tcpeno.global.implicit"],
     F["tcpeno.tep"],
     F["tcpeno.tep.v"],
     F["tcpeno.length_byte"],
@@ -524,6 +549,7 @@ P.tcpeno.fields = {
     F["tcpeno.reason"],
     F["tcpeno.negotiated_tep"],
     F["tcpeno.encoding"],
+    F["tcpeno.roles"],
     F["tcpeno.role"],
     F["tcpeno.host_a"],
     F["tcpeno.host_b"],
@@ -533,6 +559,8 @@ P.tcpeno.fields = {
     F["tcpeno.syn_a"],
     F["tcpeno.syn_b"],
     F["tcpeno.ack_a"],
+    F["tcpeno.conformance"],
+    F["tcpeno.conformance.rfc"],
 }
 P.tcpcrypt.fields = {
     F["tcpcrypt.direction"],
@@ -542,13 +570,19 @@ P.tcpcrypt.fields = {
     F["tcpcrypt.continued_in"],
     F["tcpcrypt.aead"],
     F["tcpcrypt.resumed"],
+    F["tcpcrypt.resume.half"],
+    F["tcpcrypt.resume.nonce"],
+    F["tcpcrypt.resume.index"],
     F["tcpcrypt.keys_from"],
+    F["tcpcrypt.dialect"],
+    F["tcpcrypt.nonce_offset_base"],
     F["tcpcrypt.init1"],
     F["tcpcrypt.init1.magic"],
     F["tcpcrypt.init1.length"],
     F["tcpcrypt.init1.nciphers"],
     F["tcpcrypt.init1.sym_cipher"],
     F["tcpcrypt.init1.nonce"],
+    F["tcpcrypt.init1.pubkey_len"],
     F["tcpcrypt.init1.pubkey"],
     F["tcpcrypt.init1.ignored"],
     F["tcpcrypt.init2"],
@@ -556,26 +590,27 @@ P.tcpcrypt.fields = {
     F["tcpcrypt.init2.length"],
     F["tcpcrypt.init2.sym_cipher"],
     F["tcpcrypt.init2.nonce"],
+    F["tcpcrypt.init2.pubkey_len"],
     F["tcpcrypt.init2.pubkey"],
     F["tcpcrypt.init2.ignored"],
-    F["tcpcrypt.init.draft_pubkey_len"],
+    F["tcpcrypt.pubkey_len_reading"],
     F["tcpcrypt.frame"],
     F["tcpcrypt.frame.number"],
     F["tcpcrypt.frame.control"],
     F["tcpcrypt.frame.control.rekey"],
-    F["tcpcrypt.frame.control.reserved"],
-    F["tcpcrypt.frame.length"],
+    F["tcpcrypt.frame.control.cres"],
+    F["tcpcrypt.frame.clen"],
     F["tcpcrypt.frame.offset"],
     F["tcpcrypt.frame.nonce"],
-    F["tcpcrypt.frame.key_generation"],
+    F["tcpcrypt.frame.generation"],
     F["tcpcrypt.frame.ciphertext"],
     F["tcpcrypt.frame.tag"],
     F["tcpcrypt.frame.verified"],
     F["tcpcrypt.plaintext"],
     F["tcpcrypt.plaintext.flags"],
-    F["tcpcrypt.plaintext.flags.fin"],
-    F["tcpcrypt.plaintext.flags.urgent"],
-    F["tcpcrypt.plaintext.flags.reserved"],
+    F["tcpcrypt.plaintext.flags.finp"],
+    F["tcpcrypt.plaintext.flags.urgp"],
+    F["tcpcrypt.plaintext.flags.fres"],
     F["tcpcrypt.plaintext.urgent"],
     F["tcpcrypt.plaintext.data"],
     F["tcpcrypt.plaintext.data_len"],
@@ -586,15 +621,39 @@ end
 local E = {}
 local EXPERT_DEFS = {}
 EXPERT_DEFS["eno-malformed"] = { protocol = "tcpeno", group = "malformed", severity = "error" }
-E["eno-malformed"] = ProtoExpert.new("tcpeno.expert.eno_malformed", "Malformed ENO option: ignored, ENO fails", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["eno-extra-general"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-extra-general"] = ProtoExpert.new("tcpeno.expert.eno_extra_general", "Further general suboption ignored (only the first counts)", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["eno-zz-set"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-zz-set"] = ProtoExpert.new("tcpeno.expert.eno_zz_set", "Reserved zz bits set in the general suboption", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["eno-aa-reserved"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
-E["eno-aa-reserved"] = ProtoExpert.new("tcpeno.expert.eno_aa_reserved", "Application-aware bits use the reserved value 10", xgroup("PROTOCOL"), expert.severity.NOTE)
-EXPERT_DEFS["eno-duplicate"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-duplicate"] = ProtoExpert.new("tcpeno.expert.eno_duplicate", "More than one ENO option in one segment; the first counts", xgroup("PROTOCOL"), expert.severity.WARN)
+E["eno-malformed"] = ProtoExpert.new("tcpeno.expert.eno_malformed", "Ill-formed ENO option: ignored, ENO fails", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["eno-length-byte"] = { protocol = "tcpeno", group = "malformed", severity = "error" }
+E["eno-length-byte"] = ProtoExpert.new("tcpeno.expert.eno_length_byte", "Length byte error: the option is ignored (RFC 8547 §4.4)", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["eno-multiple-syn"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-multiple-syn"] = ProtoExpert.new("tcpeno.expert.eno_multiple_syn", "More than one ENO option in a SYN (RFC 8547 §4.1)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-both-encodings"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-both-encodings"] = ProtoExpert.new("tcpeno.expert.eno_both_encodings", "Option 69 and option 253/ExID in one segment (RFC 8547 §11)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-nonsyn-contents"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-nonsyn-contents"] = ProtoExpert.new("tcpeno.expert.eno_nonsyn_contents", "Non-SYN-form ENO option with contents (RFC 8547 §4.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-global-reserved"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-global-reserved"] = ProtoExpert.new("tcpeno.expert.eno_global_reserved", "Reserved z bits set in the global suboption (RFC 8547 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-global-repeated"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-global-repeated"] = ProtoExpert.new("tcpeno.expert.eno_global_repeated", "More than one global suboption in a SYN (RFC 8547 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-synack-no-explicit-b"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-synack-no-explicit-b"] = ProtoExpert.new("tcpeno.expert.eno_synack_no_explicit_b", "Passive opener's SYN-ACK without an explicit global suboption with b = 1 (RFC 8547 §4.2, §4.3)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-synack-multiple-teps"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["eno-synack-multiple-teps"] = ProtoExpert.new("tcpeno.expert.eno_synack_multiple_teps", "Passive opener lists more than one TEP (RFC 8547 §4.5)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["eno-vacuous-reply"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-vacuous-reply"] = ProtoExpert.new("tcpeno.expert.eno_vacuous_reply", "Vacuous SYN-ACK option answering a SYN without ENO (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-ack-missing"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-ack-missing"] = ProtoExpert.new("tcpeno.expert.eno_ack_missing", "A's third segment without ENO after a valid SYN-ACK option (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-option-missing"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-option-missing"] = ProtoExpert.new("tcpeno.expert.eno_option_missing", "Segment without ENO before its sender received a non-SYN segment (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-after-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-after-fallback"] = ProtoExpert.new("tcpeno.expert.eno_after_fallback", "ENO option sent after falling back (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-syn-changed"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-syn-changed"] = ProtoExpert.new("tcpeno.expert.eno_syn_changed", "SYN-form ENO option changed on retransmission (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-dropped-on-retransmission"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["eno-dropped-on-retransmission"] = ProtoExpert.new("tcpeno.expert.eno_dropped_on_retransmission", "Active opener dropped ENO from a retransmitted SYN (allowed)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["eno-syn-data"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-syn-data"] = ProtoExpert.new("tcpeno.expert.eno_syn_data", "SYN data with ENO that the SYN TEP does not define (RFC 8547 §4.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-downgrade"] = { protocol = "tcpeno", group = "security", severity = "warn" }
+E["eno-downgrade"] = ProtoExpert.new("tcpeno.expert.eno_downgrade", "ENO offered, SYN-ACK without it: peer without ENO or ENO stripped on the path", xgroup("SECURITY"), expert.severity.WARN)
 EXPERT_DEFS["eno-experimental"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
 E["eno-experimental"] = ProtoExpert.new("tcpeno.expert.eno_experimental", "ENO in the pre-RFC experimental encoding (kind 253/254, ExID 0x454E)", xgroup("DEPRECATED"), expert.severity.NOTE)
 EXPERT_DEFS["eno-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
@@ -605,14 +664,16 @@ EXPERT_DEFS["handshake-not-captured"] = { protocol = "tcpeno", group = "sequence
 E["handshake-not-captured"] = ProtoExpert.new("tcpeno.expert.handshake_not_captured", "Handshake not captured: roles and ENO outcome are inferred", xgroup("SEQUENCE"), expert.severity.NOTE)
 EXPERT_DEFS["legacy-tcpcrypt-option"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
 E["legacy-tcpcrypt-option"] = ProtoExpert.new("tcpeno.expert.legacy_tcpcrypt_option", "Kind 69 used as the pre-2015 tcpcrypt CRYPT option, not ENO", xgroup("DEPRECATED"), expert.severity.NOTE)
+EXPERT_DEFS["pre-rfc-dialect"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
+E["pre-rfc-dialect"] = ProtoExpert.new("tcpeno.expert.pre_rfc_dialect", "Pre-RFC dialect (2016 tcpcryptd), judged by its own rules", xgroup("DEPRECATED"), expert.severity.NOTE)
 EXPERT_DEFS["tcp-gap"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
 E["tcp-gap"] = ProtoExpert.new("tcpcrypt.expert.tcp_gap", "Bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
 EXPERT_DEFS["tcp-retransmission"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
 E["tcp-retransmission"] = ProtoExpert.new("tcpcrypt.expert.tcp_retransmission", "Retransmitted bytes (already seen)", xgroup("SEQUENCE"), expert.severity.NOTE)
 EXPERT_DEFS["tcp-out-of-order"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
 E["tcp-out-of-order"] = ProtoExpert.new("tcpcrypt.expert.tcp_out_of_order", "Out-of-order segment buffered", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcp-overlap-conflict"] = { protocol = "tcpcrypt", group = "security", severity = "warn" }
-E["tcp-overlap-conflict"] = ProtoExpert.new("tcpcrypt.expert.tcp_overlap_conflict", "Retransmitted bytes differ from the first copy (possible injection; the first copy is used)", xgroup("SECURITY"), expert.severity.WARN)
+EXPERT_DEFS["retransmission-conflict"] = { protocol = "tcpcrypt", group = "security", severity = "warn" }
+E["retransmission-conflict"] = ProtoExpert.new("tcpcrypt.expert.retransmission_conflict", "Retransmitted bytes differ from the first copy (RFC 8548 §3.6; the first copy is used)", xgroup("SECURITY"), expert.severity.WARN)
 EXPERT_DEFS["packet-truncated"] = { protocol = "tcpcrypt", group = "malformed", severity = "note" }
 E["packet-truncated"] = ProtoExpert.new("tcpcrypt.expert.packet_truncated", "Payload truncated by the snapshot length", xgroup("MALFORMED"), expert.severity.NOTE)
 EXPERT_DEFS["tcpcrypt-bad-magic"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
@@ -625,22 +686,24 @@ EXPERT_DEFS["tcpcrypt-no-ciphers"] = { protocol = "tcpcrypt", group = "malformed
 E["tcpcrypt-no-ciphers"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_ciphers", "Init1 offers no cipher", xgroup("MALFORMED"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-unknown-aead"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
 E["tcpcrypt-unknown-aead"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_unknown_aead", "Unknown sym_cipher", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-aead-not-offered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
-E["tcpcrypt-aead-not-offered"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_aead_not_offered", "B chose a cipher A did not offer", xgroup("PROTOCOL"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-unknown-tep"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
-E["tcpcrypt-unknown-tep"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_unknown_tep", "TEP is not a tcpcrypt TEP", xgroup("PROTOCOL"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-short-pubkey"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-short-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_pubkey", "Init message too short for the TEP's public key", xgroup("MALFORMED"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-bad-pubkey"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-bad-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_pubkey", "Public key does not start like an uncompressed point (0x04)", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-draft-layout"] = { protocol = "tcpcrypt", group = "deprecated", severity = "warn" }
-E["tcpcrypt-draft-layout"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_draft_layout", "Init message uses the pre-RFC draft layout (2-byte public-key length, 2016 tcpcryptd)", xgroup("DEPRECATED"), expert.severity.WARN)
+E["tcpcrypt-bad-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_pubkey", "Public key field does not fit the TEP", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["init-no-psh"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["init-no-psh"] = ProtoExpert.new("tcpcrypt.expert.init_no_psh", "Init message's last segment without PSH (RFC 8548 §3.3)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["init-ignored-nonempty"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["init-ignored-nonempty"] = ProtoExpert.new("tcpcrypt.expert.init_ignored_nonempty", "Bytes in the ignored field of an Init message (RFC 8548 §4.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["init2-cipher-not-offered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["init2-cipher-not-offered"] = ProtoExpert.new("tcpcrypt.expert.init2_cipher_not_offered", "B chose a cipher A did not offer (RFC 8548 §3.3)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["pubkey-uncompressed"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["pubkey-uncompressed"] = ProtoExpert.new("tcpcrypt.expert.pubkey_uncompressed", "Uncompressed public key (RFC 8548 §5)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["pubkey-invalid"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["pubkey-invalid"] = ProtoExpert.new("tcpcrypt.expert.pubkey_invalid", "Invalid public key or all-zero shared secret (RFC 8548 §5)", xgroup("PROTOCOL"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-init-incomplete"] = { protocol = "tcpcrypt", group = "reassemble", severity = "error" }
 E["tcpcrypt-init-incomplete"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_init_incomplete", "Init message incomplete (gap or end of capture)", xgroup("REASSEMBLE"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-short-frame"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-short-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_frame", "Frame length cannot hold a tag and flags: resynchronising", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-control-reserved"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-control-reserved"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_control_reserved", "Frame control sets reserved bits", xgroup("PROTOCOL"), expert.severity.WARN)
+E["tcpcrypt-short-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_frame", "Frame clen cannot hold a tag and flags: resynchronising", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["frame-reserved-bits"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["frame-reserved-bits"] = ProtoExpert.new("tcpcrypt.expert.frame_reserved_bits", "Frame cres bits set (RFC 8548 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-frame-lost"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
 E["tcpcrypt-frame-lost"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_frame_lost", "Frame cut by bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-frame-truncated"] = { protocol = "tcpcrypt", group = "reassemble", severity = "warn" }
@@ -651,12 +714,34 @@ EXPERT_DEFS["tcpcrypt-resync-failed"] = { protocol = "tcpcrypt", group = "sequen
 E["tcpcrypt-resync-failed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_resync_failed", "No frame boundary found: the rest of the direction is not delimited", xgroup("SEQUENCE"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-after-fallback"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
 E["tcpcrypt-after-fallback"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_after_fallback", "tcpcrypt Init1 although ENO fell back", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-auth-failed"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
-E["tcpcrypt-auth-failed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_auth_failed", "Frame does not authenticate with the logged key", xgroup("DECRYPTION"), expert.severity.ERROR)
+EXPERT_DEFS["frame-tag-failed"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
+E["frame-tag-failed"] = ProtoExpert.new("tcpcrypt.expert.frame_tag_failed", "Frame does not authenticate (RFC 8548 §3.6)", xgroup("DECRYPTION"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-wrong-key"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
+E["tcpcrypt-wrong-key"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_wrong_key", "No frame authenticates: the key-log entry is wrong", xgroup("DECRYPTION"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-no-key-for-frame"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["tcpcrypt-no-key-for-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_key_for_frame", "No key for this frame's generation (traffic keys cover generation 0 only)", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["fin-without-finp"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["fin-without-finp"] = ProtoExpert.new("tcpcrypt.expert.fin_without_finp", "TCP FIN without a FINp frame (RFC 8548 §3.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["frames-after-finp"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["frames-after-finp"] = ProtoExpert.new("tcpcrypt.expert.frames_after_finp", "Frame after the FINp frame (RFC 8548 §3.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["rekey-not-answered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["rekey-not-answered"] = ProtoExpert.new("tcpcrypt.expert.rekey_not_answered", "Rekey not answered with a rekey frame (RFC 8548 §3.8)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["rekey-empty-repeated"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["rekey-empty-repeated"] = ProtoExpert.new("tcpcrypt.expert.rekey_empty_repeated", "Second empty rekey while the first is unanswered (RFC 8548 §3.8)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["resume-nonce-too-long"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["resume-nonce-too-long"] = ProtoExpert.new("tcpcrypt.expert.resume_nonce_too_long", "Resumption nonce over 8 bytes (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["resume-duplicate-suboption"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["resume-duplicate-suboption"] = ProtoExpert.new("tcpcrypt.expert.resume_duplicate_suboption", "Two resumption suboptions for one TEP (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["resume-multiple-suboptions"] = { protocol = "tcpcrypt", group = "protocol", severity = "note" }
+E["resume-multiple-suboptions"] = ProtoExpert.new("tcpcrypt.expert.resume_multiple_suboptions", "More than one resumption suboption in a SYN (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["resume-identifier-reused"] = { protocol = "tcpcrypt", group = "security", severity = "error" }
+E["resume-identifier-reused"] = ProtoExpert.new("tcpcrypt.expert.resume_identifier_reused", "Resumption identifier used again (RFC 8548 §3.5)", xgroup("SECURITY"), expert.severity.ERROR)
 EXPERT_DEFS["tcpcrypt-no-fin-frame"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
-E["tcpcrypt-no-fin-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_fin_frame", "Direction ended without a FIN-flagged frame: possibly truncated", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-plaintext-reserved"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-plaintext-reserved"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_plaintext_reserved", "Plaintext flags set reserved bits", xgroup("PROTOCOL"), expert.severity.WARN)
+E["tcpcrypt-no-fin-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_fin_frame", "Direction ended without a FINp frame: possibly truncated", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["plaintext-reserved-bits"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["plaintext-reserved-bits"] = ProtoExpert.new("tcpcrypt.expert.plaintext_reserved_bits", "Plaintext fres bits set (RFC 8548 §4.2.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-urgent"] = { protocol = "tcpcrypt", group = "protocol", severity = "note" }
+E["tcpcrypt-urgent"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_urgent", "URGp frame", xgroup("PROTOCOL"), expert.severity.NOTE)
 EXPERT_DEFS["tcpcrypt-decrypted"] = { protocol = "tcpcrypt", group = "decryption", severity = "chat" }
 E["tcpcrypt-decrypted"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_decrypted", "Frame decrypted and verified", xgroup("DECRYPTION"), expert.severity.CHAT)
 EXPERT_DEFS["tcpcrypt-no-keys"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
@@ -671,43 +756,68 @@ EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", se
 E["tcpcrypt-lua-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_lua_error", "Internal dissector problem caught (please report)", xgroup("DEBUG"), expert.severity.WARN)
 P.tcpeno.experts = {
     E["eno-malformed"],
-    E["eno-extra-general"],
-    E["eno-zz-set"],
-    E["eno-aa-reserved"],
-    E["eno-duplicate"],
+    E["eno-length-byte"],
+    E["eno-multiple-syn"],
+    E["eno-both-encodings"],
+    E["eno-nonsyn-contents"],
+    E["eno-global-reserved"],
+    E["eno-global-repeated"],
+    E["eno-synack-no-explicit-b"],
+    E["eno-synack-multiple-teps"],
+    E["eno-vacuous-reply"],
+    E["eno-ack-missing"],
+    E["eno-option-missing"],
+    E["eno-after-fallback"],
+    E["eno-syn-changed"],
+    E["eno-dropped-on-retransmission"],
+    E["eno-syn-data"],
+    E["eno-downgrade"],
     E["eno-experimental"],
     E["eno-fallback"],
     E["tcp-option-malformed"],
     E["handshake-not-captured"],
     E["legacy-tcpcrypt-option"],
+    E["pre-rfc-dialect"],
 }
 P.tcpcrypt.experts = {
     E["tcp-gap"],
     E["tcp-retransmission"],
     E["tcp-out-of-order"],
-    E["tcp-overlap-conflict"],
+    E["retransmission-conflict"],
     E["packet-truncated"],
     E["tcpcrypt-bad-magic"],
     E["tcpcrypt-bad-length"],
     E["tcpcrypt-truncated"],
     E["tcpcrypt-no-ciphers"],
     E["tcpcrypt-unknown-aead"],
-    E["tcpcrypt-aead-not-offered"],
-    E["tcpcrypt-unknown-tep"],
-    E["tcpcrypt-short-pubkey"],
     E["tcpcrypt-bad-pubkey"],
-    E["tcpcrypt-draft-layout"],
+    E["init-no-psh"],
+    E["init-ignored-nonempty"],
+    E["init2-cipher-not-offered"],
+    E["pubkey-uncompressed"],
+    E["pubkey-invalid"],
     E["tcpcrypt-init-incomplete"],
     E["tcpcrypt-short-frame"],
-    E["tcpcrypt-control-reserved"],
+    E["frame-reserved-bits"],
     E["tcpcrypt-frame-lost"],
     E["tcpcrypt-frame-truncated"],
     E["tcpcrypt-resync"],
     E["tcpcrypt-resync-failed"],
     E["tcpcrypt-after-fallback"],
-    E["tcpcrypt-auth-failed"],
+    E["frame-tag-failed"],
+    E["tcpcrypt-wrong-key"],
+    E["tcpcrypt-no-key-for-frame"],
+    E["fin-without-finp"],
+    E["frames-after-finp"],
+    E["rekey-not-answered"],
+    E["rekey-empty-repeated"],
+    E["resume-nonce-too-long"],
+    E["resume-duplicate-suboption"],
+    E["resume-multiple-suboptions"],
+    E["resume-identifier-reused"],
     E["tcpcrypt-no-fin-frame"],
-    E["tcpcrypt-plaintext-reserved"],
+    E["plaintext-reserved-bits"],
+    E["tcpcrypt-urgent"],
     E["tcpcrypt-decrypted"],
     E["tcpcrypt-no-keys"],
     E["tcpcrypt-keylog-needs-ecdh"],
