@@ -1350,6 +1350,10 @@ function Stream:segment(seq, payload, packet, missing)
     return seg_off
 end
 
+function Stream:finish()
+    while next(self.pending) do self:declare_gap(min_key(self.pending)) end
+end
+
 function Stream:ack(ackno)
     if not self.base then return end
     local off = self:offset_of(ackno)
@@ -1624,14 +1628,31 @@ function Dir:gap(offset, size)
 end
 
 -- the stream stopped on a frame boundary with nothing cut off
-function Dir:clean() return self.state == S_FRAMES and #self.buf == 0 end
+function Dir:clean()
+    if self.ended_clean ~= nil then return self.ended_clean end
+    return self.state == S_FRAMES and #self.buf == 0
+end
+
+-- end of the capture: report anything left half-parsed
+function Dir:finish()
+    self.ended_clean = self:clean()
+    if self.state == S_RESYNC and #self.buf > 0 then self:process(true) end
+    if self.state == S_INIT and #self.buf > 0 and not self.plain then
+        self:find("tcpcrypt-init-incomplete", "stream ends inside the Init message (" .. istr(#self.buf) .. " bytes)", nil)
+    elseif self.state == S_FRAMES and #self.buf > 0 then
+        self.lost = self.lost + 1
+        self:find("tcpcrypt-frame-truncated", "stream ends inside a frame at offset " .. istr(self.buf_off) ..
+            " (" .. istr(#self.buf) .. " bytes present)", nil)
+    end
+    self.buf = ""
+end
 
 function Dir:process(at_end)
     local guard = 0
     while guard < 100000 do
         guard = guard + 1
         local more
-        if self.state == S_INIT then more = self:init()
+        if self.state == S_INIT then more = self:init_step()
         elseif self.state == S_FRAMES then more = self:frame()
         elseif self.state == S_RESYNC then more = self:resync(at_end)
         else self.buf = "" return end
@@ -1659,7 +1680,7 @@ function Dir:emit(kind, len, extra)
     return pdu
 end
 
-function Dir:init()
+function Dir:init_step()
     if #self.buf < 8 then return false end
     local magic, length = be32(self.buf, 1), be32(self.buf, 5)
     if self.mode == "detect" then
@@ -2248,6 +2269,10 @@ function Conn:on_init(d, pdu)
         end
         d.init_segs = {}
     end
+    if m.is1 and self.neg and self.neg.status == "fallback" then
+        self:note_once("after-fallback", cur_packet, "tcpcrypt-after-fallback", "A sent a tcpcrypt Init1 although ENO " ..
+            "fell back: A believes ENO succeeded (was ENO stripped from its ACK on the way?)")
+    end
     local i1, i2 = self.inits[1], self.inits[2]
     if i1 and i2 and i1.ciphers and i2.cipher and not self.cipher_checked then
         self.cipher_checked = true
@@ -2587,6 +2612,7 @@ function Conn:decrypt(d, pdu)
     if not pt then
         d.failed = d.failed + 1
         pdu.verified = false
+        self.first_failed = self.first_failed or pdu
         note(pdu.packet, "frame-tag-failed", arrow .. ": frame at stream offset " .. istr(pdu.stream_offset) ..
             " (key generation " .. istr(d.gen) .. ") fails authentication; its bytes are not shown", { conn = self })
         return
@@ -2660,6 +2686,30 @@ function Conn:check_fin_frames(packet, from_x, tcp_fin)
             "must not report end-of-file (truncation or an injected FIN)")
     else
         note(packet, "tcpcrypt-no-fin-frame", ARROW[d.label] .. ": the stream ends without a frame carrying FINp: the data may be truncated")
+    end
+end
+
+-- End of the capture (tcpinc_analyze: Connection.finish and the decryptor's finalize):
+-- holes become gaps, half-parsed messages are reported, a direction that ended without a
+-- FINp frame is reported, and a key log that matched nothing says so.
+function Conn:finish()
+    cur_packet = self.last_packet or cur_packet
+    if not self.neg then self:decide_eno(nil, nil) end
+    for _, fx in ipairs({ true, false }) do
+        local s = self.streams[fx]
+        if s then s:finish() end
+        local d = self.tc[fx]
+        if d then d:finish() end
+    end
+    local seen = false
+    for _, fx in ipairs({ true, false }) do
+        local d = self.tc[fx]
+        if d and not d.plain and (d.init or d.frames > 0) then seen = true end
+        if d and not (self.fin[fx] or self.rst) then self:check_fin_frames(self.last_packet, fx, false) end
+    end
+    if seen and not self.keys and KEYLOG.path and not keylog_empty() and ossl.ok
+        and not self.notes.ecdh and not self.notes.nokeys then
+        self:note_once("nokeys", self.last_packet, "tcpcrypt-no-keys", "no key-log entry matches this connection")
     end
 end
 
@@ -2752,6 +2802,7 @@ local function process_packet(pinfo)
         conns[id] = c
     end
     local from_x = (src == c.x)
+    c.last_packet = num
     local r = prec(num)
     r.conn, r.from_x = id, from_x
     local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = #payload + missing }
@@ -2841,8 +2892,9 @@ end
 local function add_expert(tree, code, msg, conf)
     local e = E[code]
     if not e then e = E["tcpcrypt-lua-error"] end
-    -- the analyzer's finding code ends the message, so both outputs can be matched
-    if msg then tree:add_proto_expert_info(e, msg .. " [" .. code .. "]") else tree:add_proto_expert_info(e) end
+    -- the analyzer's finding code starts the message (labels are cut at 240 characters), so
+    -- both outputs can be matched
+    if msg then tree:add_proto_expert_info(e, "[" .. code .. "] " .. msg) else tree:add_proto_expert_info(e) end
     if conf and CONFORMANCE[code] then
         tree:add(F["tcpeno.conformance"], code):set_generated()
         tree:add(F["tcpeno.conformance.rfc"], CONFORMANCE[code]):set_generated()
@@ -3143,6 +3195,10 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
             if pdu.verified ~= nil then
                 ft:add(F["tcpcrypt.frame.verified"], pdu.verified):set_generated()
             end
+            if pdu.verified == false and c.first_failed == pdu and not c:any_ok() then
+                add_expert(ft, "tcpcrypt-wrong-key", "no frame authenticates with the keys from " ..
+                    tostring(k and k.from) .. ": the key-log entry is wrong")
+            end
             if pdu.plaintext then
                 local pt = pdu.plaintext
                 local ptvb = bytes_tvb(pt, "Decrypted tcpcrypt")
@@ -3198,9 +3254,23 @@ end
 -- ------------------------------------------------------------------ the postdissector
 local post = Proto("tcpinc_post", "TCP-ENO/tcpcrypt state")
 
+-- The first re-dissection of a packet (tshark -2's second pass, or a click in the GUI
+-- once the file is read) marks the end of the capture for the analysis.
+local finished = false
+local function finish_all()
+    finished = true
+    local ids = {}
+    for id in pairs(conns) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+        local ok, err = pcall(Conn.finish, conns[id])
+        if not ok then note(conns[id].last_packet, "tcpcrypt-lua-error", "finishing the connection: " .. tostring(err)) end
+    end
+end
+
 local function post_impl(tvb, pinfo, tree)
     local visited = pinfo.visited
-    if not visited then process_packet(pinfo) end
+    if not visited then process_packet(pinfo) elseif not finished then finish_all() end
     local r = pkts[pinfo.number]
     if not r or not r.conn then return end
     local c = conns[r.conn]
@@ -3270,7 +3340,7 @@ function post.dissector(tvb, pinfo, tree)
 end
 
 function post.init()
-    conns, pkts, cur_packet, last_refresh = {}, {}, 0, -1
+    conns, pkts, cur_packet, last_refresh, finished = {}, {}, 0, -1, false
     CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }
     keylog_pref_path = p_tc.prefs.keylog_file or ""
     KEYLOG.path, KEYLOG.size = nil, -1

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from tcpinc_analyze.analysis.run import analyze_file
+from tcpinc_analyze.decryption import DecryptionContext
+from tcpinc_analyze.keylog import KeyLog, load_keylogs
 from tcpinc_analyze.fieldspec import EXPERTS, FIELDS, VALUE_NAMES, value_name
 from tcpinc_analyze.synth.catalog import load_catalog
 from tcpinc_analyze.wireshark import install as ws_install
@@ -32,20 +35,27 @@ needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 FIELDS_OUT = [
     "frame.number", "tcp.stream", "tcpeno.status", "tcpeno.reason", "tcpeno.negotiated_tep",
-    "tcpeno.host_a", "tcpeno.host_b", "tcpeno.encoding", "tcpeno.session_id", "tcpcrypt.aead",
-    "tcpcrypt.direction", "tcpcrypt.frame.number", "tcpcrypt.frame.control.rekey",
-    "tcpcrypt.frame.verified", "tcpcrypt.plaintext.data", "_ws.expert.message",
+    "tcpeno.host_a", "tcpeno.host_b", "tcpeno.encoding", "tcpeno.roles", "tcpeno.session_id",
+    "tcpcrypt.aead", "tcpcrypt.direction", "tcpcrypt.frame.number", "tcpcrypt.frame.control.rekey",
+    "tcpcrypt.frame.verified", "tcpcrypt.frame.generation", "tcpcrypt.nonce_offset_base",
+    "tcpcrypt.plaintext.data", "tcpeno.conformance", "tcpeno.conformance.rfc",
+    "_ws.expert.message",
 ]
 
 
-def tshark_fields(capture: Path, keylog: Path | None, env: dict | None = None) -> str:
+AGG = "|"
+"""Occurrence separator: expert messages and RFC sections contain commas."""
+
+
+def tshark_fields(capture: Path, keylog: Path | None, env: dict | None = None,
+                  fields: list[str] | None = None) -> str:
     """Two passes (-2 -Y frame builds the tree in the first pass too), all occurrences."""
     cmd = [TSHARK, "-n", "-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture),
-           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", f"aggregator={AGG}"]
     cmd += ["-o", f"tcpcrypt.keylog_file:{keylog or ''}"]
-    for f in FIELDS_OUT:
+    for f in fields or FIELDS_OUT:
         cmd += ["-e", f]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert "Lua Error" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
     assert "internal problem" not in proc.stdout, proc.stdout[-2000:]
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -61,7 +71,9 @@ def per_connection(out: str) -> dict[tuple[str, str], dict]:
     streams: dict[int, dict] = defaultdict(lambda: {
         "frames": {"ab": 0, "ba": 0}, "rekeys": {"ab": 0, "ba": 0}, "ok": {"ab": 0, "ba": 0},
         "failed": {"ab": 0, "ba": 0}, "data": {"ab": b"", "ba": b""}, "session_id": None,
-        "aead": None, "codes": defaultdict(int)})
+        "aead": None, "codes": defaultdict(int), "conformance": defaultdict(int),
+        "nonce_offset_base": set(), "generations": {"ab": set(), "ba": set()},
+        "undecryptable": {"ab": 0, "ba": 0}})
     for line in out.splitlines():
         v = dict(zip(FIELDS_OUT, line.split("\t"), strict=False))
         if not v.get("tcp.stream"):
@@ -72,22 +84,31 @@ def per_connection(out: str) -> dict[tuple[str, str], dict]:
         c["tep"] = int(v["tcpeno.negotiated_tep"], 16) if v["tcpeno.negotiated_tep"] else None
         c["a"], c["b"] = v["tcpeno.host_a"], v["tcpeno.host_b"]
         c["encoding"] = v["tcpeno.encoding"] or None
+        c["roles"] = v["tcpeno.roles"] or None
         if v["tcpcrypt.aead"]:
-            c["aead"] = int(v["tcpcrypt.aead"].split(",")[0], 16)
+            c["aead"] = int(v["tcpcrypt.aead"].split(AGG)[0], 16)
         if v["tcpeno.session_id"]:
             c["session_id"] = v["tcpeno.session_id"]
-        for message in v["_ws.expert.message"].split(","):
-            if message.endswith("]") and " [" in message:
-                c["codes"][message.rsplit(" [", 1)[1][:-1]] += 1
+        for base in filter(None, v["tcpcrypt.nonce_offset_base"].split(AGG)):
+            c["nonce_offset_base"].add(base)
+        for code in filter(None, v["tcpeno.conformance"].split(AGG)):
+            c["conformance"][code] += 1
+        for message in v["_ws.expert.message"].split(AGG):
+            code = re.match(r"\[([a-z0-9-]+)\] ", message)
+            if code:
+                c["codes"][code.group(1)] += 1
         if v["tcpcrypt.frame.number"]:
             # every PDU of a packet comes from its sender: one direction per packet
-            d = v["tcpcrypt.direction"].split(",")[-1]
-            c["frames"][d] += len(v["tcpcrypt.frame.number"].split(","))
-            c["rekeys"][d] += sum(_flag(x) for x in v["tcpcrypt.frame.control.rekey"].split(","))
-            verified = [x for x in v["tcpcrypt.frame.verified"].split(",") if x]
+            d = v["tcpcrypt.direction"].split(AGG)[-1]
+            numbers = v["tcpcrypt.frame.number"].split(AGG)
+            c["frames"][d] += len(numbers)
+            c["rekeys"][d] += sum(_flag(x) for x in v["tcpcrypt.frame.control.rekey"].split(AGG))
+            verified = [x for x in v["tcpcrypt.frame.verified"].split(AGG) if x]
             c["ok"][d] += sum(_flag(x) for x in verified)
             c["failed"][d] += sum(not _flag(x) for x in verified)
-            for chunk in v["tcpcrypt.plaintext.data"].split(","):
+            c["generations"][d].update(int(g) for g in v["tcpcrypt.frame.generation"].split(AGG)
+                                       if g)
+            for chunk in v["tcpcrypt.plaintext.data"].split(AGG):
                 c["data"][d] += bytes.fromhex(chunk)
     return {(c["a"], c["b"]): c for c in streams.values()}
 
@@ -96,77 +117,240 @@ def _keylog(entry: dict) -> Path | None:
     return SAMPLES / entry["keylog"] if entry.get("keylog") else None
 
 
-def _private_key_only(tc: dict) -> bool:
-    return tc.get("keys_from") == "private_key"
+def python_reports(entry: dict) -> list[dict]:
+    """The reference: the Python analyzer with a DecryptionContext from the sample's key
+    log (and the capture's own Decryption Secrets Blocks)."""
+    keylog = _keylog(entry)
+    log = load_keylogs([str(keylog)], use_env=False).log if keylog else KeyLog()
+    result = analyze_file(str(SAMPLES / entry["capture"]), decryption=DecryptionContext(log))
+    return [r.to_json() for r in result.reports]
+
+
+_TSHARK_CACHE: dict[str, dict] = {}
+_PY_CACHE: dict[str, list[dict]] = {}
+
+
+def lua_view(entry: dict) -> dict[tuple[str, str], dict]:
+    name = entry["name"]
+    if name not in _TSHARK_CACHE:
+        _TSHARK_CACHE[name] = per_connection(tshark_fields(SAMPLES / entry["capture"],
+                                                           _keylog(entry)))
+    return _TSHARK_CACHE[name]
+
+
+def py_view(entry: dict) -> list[dict]:
+    name = entry["name"]
+    if name not in _PY_CACHE:
+        _PY_CACHE[name] = python_reports(entry)
+    return _PY_CACHE[name]
+
+
+def _entry(name: str) -> dict:
+    return next(e for e in CATALOG if e["name"] == name)
+
+
+def _embedded_keylog(entry: dict) -> bool:
+    """pcapng samples whose key log travels in a Decryption Secrets Block: tshark does
+    not hand a DSB of type TCPC to Lua, so the plugin only sees the key-log file."""
+    return entry["capture"].endswith(".pcapng") and not entry.get("keylog")
 
 
 @needs_tshark
 @pytest.mark.tshark
 @pytest.mark.parametrize("entry", CATALOG, ids=[e["name"] for e in CATALOG])
 def test_sample_parity(entry: dict) -> None:
-    """ENO outcome, AEAD, frames, rekeys, session ID and decrypted data per direction."""
+    """ENO outcome, roles, TEP, encoding, frames, rekeys, session ID and decrypted data per
+    direction agree between tshark with the plugin and the Python analyzer."""
     expected = json.loads((SAMPLES / entry["expected"]).read_text())
-    python = [r.to_json() for r in analyze_file(str(SAMPLES / entry["capture"])).reports]
-    got = per_connection(tshark_fields(SAMPLES / entry["capture"], _keylog(entry)))
+    python = py_view(entry)
+    got = lua_view(entry)
     assert len(python) == len(expected["connections"])
+    assert len(got) == len(python), f"{entry['name']}: {sorted(got)}"
     for exp, py in zip(expected["connections"], python, strict=True):
-        where = f"{entry['name']} connection {exp['id']}"
-        lua = got.get((exp["a"], exp["b"]))
-        assert lua is not None, f"{where}: {exp['a']} -> {exp['b']} not in {list(got)}"
-        for key, exp_value in (("status", exp["eno"]["status"]), ("reason", exp["eno"]["reason"]),
-                               ("tep", exp["eno"]["negotiated_tep"]),
-                               ("encoding", exp["eno"]["encoding"])):
-            assert lua[key] == exp_value, f"{where}: {key}"
-        assert (py["eno"]["status"], py["eno"]["reason"], py["eno"]["negotiated_tep"]) == (
-            lua["status"], lua["reason"], lua["tep"]), f"{where}: analyzer disagrees"
-        tc, py_tc = exp["tcpcrypt"], py["tcpcrypt"]
+        where = f"{entry['name']} connection {py['id']}"
+        assert (py["a"], py["b"]) == (exp["a"], exp["b"]), f"{where}: analyzer roles"
+        lua = got.get((py["a"], py["b"]))
+        assert lua is not None, f"{where}: {py['a']} -> {py['b']} not in {list(got)}"
+        eno = py["eno"]
+        for key, value in (("status", eno["status"]), ("reason", eno["reason"]),
+                           ("tep", eno["negotiated_tep"]), ("encoding", eno["encoding"]),
+                           ("roles", eno["roles"])):
+            assert lua[key] == value, f"{where}: {key}: lua {lua[key]!r}, python {value!r}"
+        tc = py["tcpcrypt"]
         if tc is None:
             assert lua["frames"] == {"ab": 0, "ba": 0}, where
             continue
-        assert lua["aead"] == tc["aead"], f"{where}: aead"
-        assert lua["rekeys"] == tc["rekeys"] == py_tc["rekeys"], f"{where}: rekeys"
+        assert lua["frames"] == tc["frames"], f"{where}: frames"
+        assert lua["rekeys"] == tc["rekeys"], f"{where}: rekeys"
         decrypted = tc.get("decrypted")
-        for d in ("ab", "ba"):
-            if py_tc["frames"][d] == tc["frames"][d]:
-                assert lua["frames"][d] == tc["frames"][d], f"{where}: frames {d}"
-            else:
-                # frames lost to gaps/snaplen: the dissector delimits the wholly captured ones
-                assert decrypted and decrypted[d], where
-                assert lua["frames"][d] == decrypted[d]["ok"] + decrypted[d]["failed"], (
-                    f"{where}: frames {d}")
-        if _private_key_only(tc):
+        if tc.get("keys_from") == "private_key":
             # ECDH is not available in Lua: one clear note instead of decryption
             assert lua["codes"]["tcpcrypt-keylog-needs-ecdh"] >= 1, where
             assert lua["session_id"] is None and lua["ok"] == {"ab": 0, "ba": 0}, where
             continue
+        if _embedded_keylog(entry) and decrypted:
+            assert lua["ok"] == {"ab": 0, "ba": 0}, where
+            continue
+        if tc["aead"] is not None and (tc.get("init2") or decrypted):
+            assert lua["aead"] == tc["aead"], f"{where}: aead"
         assert lua["session_id"] == tc["session_id"], f"{where}: session ID"
         if not decrypted:
             assert lua["ok"] == lua["failed"] == {"ab": 0, "ba": 0}, where
             continue
         for d in ("ab", "ba"):
-            if decrypted[d] is None:
-                continue
             assert lua["ok"][d] == decrypted[d]["ok"], f"{where}: ok {d}"
             assert lua["failed"][d] == decrypted[d]["failed"], f"{where}: failed {d}"
             assert hashlib.sha256(lua["data"][d]).hexdigest() == decrypted[d]["sha256"], (
                 f"{where}: sha256 of application data {d}")
+        if tc.get("nonce_offset_base") in ("tcp-stream", "after-init"):
+            assert lua["nonce_offset_base"] == {tc["nonce_offset_base"]}, where
+
+
+LUA_FINDINGS = ["wrong-key", "gap", "rst-no-fin-frame", "fallback-reasons",
+                "retransmission-reorder", "tcpcryptd-2016-http-get", "snaplen",
+                "conformance-violations", "eno-edge-cases", "role-conflicts",
+                "p256-aes128-ignored", "fallback-ack-stripped", "fallback-synack-stripped"]
+LUA_CANNOT = {"pubkey-invalid": "point validation needs curve arithmetic (Python does it)"}
 
 
 @needs_tshark
 @pytest.mark.tshark
-@pytest.mark.parametrize("name", ["wrong-key", "gap", "rst-no-fin-frame", "fallback-reasons",
-                                  "retransmission-reorder", "tcpcryptd-2016-http-get",
-                                  "snaplen"])
-def test_expected_findings_become_expert_infos(name: str) -> None:
-    """Every finding code an expected file lists shows as an expert info of its connection."""
-    entry = next(e for e in CATALOG if e["name"] == name)
+@pytest.mark.parametrize("name", LUA_FINDINGS)
+def test_findings_become_expert_infos(name: str) -> None:
+    """Every finding code of the Python analyzer (and of the expected file) shows as an
+    expert info of its connection, except what Lua cannot compute."""
+    entry = _entry(name)
     expected = json.loads((SAMPLES / entry["expected"]).read_text())
-    got = per_connection(tshark_fields(SAMPLES / entry["capture"], _keylog(entry)))
-    for conn in expected["connections"]:
+    got = lua_view(entry)
+    for conn, py in zip(expected["connections"], py_view(entry), strict=True):
         codes = got[(conn["a"], conn["b"])]["codes"]
-        for finding in conn["findings"]:
-            assert finding["code"] in EXPERTS, finding["code"]
-            assert codes[finding["code"]] >= 1, f"{name} {conn['id']}: {finding['code']}"
+        wanted = {f["code"] for f in conn["findings"]} | {f["code"] for f in py["findings"]}
+        for code in sorted(wanted - set(LUA_CANNOT)):
+            assert code in EXPERTS, code
+            assert codes[code] >= 1, f"{name} {conn['id']}: {code} not in {dict(codes)}"
+
+
+PER_PACKET_CONFORMANCE = [
+    "eno-multiple-syn", "eno-both-encodings", "eno-global-reserved", "eno-global-repeated",
+    "eno-length-byte", "eno-synack-no-explicit-b", "init-ignored-nonempty",
+    "pubkey-uncompressed", "init2-cipher-not-offered", "frame-reserved-bits",
+    "plaintext-reserved-bits", "frame-tag-failed", "frames-after-finp"]
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_conformance_codes_are_filterable() -> None:
+    """Per-packet conformance violations carry tcpeno.conformance (and its RFC section)."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for name in ("conformance-violations", "eno-edge-cases", "fallback-reasons",
+                 "role-conflicts"):
+        for conn in lua_view(_entry(name)).values():
+            for code in conn["conformance"]:
+                seen[code].add(name)
+    missing = [c for c in PER_PACKET_CONFORMANCE if c not in seen]
+    assert not missing, missing
+    out = tshark_fields(SAMPLES / "conformance-violations.pcap",
+                        SAMPLES / "conformance-violations.keys",
+                        fields=["tcpeno.conformance", "tcpeno.conformance.rfc"])
+    pairs = set()
+    for line in out.splitlines():
+        codes, rfcs = line.split("\t")
+        pairs |= set(zip(codes.split(AGG), rfcs.split(AGG), strict=True)) if codes else set()
+    from tcpinc_analyze.conformance import RULES
+
+    sections = {rule.code: rule.rfc for rule in RULES}
+    for code, rfc in pairs:
+        assert sections[code] == rfc, code
+    # a display filter on the code selects the packet
+    proc = subprocess.run([TSHARK, "-n", "-2", "-X", f"lua_script:{LUA}", "-r",
+                           str(SAMPLES / "conformance-violations.pcap"), "-o",
+                           f"tcpcrypt.keylog_file:{SAMPLES / 'conformance-violations.keys'}",
+                           "-Y", 'tcpeno.conformance == "frame-reserved-bits"',
+                           "-T", "fields", "-e", "frame.number"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split(), proc.stderr[-2000:]
+
+
+def test_lua_conformance_table_matches_the_rules() -> None:
+    from tcpinc_analyze.conformance import RULES
+
+    text = LUA.read_text()
+    block = text[text.index("local CONFORMANCE = {"):]
+    block = block[:block.index("\n}\n")]
+    table = dict(re.findall(r'\["([a-z0-9-]+)"\] = "([^"]+)"', block))
+    assert table == {rule.code: rule.rfc for rule in RULES}
+
+
+def test_lua_uses_only_spec_fields_and_expert_codes() -> None:
+    text = LUA.read_text()
+    hand = text[:text.index(luagen.BEGIN)] + text[text.index(luagen.END):]
+    fields = set(re.findall(r'F\["([^"]+)"\]', hand))
+    assert fields <= set(FIELDS), fields - set(FIELDS)
+    codes = set(re.findall(r'(?:note|find|add_expert)\([^"\n]*?"([a-z0-9]+(?:-[a-z0-9]+)+)"', hand))
+    codes |= set(re.findall(r'note_once\("[a-z]+", [^,]+, "([a-z0-9-]+)"', hand))
+    assert codes and codes <= set(EXPERTS), codes - set(EXPERTS)
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_nonce_after_init_sample_reports_its_offset_base() -> None:
+    entry = _entry("nonce-after-init")
+    got = lua_view(entry)
+    python = py_view(entry)
+    bases = {py["tcpcrypt"]["nonce_offset_base"] for py in python}
+    assert "after-init" in bases
+    for py in python:
+        lua = got[(py["a"], py["b"])]
+        if py["tcpcrypt"]["keys_from"] != "private_key":
+            assert lua["nonce_offset_base"] == {"after-init"}, py["id"]
+            assert lua["ok"]["ab"] + lua["ok"]["ba"] > 0
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_resumed_connections_decrypt_with_python_session_ids() -> None:
+    entry = _entry("resumption")
+    got = lua_view(entry)
+    resumed = [py for py in py_view(entry) if py["tcpcrypt"] and py["tcpcrypt"]["resumed"]]
+    assert len(resumed) >= 2
+    for py in resumed:
+        lua = got[(py["a"], py["b"])]
+        assert lua["session_id"] == py["tcpcrypt"]["session_id"] is not None
+        assert lua["session_id"][:2] in ("a1", "a2", "a3", "a4")  # B's byte keeps its v bit
+        dec = py["tcpcrypt"]["decrypted"]
+        assert lua["ok"] == {d: dec[d]["ok"] for d in ("ab", "ba")}
+        assert lua["failed"] == {"ab": 0, "ba": 0}
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_traffic_keys_only_frames_after_rekey_are_undecryptable() -> None:
+    entry = _entry("p521-aes256-traffic-keys")
+    (py,) = py_view(entry)
+    (lua,) = lua_view(entry).values()
+    dec = py["tcpcrypt"]["decrypted"]
+    assert dec["ba"]["undecryptable"] > 0
+    assert lua["failed"] == {"ab": 0, "ba": 0}
+    assert lua["ok"] == {d: dec[d]["ok"] for d in ("ab", "ba")}
+    assert lua["codes"]["tcpcrypt-no-key-for-frame"] == dec["ba"]["undecryptable"]
+    assert lua["codes"]["frame-tag-failed"] == 0
+    assert lua["generations"]["ba"] >= {0, 1}
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_master_key_only_decrypts_every_generation() -> None:
+    entry = _entry("master-key-only")
+    (py,) = py_view(entry)
+    (lua,) = lua_view(entry).values()
+    dec = py["tcpcrypt"]["decrypted"]
+    assert py["tcpcrypt"]["keys_from"] == "master_key"
+    assert sum(py["tcpcrypt"]["rekeys"].values()) > 0
+    assert lua["failed"] == {"ab": 0, "ba": 0}
+    assert lua["codes"]["tcpcrypt-no-key-for-frame"] == 0
+    assert lua["ok"] == {d: dec[d]["ok"] for d in ("ab", "ba")} == lua["frames"]
+    assert max(lua["generations"]["ab"] | lua["generations"]["ba"]) >= 1
+    assert lua["session_id"] is None
 
 
 @needs_tshark
@@ -338,19 +522,28 @@ def test_luagen_check_detects_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_field_spec_names_and_values() -> None:
-    for name in ("tcpeno.tep", "tcpeno.general.b", "tcpeno.general.aa", "tcpeno.length_byte",
-                 "tcpeno.tep.data", "tcpeno.negotiated_tep", "tcpeno.status",
-                 "tcpeno.session_id", "tcpcrypt.init1.nonce", "tcpcrypt.init1.sym_cipher",
-                 "tcpcrypt.init2.pubkey", "tcpcrypt.frame.control.rekey", "tcpcrypt.frame.length",
-                 "tcpcrypt.frame.offset", "tcpcrypt.frame.tag", "tcpcrypt.frame.verified",
-                 "tcpcrypt.plaintext.flags", "tcpcrypt.plaintext.data"):
+    for name in ("tcpeno.tep", "tcpeno.tep.v", "tcpeno.global", "tcpeno.global.b",
+                 "tcpeno.global.a", "tcpeno.global.z", "tcpeno.global.implicit",
+                 "tcpeno.length_byte", "tcpeno.tep.data", "tcpeno.negotiated_tep",
+                 "tcpeno.status", "tcpeno.reason", "tcpeno.roles", "tcpeno.session_id",
+                 "tcpeno.conformance", "tcpeno.conformance.rfc", "tcpcrypt.init1.nonce",
+                 "tcpcrypt.init1.sym_cipher", "tcpcrypt.init1.pubkey_len", "tcpcrypt.init2.pubkey",
+                 "tcpcrypt.dialect", "tcpcrypt.nonce_offset_base", "tcpcrypt.resume.half",
+                 "tcpcrypt.resume.nonce", "tcpcrypt.frame.control.rekey", "tcpcrypt.frame.clen",
+                 "tcpcrypt.frame.generation", "tcpcrypt.frame.offset", "tcpcrypt.frame.tag",
+                 "tcpcrypt.frame.verified", "tcpcrypt.plaintext.flags.finp",
+                 "tcpcrypt.plaintext.flags.urgp", "tcpcrypt.plaintext.flags.fres",
+                 "tcpcrypt.plaintext.data"):
         assert name in FIELDS, name
+    for gone in ("tcpeno.general.b", "tcpeno.general.aa", "tcpcrypt.frame.length"):
+        assert gone not in FIELDS, gone
+    assert FIELDS["tcpcrypt.aead"].type == "uint16"
     assert value_name("tep", 0x23) == "TCPCRYPT_ECDHE_Curve25519"
     assert value_name("aead", 0x10) == "AEAD_CHACHA20_POLY1305"
-    assert value_name("aead", 0x07) == "unknown (0x07)"
-    assert set(VALUE_NAMES["eno_reason"]) >= {
-        "no-eno-in-syn", "synack-without-eno", "no-common-tep", "malformed-option",
-        "ack-without-eno", "simultaneous-open-role-conflict", "handshake-not-captured"}
+    assert value_name("aead", 0x07).startswith("unknown")
+    assert set(VALUE_NAMES["eno_reason"]) == {
+        "absent", "multiple-eno-options", "malformed-eno", "synack-without-eno",
+        "role-conflict", "no-common-tep", "ack-without-eno", "handshake-not-captured"}
     from tcpinc_analyze.wire import AEADS, FALLBACK_DESCRIPTIONS, TEP_NAMES
 
     assert {k: v for k, v in VALUE_NAMES["tep"].items()} == TEP_NAMES
