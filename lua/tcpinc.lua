@@ -433,6 +433,348 @@ local function keylog_refresh()
 end
 
 
+-- ------------------------------------------------------------------ ENO codec (RFC 8547)
+-- SYN-form contents -> suboptions, findings ({code, message}), malformed (§4.1, §4.4).
+-- Offsets (off, data_off) are relative to the option's kind byte when base is 2 or 4.
+local function parse_suboptions(contents, base)
+    local subs, findings, globals = {}, {}, 0
+    local pos, n = 1, #contents
+    while pos <= n do
+        local byte = sbyte(contents, pos)
+        if byte < 0x80 then
+            if byte <= 0x1f then
+                globals = globals + 1
+                if globals > 1 then
+                    findings[#findings + 1] = { "eno-global-repeated", sfmt("a second global suboption 0x%02x: a SYN must carry at most one; receivers ignore all but the first", byte) }
+                elseif floor(byte / 4) % 8 ~= 0 then
+                    findings[#findings + 1] = { "eno-global-reserved", sfmt("global suboption 0x%02x sets reserved z bits (must be sent as zero, ignored on receipt)", byte) }
+                end
+                subs[#subs + 1] = { kind = "global", byte = byte, off = base + pos - 1, len = 1, first = globals == 1 }
+            else
+                subs[#subs + 1] = { kind = "tep", tep = byte, byte = byte, v = false, off = base + pos - 1, len = 1, tep_off = base + pos - 1 }
+            end
+            pos = pos + 1
+        else
+            local glt = byte - 0x80
+            if glt > 0x1f then
+                subs[#subs + 1] = { kind = "tep", tep = glt, byte = byte, v = true, data = ssub(contents, pos + 1),
+                                    off = base + pos - 1, len = n - pos + 1, tep_off = base + pos - 1, data_off = base + pos }
+                pos = n + 1
+            else
+                local data_len = glt + 1
+                if pos + 1 > n then
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is the option's last byte: its %d data bytes would run past the end", byte, data_len) }
+                    return subs, findings, true
+                end
+                local tb = sbyte(contents, pos + 1)
+                if tb < 0xa0 then
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is followed by 0x%02x: expected a TEP identifier with v = 1 (0xa0-0xff)", byte, tb) }
+                    return subs, findings, true
+                end
+                local last = pos + 1 + data_len
+                if last > n then
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x announces %d data bytes but only %d remain in the option", byte, data_len, n - pos - 1) }
+                    return subs, findings, true
+                end
+                subs[#subs + 1] = { kind = "tep", tep = tb - 0x80, byte = tb, v = true, length_byte = byte,
+                                    data = ssub(contents, pos + 2, last), off = base + pos - 1,
+                                    len = last - pos + 1, tep_off = base + pos, data_off = base + pos + 1 }
+                pos = last + 1
+            end
+        end
+    end
+    return subs, findings, false
+end
+M.parse_suboptions = parse_suboptions
+
+-- kind and data (the bytes after the length byte) -> option, or nil when not ENO
+local function decode_eno(kind, data)
+    local raw = schar(kind, (#data + 2) % 256) .. data
+    if kind == 69 then
+        local subs, findings, malformed = parse_suboptions(data, 2)
+        return { encoding = "rfc", kind = kind, raw = raw, contents = data, subs = subs,
+                 findings = findings, malformed = malformed }
+    end
+    if (kind == 253 or kind == 254) and #data >= 2 and be16(data, 1) == 0x454E then
+        local contents = ssub(data, 3)
+        local subs, findings, malformed = parse_suboptions(contents, 4)
+        return { encoding = "experimental", kind = kind, raw = raw, contents = contents, subs = subs,
+                 findings = findings, malformed = malformed }
+    end
+    return nil
+end
+M.decode_eno = decode_eno
+
+local function opt_global(opt) -- the global suboption that counts: the first (§4.2)
+    for _, s in ipairs(opt.subs) do if s.kind == "global" then return s end end
+    return nil
+end
+
+local function opt_b(opt) -- explicit or implicit (0x00) b bit
+    local g = opt_global(opt)
+    return g ~= nil and g.byte % 2 == 1
+end
+
+local function opt_teps(opt)
+    local out = {}
+    for _, s in ipairs(opt.subs) do if s.kind == "tep" then out[#out + 1] = s end end
+    return out
+end
+
+-- a SYN's ENO: { options = {...}, packet }; the option that counts (none when several, §4.1)
+local function syn_option(se)
+    if se and #se.options == 1 then return se.options[1] end
+    return nil
+end
+local function syn_present(se) return se ~= nil and #se.options > 0 end
+local EMPTY_SYN = { options = {} }
+
+-- tcpcrypt's reading of its suboption data (RFC 8548 §3.2, §3.5)
+local function tcpcrypt_kind(sub)
+    if not sub.data or #sub.data < 9 then return "fresh" end
+    if #sub.data <= 17 then return "resume" end
+    return "invalid"
+end
+
+local function subs_for(opt, tep)
+    local out = {}
+    for _, s in ipairs(opt.subs) do if s.kind == "tep" and s.tep == tep then out[#out + 1] = s end end
+    return out
+end
+
+-- RFC 8547 §4.5 conditions 1-3, with tcpcrypt's data rules
+local function tep_valid(a, b, tep)
+    local as, bs = subs_for(a, tep), subs_for(b, tep)
+    if #as == 0 or #bs == 0 then return false end
+    if not TEPS[tep] then return true end
+    if #as > 1 or #bs > 1 then return false end
+    local ka, kb = tcpcrypt_kind(as[1]), tcpcrypt_kind(bs[1])
+    if ka == "invalid" or kb == "invalid" then return false end
+    return not (kb == "resume" and ka ~= "resume")
+end
+
+local function choose_tep(a, b) -- the last valid TEP in B's option
+    local chosen = nil
+    for _, s in ipairs(opt_teps(b)) do
+        if tep_valid(a, b, s.tep) then chosen = s end
+    end
+    return chosen
+end
+
+local function pre_rfc_roles(first, second, simultaneous)
+    return not simultaneous and first.encoding == "experimental" and second.encoding == "experimental"
+        and not opt_b(first) and opt_global(second) == nil
+end
+
+-- The ENO outcome with exactly one reason, most specific first (RFC 8547 §4.1-§4.6).
+-- first: the active opener's SYN (or the first bare SYN of a simultaneous open).
+local function negotiate(first, second, ack_has_eno, simultaneous, seen)
+    if not seen then return { status = "unknown", reason = "handshake-not-captured", a_is_first = true, roles = "opener" } end
+    first, second = first or EMPTY_SYN, second or EMPTY_SYN
+    if not syn_present(first) and (not simultaneous or not syn_present(second)) then
+        return { status = "absent", reason = "absent", a_is_first = true, roles = "opener" }
+    end
+    for _, se in ipairs({ first, second }) do
+        if #se.options > 1 then return { status = "fallback", reason = "multiple-eno-options", a_is_first = true, roles = "opener" } end
+    end
+    for _, se in ipairs({ first, second }) do
+        local o = syn_option(se)
+        if o and o.malformed then return { status = "fallback", reason = "malformed-eno", a_is_first = true, roles = "opener" } end
+    end
+    local of, os_ = syn_option(first), syn_option(second)
+    if not of or not os_ then
+        return { status = "fallback", reason = "synack-without-eno", a_is_first = of ~= nil, roles = "opener" }
+    end
+    local roles = "b-bit"
+    if opt_b(of) == opt_b(os_) then
+        if pre_rfc_roles(of, os_, simultaneous) then
+            roles = "pre-rfc"
+        else
+            return { status = "fallback", reason = "role-conflict", a_is_first = true, roles = "opener" }
+        end
+    end
+    local a_is_first = roles == "pre-rfc" or not opt_b(of)
+    local sa, sb = of, os_
+    if not a_is_first then sa, sb = os_, of end
+    local chosen = choose_tep(sa, sb)
+    if not chosen then
+        return { status = "fallback", reason = "no-common-tep", a_is_first = a_is_first, roles = roles }
+    end
+    local resumed = TEPS[chosen.tep] ~= nil and tcpcrypt_kind(chosen) == "resume"
+    local neg = { tep = chosen.tep, tep_byte = chosen.byte, resumed = resumed, a_is_first = a_is_first, roles = roles }
+    if ack_has_eno == nil then
+        neg.status, neg.reason = "unknown", "handshake-not-captured"
+    elseif not ack_has_eno then
+        return { status = "fallback", reason = "ack-without-eno", a_is_first = a_is_first, roles = roles }
+    else
+        neg.status = "negotiated"
+    end
+    return neg
+end
+M.negotiate = negotiate
+
+-- strict option walker: list of {kind, pos (0-based), data}, problems, bad kind
+local function walk_options(o)
+    local out, problems, bad = {}, {}, nil
+    local pos, n = 1, #o
+    while pos <= n do
+        local kind = sbyte(o, pos)
+        if kind == 0 then break end
+        if kind == 1 then
+            pos = pos + 1
+        else
+            if pos + 1 > n then
+                problems[#problems + 1] = sfmt("option kind %d has no length byte (last byte of the options)", kind)
+                bad = kind
+                break
+            end
+            local len = sbyte(o, pos + 1)
+            if len < 2 then
+                problems[#problems + 1] = sfmt("option kind %d has length %d: expected >= 2", kind, len)
+                bad = kind
+                break
+            end
+            if pos + len - 1 > n then
+                problems[#problems + 1] = sfmt("option kind %d has length %d but only %d option bytes remain", kind, len, n - pos + 1)
+                bad = kind
+                break
+            end
+            out[#out + 1] = { kind = kind, pos = pos - 1, data = ssub(o, pos + 2, pos + len - 1) }
+            pos = pos + len
+        end
+    end
+    return out, problems, bad
+end
+
+local LEGACY_OTHER = { [0x05] = true, [0x06] = true, [0x07] = true, [0x08] = true, [0x83] = true, [0x84] = true, [0x85] = true }
+
+-- kind-69 data that is the pre-2015 tcpcrypt CRYPT option, not ENO (unambiguous shapes only)
+local function looks_legacy(data, flags)
+    if #data == 0 then return false end
+    local op = sbyte(data, 1)
+    local syn, ack = floor(flags / 2) % 2 == 1, floor(flags / 16) % 2 == 1
+    if syn and not ack then return false end
+    if syn and (op == 0x41 or op == 0x42) and #data > 1 and (#data - 1) % 3 == 0 then return true end
+    if not syn and LEGACY_OTHER[op] and #data >= 2 then
+        local _, _, malformed = parse_suboptions(data, 0)
+        return malformed
+    end
+    return false
+end
+
+-- ------------------------------------------------------------------ Init messages (RFC 8548 §4.1, §5)
+-- Cut Pub off the front of rest (bytes from Pub to the message's end): key or nil, problem.
+-- The point's first byte gives its size; pubkey_len counts its two bytes or not ([ambiguous]).
+local function split_pub(rest, tep)
+    local info = TEPS[tep or 0]
+    if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
+    if not info.prefix then
+        if #rest < info.point then
+            return nil, istr(#rest) .. " bytes left for a " .. istr(info.point) .. "-byte " .. info.name .. " public key"
+        end
+        local p = ssub(rest, 1, info.point)
+        return { wire_len = info.point, point = p }, ""
+    end
+    if #rest < 3 then return nil, istr(#rest) .. " bytes left for pubkey_len and an " .. info.name .. " point" end
+    local length, first = be16(rest, 1), sbyte(rest, 3)
+    local plen = (first == 2 or first == 3) and info.point or (first == 4 and info.uncompressed) or nil
+    if not plen then
+        return nil, sfmt("the %s point starts with 0x%02x, expected 0x02/0x03 (compressed) or 0x04 (uncompressed)", info.name, first)
+    end
+    local reading = (length == plen + 2) and "whole" or (length == plen and "point") or nil
+    if not reading then
+        return nil, "pubkey_len " .. istr(length) .. " fits neither " .. istr(plen + 2) ..
+            " (length field and point) nor " .. istr(plen) .. " (point) for a " .. istr(plen) .. "-byte " .. info.name .. " point"
+    end
+    if #rest < 2 + plen then
+        return nil, istr(#rest - 2) .. " bytes left for a " .. istr(plen) .. "-byte " .. info.name .. " point"
+    end
+    return { wire_len = 2 + plen, point = ssub(rest, 3, 2 + plen), length_field = length,
+             reading = reading, compressed = first ~= 4 }, ""
+end
+
+-- Parse a complete Init message (RFC 8548 layout, else the 2016 tcpcryptd one):
+-- a table with 0-based offsets for display, findings and, on failure, failed = true.
+local function parse_init(msg, is1, tep)
+    local name = is1 and "Init1" or "Init2"
+    local m = { is1 = is1, magic = be32(msg, 1), length = be32(msg, 5), findings = {} }
+    local function add(code, text, off)
+        m.findings[#m.findings + 1] = { code, name .. ": " .. text, off }
+    end
+    local n = #msg
+    local k = is1 and sbyte(msg, 9) or 0
+    if is1 then
+        m.nciphers = k
+        if k == 0 then add("tcpcrypt-no-ciphers", "nciphers is 0, expected at least 1") end
+    end
+    local problems = {}
+    local layouts = { { 2, "rfc8548" } }
+    if tep == 0x21 or tep == 0x22 then layouts[2] = { 1, "tcpcryptd-2016" } end
+    for _, lay in ipairs(layouts) do
+        local width, dialect = lay[1], lay[2]
+        local start = is1 and (9 + width * k + 32) or (8 + width + 32) -- 0-based offset of Pub
+        if start > n then
+            problems[#problems + 1] = is1 and (istr(k) .. " ciphers and N_A need " .. istr(start) .. " bytes, message_len is " .. istr(n))
+                or ("N_B needs " .. istr(start) .. " bytes, message_len is " .. istr(n))
+        else
+            local pub, problem = split_pub(ssub(msg, start + 1), tep)
+            if not pub then
+                problems[#problems + 1] = problem
+            elseif not (dialect == "tcpcryptd-2016" and pub.compressed ~= false) then
+                m.dialect, m.width = dialect, width
+                if is1 then
+                    m.ciphers = {}
+                    for i = 1, k do
+                        local at = 9 + width * (i - 1)
+                        m.ciphers[i] = width == 2 and be16(msg, at + 1) or sbyte(msg, at + 1)
+                    end
+                    m.cipher_off = 9
+                else
+                    m.cipher = width == 2 and be16(msg, 9) or sbyte(msg, 9)
+                    m.ciphers = { m.cipher }
+                    m.cipher_off = 8
+                end
+                for i, c in ipairs(m.ciphers) do
+                    if not AEAD_KEYLEN[c] then add("tcpcrypt-unknown-aead", sfmt("unknown sym_cipher 0x%04x", c), m.cipher_off + width * (i - 1)) end
+                end
+                m.nonce_off = start - 32
+                m.nonce = ssub(msg, start - 31, start)
+                m.pub = pub
+                m.pubkey = pub.point
+                m.pub_off = start
+                m.ign_off, m.ign_len = start + pub.wire_len, n - start - pub.wire_len
+                if dialect == "rfc8548" then
+                    if pub.compressed == false then
+                        add("pubkey-uncompressed", "the public key is an uncompressed point; senders MUST use the compressed format", start + 2)
+                    end
+                    if m.ign_len > 0 then
+                        add("init-ignored-nonempty", istr(m.ign_len) .. " bytes follow the public key; senders MUST leave the ignored field empty (receivers skip them)", m.ign_off)
+                    end
+                end
+                return m
+            end
+        end
+    end
+    add("tcpcrypt-bad-pubkey", problems[1] or "no usable layout", is1 and 9 or 10)
+    m.failed = true
+    return m
+end
+M.parse_init = parse_init
+
+-- the TEP of an Init message whose SYNs were not captured: prefer a key that ends it exactly
+local function infer_tep(msg, is1)
+    if #msg < 9 then return nil end
+    local best = nil
+    for _, tep in ipairs({ 0x23, 0x24, 0x21, 0x22 }) do
+        local m = parse_init(msg, is1, tep)
+        if not m.failed then
+            if m.ign_len == 0 then return tep end
+            best = best or tep
+        end
+    end
+    return best
+end
+
 if not Proto then
     return M -- loaded by a plain Lua interpreter (unit tests of the helpers above)
 end
@@ -988,235 +1330,6 @@ end
 
 local ARROW = { ab = "A->B", ba = "B->A" }
 
--- ------------------------------------------------------------------ ENO codec (RFC 8547)
--- SYN-form contents -> suboptions, findings ({code, message}), malformed (§4.1, §4.4).
--- Offsets (off, data_off) are relative to the option's kind byte when base is 2 or 4.
-local function parse_suboptions(contents, base)
-    local subs, findings, globals = {}, {}, 0
-    local pos, n = 1, #contents
-    while pos <= n do
-        local byte = sbyte(contents, pos)
-        if byte < 0x80 then
-            if byte <= 0x1f then
-                globals = globals + 1
-                if globals > 1 then
-                    findings[#findings + 1] = { "eno-global-repeated", sfmt("a second global suboption 0x%02x: a SYN must carry at most one; receivers ignore all but the first", byte) }
-                elseif floor(byte / 4) % 8 ~= 0 then
-                    findings[#findings + 1] = { "eno-global-reserved", sfmt("global suboption 0x%02x sets reserved z bits (must be sent as zero, ignored on receipt)", byte) }
-                end
-                subs[#subs + 1] = { kind = "global", byte = byte, off = base + pos - 1, len = 1, first = globals == 1 }
-            else
-                subs[#subs + 1] = { kind = "tep", tep = byte, byte = byte, v = false, off = base + pos - 1, len = 1, tep_off = base + pos - 1 }
-            end
-            pos = pos + 1
-        else
-            local glt = byte - 0x80
-            if glt > 0x1f then
-                subs[#subs + 1] = { kind = "tep", tep = glt, byte = byte, v = true, data = ssub(contents, pos + 1),
-                                    off = base + pos - 1, len = n - pos + 1, tep_off = base + pos - 1, data_off = base + pos }
-                pos = n + 1
-            else
-                local data_len = glt + 1
-                if pos + 1 > n then
-                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is the option's last byte: its %d data bytes would run past the end", byte, data_len) }
-                    return subs, findings, true
-                end
-                local tb = sbyte(contents, pos + 1)
-                if tb < 0xa0 then
-                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is followed by 0x%02x: expected a TEP identifier with v = 1 (0xa0-0xff)", byte, tb) }
-                    return subs, findings, true
-                end
-                local last = pos + 1 + data_len
-                if last > n then
-                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x announces %d data bytes but only %d remain in the option", byte, data_len, n - pos - 1) }
-                    return subs, findings, true
-                end
-                subs[#subs + 1] = { kind = "tep", tep = tb - 0x80, byte = tb, v = true, length_byte = byte,
-                                    data = ssub(contents, pos + 2, last), off = base + pos - 1,
-                                    len = last - pos + 1, tep_off = base + pos, data_off = base + pos + 1 }
-                pos = last + 1
-            end
-        end
-    end
-    return subs, findings, false
-end
-M.parse_suboptions = parse_suboptions
-
--- kind and data (the bytes after the length byte) -> option, or nil when not ENO
-local function decode_eno(kind, data)
-    local raw = schar(kind, (#data + 2) % 256) .. data
-    if kind == 69 then
-        local subs, findings, malformed = parse_suboptions(data, 2)
-        return { encoding = "rfc", kind = kind, raw = raw, contents = data, subs = subs,
-                 findings = findings, malformed = malformed }
-    end
-    if (kind == 253 or kind == 254) and #data >= 2 and be16(data, 1) == 0x454E then
-        local contents = ssub(data, 3)
-        local subs, findings, malformed = parse_suboptions(contents, 4)
-        return { encoding = "experimental", kind = kind, raw = raw, contents = contents, subs = subs,
-                 findings = findings, malformed = malformed }
-    end
-    return nil
-end
-M.decode_eno = decode_eno
-
-local function opt_global(opt) -- the global suboption that counts: the first (§4.2)
-    for _, s in ipairs(opt.subs) do if s.kind == "global" then return s end end
-    return nil
-end
-
-local function opt_b(opt) -- explicit or implicit (0x00) b bit
-    local g = opt_global(opt)
-    return g ~= nil and g.byte % 2 == 1
-end
-
-local function opt_teps(opt)
-    local out = {}
-    for _, s in ipairs(opt.subs) do if s.kind == "tep" then out[#out + 1] = s end end
-    return out
-end
-
--- a SYN's ENO: { options = {...}, packet }; the option that counts (none when several, §4.1)
-local function syn_option(se)
-    if se and #se.options == 1 then return se.options[1] end
-    return nil
-end
-local function syn_present(se) return se ~= nil and #se.options > 0 end
-local EMPTY_SYN = { options = {} }
-
--- tcpcrypt's reading of its suboption data (RFC 8548 §3.2, §3.5)
-local function tcpcrypt_kind(sub)
-    if not sub.data or #sub.data < 9 then return "fresh" end
-    if #sub.data <= 17 then return "resume" end
-    return "invalid"
-end
-
-local function subs_for(opt, tep)
-    local out = {}
-    for _, s in ipairs(opt.subs) do if s.kind == "tep" and s.tep == tep then out[#out + 1] = s end end
-    return out
-end
-
--- RFC 8547 §4.5 conditions 1-3, with tcpcrypt's data rules
-local function tep_valid(a, b, tep)
-    local as, bs = subs_for(a, tep), subs_for(b, tep)
-    if #as == 0 or #bs == 0 then return false end
-    if not TEPS[tep] then return true end
-    if #as > 1 or #bs > 1 then return false end
-    local ka, kb = tcpcrypt_kind(as[1]), tcpcrypt_kind(bs[1])
-    if ka == "invalid" or kb == "invalid" then return false end
-    return not (kb == "resume" and ka ~= "resume")
-end
-
-local function choose_tep(a, b) -- the last valid TEP in B's option
-    local chosen = nil
-    for _, s in ipairs(opt_teps(b)) do
-        if tep_valid(a, b, s.tep) then chosen = s end
-    end
-    return chosen
-end
-
-local function pre_rfc_roles(first, second, simultaneous)
-    return not simultaneous and first.encoding == "experimental" and second.encoding == "experimental"
-        and not opt_b(first) and opt_global(second) == nil
-end
-
--- The ENO outcome with exactly one reason, most specific first (RFC 8547 §4.1-§4.6).
--- first: the active opener's SYN (or the first bare SYN of a simultaneous open).
-local function negotiate(first, second, ack_has_eno, simultaneous, seen)
-    if not seen then return { status = "unknown", reason = "handshake-not-captured", a_is_first = true, roles = "opener" } end
-    first, second = first or EMPTY_SYN, second or EMPTY_SYN
-    if not syn_present(first) and (not simultaneous or not syn_present(second)) then
-        return { status = "absent", reason = "absent", a_is_first = true, roles = "opener" }
-    end
-    for _, se in ipairs({ first, second }) do
-        if #se.options > 1 then return { status = "fallback", reason = "multiple-eno-options", a_is_first = true, roles = "opener" } end
-    end
-    for _, se in ipairs({ first, second }) do
-        local o = syn_option(se)
-        if o and o.malformed then return { status = "fallback", reason = "malformed-eno", a_is_first = true, roles = "opener" } end
-    end
-    local of, os_ = syn_option(first), syn_option(second)
-    if not of or not os_ then
-        return { status = "fallback", reason = "synack-without-eno", a_is_first = of ~= nil, roles = "opener" }
-    end
-    local roles = "b-bit"
-    if opt_b(of) == opt_b(os_) then
-        if pre_rfc_roles(of, os_, simultaneous) then
-            roles = "pre-rfc"
-        else
-            return { status = "fallback", reason = "role-conflict", a_is_first = true, roles = "opener" }
-        end
-    end
-    local a_is_first = roles == "pre-rfc" or not opt_b(of)
-    local sa, sb = of, os_
-    if not a_is_first then sa, sb = os_, of end
-    local chosen = choose_tep(sa, sb)
-    if not chosen then
-        return { status = "fallback", reason = "no-common-tep", a_is_first = a_is_first, roles = roles }
-    end
-    local resumed = TEPS[chosen.tep] ~= nil and tcpcrypt_kind(chosen) == "resume"
-    local neg = { tep = chosen.tep, tep_byte = chosen.byte, resumed = resumed, a_is_first = a_is_first, roles = roles }
-    if ack_has_eno == nil then
-        neg.status, neg.reason = "unknown", "handshake-not-captured"
-    elseif not ack_has_eno then
-        return { status = "fallback", reason = "ack-without-eno", a_is_first = a_is_first, roles = roles }
-    else
-        neg.status = "negotiated"
-    end
-    return neg
-end
-M.negotiate = negotiate
-
--- strict option walker: list of {kind, pos (0-based), data}, problems, bad kind
-local function walk_options(o)
-    local out, problems, bad = {}, {}, nil
-    local pos, n = 1, #o
-    while pos <= n do
-        local kind = sbyte(o, pos)
-        if kind == 0 then break end
-        if kind == 1 then
-            pos = pos + 1
-        else
-            if pos + 1 > n then
-                problems[#problems + 1] = sfmt("option kind %d has no length byte (last byte of the options)", kind)
-                bad = kind
-                break
-            end
-            local len = sbyte(o, pos + 1)
-            if len < 2 then
-                problems[#problems + 1] = sfmt("option kind %d has length %d: expected >= 2", kind, len)
-                bad = kind
-                break
-            end
-            if pos + len - 1 > n then
-                problems[#problems + 1] = sfmt("option kind %d has length %d but only %d option bytes remain", kind, len, n - pos + 1)
-                bad = kind
-                break
-            end
-            out[#out + 1] = { kind = kind, pos = pos - 1, data = ssub(o, pos + 2, pos + len - 1) }
-            pos = pos + len
-        end
-    end
-    return out, problems, bad
-end
-
-local LEGACY_OTHER = { [0x05] = true, [0x06] = true, [0x07] = true, [0x08] = true, [0x83] = true, [0x84] = true, [0x85] = true }
-
--- kind-69 data that is the pre-2015 tcpcrypt CRYPT option, not ENO (unambiguous shapes only)
-local function looks_legacy(data, flags)
-    if #data == 0 then return false end
-    local op = sbyte(data, 1)
-    local syn, ack = floor(flags / 2) % 2 == 1, floor(flags / 16) % 2 == 1
-    if syn and not ack then return false end
-    if syn and (op == 0x41 or op == 0x42) and #data > 1 and (#data - 1) % 3 == 0 then return true end
-    if not syn and LEGACY_OTHER[op] and #data >= 2 then
-        local _, _, malformed = parse_suboptions(data, 0)
-        return malformed
-    end
-    return false
-end
-
 -- ------------------------------------------------------------------ stream reassembly
 local SEQ_MOD, HALF = 4294967296, 2147483648
 local RECENT_WINDOW, PENDING_LIMIT = 65536, 4194304
@@ -1365,122 +1478,10 @@ function Stream:ack(ackno)
     end
 end
 
--- ------------------------------------------------------------------ Init messages (§4.1, §5)
+-- ------------------------------------------------------------------ framing states
 local S_INIT, S_FRAMES, S_RESYNC, S_DONE = 0, 1, 2, 3
 local INIT1_MAGIC, INIT2_MAGIC = 0x15101a0e, 0x097105e0
 local RESYNC_SEARCH, RESYNC_CHAIN = 65536, 3
-
--- Cut Pub off the front of rest (bytes from Pub to the message's end): key or nil, problem.
--- The point's first byte gives its size; pubkey_len counts its two bytes or not ([ambiguous]).
-local function split_pub(rest, tep)
-    local info = TEPS[tep or 0]
-    if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
-    if not info.prefix then
-        if #rest < info.point then
-            return nil, istr(#rest) .. " bytes left for a " .. istr(info.point) .. "-byte " .. info.name .. " public key"
-        end
-        local p = ssub(rest, 1, info.point)
-        return { wire_len = info.point, point = p }, ""
-    end
-    if #rest < 3 then return nil, istr(#rest) .. " bytes left for pubkey_len and an " .. info.name .. " point" end
-    local length, first = be16(rest, 1), sbyte(rest, 3)
-    local plen = (first == 2 or first == 3) and info.point or (first == 4 and info.uncompressed) or nil
-    if not plen then
-        return nil, sfmt("the %s point starts with 0x%02x, expected 0x02/0x03 (compressed) or 0x04 (uncompressed)", info.name, first)
-    end
-    local reading = (length == plen + 2) and "whole" or (length == plen and "point") or nil
-    if not reading then
-        return nil, "pubkey_len " .. istr(length) .. " fits neither " .. istr(plen + 2) ..
-            " (length field and point) nor " .. istr(plen) .. " (point) for a " .. istr(plen) .. "-byte " .. info.name .. " point"
-    end
-    if #rest < 2 + plen then
-        return nil, istr(#rest - 2) .. " bytes left for a " .. istr(plen) .. "-byte " .. info.name .. " point"
-    end
-    return { wire_len = 2 + plen, point = ssub(rest, 3, 2 + plen), length_field = length,
-             reading = reading, compressed = first ~= 4 }, ""
-end
-
--- Parse a complete Init message (RFC 8548 layout, else the 2016 tcpcryptd one):
--- a table with 0-based offsets for display, findings and, on failure, failed = true.
-local function parse_init(msg, is1, tep)
-    local name = is1 and "Init1" or "Init2"
-    local m = { is1 = is1, magic = be32(msg, 1), length = be32(msg, 5), findings = {} }
-    local function add(code, text, off)
-        m.findings[#m.findings + 1] = { code, name .. ": " .. text, off }
-    end
-    local n = #msg
-    local k = is1 and sbyte(msg, 9) or 0
-    if is1 then
-        m.nciphers = k
-        if k == 0 then add("tcpcrypt-no-ciphers", "nciphers is 0, expected at least 1") end
-    end
-    local problems = {}
-    local layouts = { { 2, "rfc8548" } }
-    if tep == 0x21 or tep == 0x22 then layouts[2] = { 1, "tcpcryptd-2016" } end
-    for _, lay in ipairs(layouts) do
-        local width, dialect = lay[1], lay[2]
-        local start = is1 and (9 + width * k + 32) or (8 + width + 32) -- 0-based offset of Pub
-        if start > n then
-            problems[#problems + 1] = is1 and (istr(k) .. " ciphers and N_A need " .. istr(start) .. " bytes, message_len is " .. istr(n))
-                or ("N_B needs " .. istr(start) .. " bytes, message_len is " .. istr(n))
-        else
-            local pub, problem = split_pub(ssub(msg, start + 1), tep)
-            if not pub then
-                problems[#problems + 1] = problem
-            elseif not (dialect == "tcpcryptd-2016" and pub.compressed ~= false) then
-                m.dialect, m.width = dialect, width
-                if is1 then
-                    m.ciphers = {}
-                    for i = 1, k do
-                        local at = 9 + width * (i - 1)
-                        m.ciphers[i] = width == 2 and be16(msg, at + 1) or sbyte(msg, at + 1)
-                    end
-                    m.cipher_off = 9
-                else
-                    m.cipher = width == 2 and be16(msg, 9) or sbyte(msg, 9)
-                    m.ciphers = { m.cipher }
-                    m.cipher_off = 8
-                end
-                for i, c in ipairs(m.ciphers) do
-                    if not AEAD_KEYLEN[c] then add("tcpcrypt-unknown-aead", sfmt("unknown sym_cipher 0x%04x", c), m.cipher_off + width * (i - 1)) end
-                end
-                m.nonce_off = start - 32
-                m.nonce = ssub(msg, start - 31, start)
-                m.pub = pub
-                m.pubkey = pub.point
-                m.pub_off = start
-                m.ign_off, m.ign_len = start + pub.wire_len, n - start - pub.wire_len
-                if dialect == "rfc8548" then
-                    if pub.compressed == false then
-                        add("pubkey-uncompressed", "the public key is an uncompressed point; senders MUST use the compressed format", start + 2)
-                    end
-                    if m.ign_len > 0 then
-                        add("init-ignored-nonempty", istr(m.ign_len) .. " bytes follow the public key; senders MUST leave the ignored field empty (receivers skip them)", m.ign_off)
-                    end
-                end
-                return m
-            end
-        end
-    end
-    add("tcpcrypt-bad-pubkey", problems[1] or "no usable layout", is1 and 9 or 10)
-    m.failed = true
-    return m
-end
-M.parse_init = parse_init
-
--- the TEP of an Init message whose SYNs were not captured: prefer a key that ends it exactly
-local function infer_tep(msg, is1)
-    if #msg < 9 then return nil end
-    local best = nil
-    for _, tep in ipairs({ 0x23, 0x24, 0x21, 0x22 }) do
-        local m = parse_init(msg, is1, tep)
-        if not m.failed then
-            if m.ign_len == 0 then return tep end
-            best = best or tep
-        end
-    end
-    return best
-end
 
 -- ------------------------------------------------------------------ rekey obligations (§3.8)
 -- From the wire alone: the rekey bit and clen are in the clear, and acknowledgment numbers
