@@ -774,6 +774,7 @@ local function infer_tep(msg, is1)
     end
     return best
 end
+M.infer_tep = infer_tep
 
 if not Proto then
     return M -- loaded by a plain Lua interpreter (unit tests of the helpers above)

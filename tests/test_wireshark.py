@@ -599,3 +599,323 @@ print("OK " .. good)
     if "NOOSSL" in proc.stdout:
         pytest.skip(f"lua-luaossl not installed for {lua}")
     assert proc.stdout.strip() == f"OK {len(lines)}"
+
+
+# ---------------------------------------------------------------- differential tests in plain Lua
+# The ENO codec, the negotiation, Init parsing, the key schedule and the key-log reader of
+# the dissector run in a plain Lua interpreter too (they sit above its Wireshark guard):
+# the same inputs go through the Python reference and each Lua version.
+
+def _random_option(rng: random.Random) -> bytes:
+    """A SYN-form ENO option, mostly well-formed, sometimes not."""
+    from tcpinc_analyze.eno import GlobalSuboption, TepSuboption, encode_option
+
+    subs: list = []
+    for _ in range(rng.randint(0, 4)):
+        roll = rng.random()
+        if roll < 0.3:
+            subs.append(GlobalSuboption(rng.choice((0x00, 0x01, 0x02, 0x03, 0x05, 0x1d))))
+        else:
+            tep = rng.choice((0x21, 0x22, 0x23, 0x24, 0x23, 0x20, 0x30))
+            if rng.random() < 0.6:
+                subs.append(TepSuboption(tep))
+            else:
+                data = rng.randbytes(rng.choice((1, 4, 9, 12, 17, 18)))
+                subs.append(TepSuboption(tep, data, True))
+    if rng.random() < 0.2:
+        subs.append(TepSuboption(rng.choice((0x21, 0x23)), rng.randbytes(rng.choice((0, 9, 14, 20)))))
+    encoding = "experimental" if rng.random() < 0.2 else "rfc"
+    raw = encode_option(subs, encoding=encoding)
+    if rng.random() < 0.08:  # a length byte followed by a bad byte, or running past the end
+        contents = bytearray(raw[2:] if encoding == "rfc" else raw[4:])
+        contents += bytes((0x80 | rng.randrange(4), rng.choice((0x23, 0xa3, 0x01))))
+        raw = (bytes((69, len(contents) + 2)) + contents if encoding == "rfc"
+               else bytes((253, len(contents) + 4)) + b"\x45\x4e" + contents)
+    return raw
+
+
+def _syn(rng: random.Random) -> list[bytes]:
+    roll = rng.random()
+    if roll < 0.1:
+        return []
+    if roll < 0.16:
+        return [_random_option(rng), _random_option(rng)]
+    return [_random_option(rng)]
+
+
+def _plausible_pair(rng: random.Random) -> tuple[list[bytes], list[bytes]]:
+    """Options a real pair of hosts might send: B answers with a TEP A offered, often
+    resuming, sometimes with the wrong b bit or the experimental encoding."""
+    from tcpinc_analyze.eno import GlobalSuboption, TepSuboption, encode_option
+
+    encoding = "experimental" if rng.random() < 0.25 else "rfc"
+    teps = rng.sample((0x21, 0x22, 0x23, 0x24), rng.randint(1, 3))
+    a_subs: list = [GlobalSuboption(rng.choice((0, 2)))] if rng.random() < 0.5 else []
+    a_subs += [TepSuboption(t, rng.randbytes(rng.choice((9, 12, 17))), True)
+               if rng.random() < 0.3 else TepSuboption(t) for t in teps]
+    pick = rng.choice(teps)
+    a_data = next(s.data for s in a_subs if isinstance(s, TepSuboption) and s.tep == pick)
+    b_subs: list = []
+    roll = rng.random()
+    if roll < 0.75:
+        b_subs.append(GlobalSuboption(1))
+    elif roll < 0.85:
+        b_subs.append(GlobalSuboption(0))
+    if a_data is not None and rng.random() < 0.7:
+        b_subs.append(TepSuboption(pick, rng.randbytes(rng.choice((9, 10, 17))), True))
+    else:
+        b_subs.append(TepSuboption(pick))
+    b_encoding = encoding if rng.random() < 0.9 else "rfc"
+    return ([encode_option(a_subs, encoding=encoding)],
+            [encode_option(b_subs, encoding=b_encoding)])
+
+
+def _eno_vectors(rng: random.Random, n: int) -> list[tuple]:
+    from tcpinc_analyze.eno import SynEno, decode_option, negotiate
+
+    out = []
+    for _ in range(n):
+        first, second = _plausible_pair(rng) if rng.random() < 0.5 else (_syn(rng), _syn(rng))
+        if rng.random() < 0.1:
+            first, second = second, first
+        ack = rng.choice((True, True, True, False, None))
+        simultaneous = rng.random() < 0.2
+        seen = rng.random() < 0.95
+
+        def syn(raws: list[bytes]) -> SynEno:
+            return SynEno(tuple(decode_option(r[0], r[2:]) for r in raws))
+
+        neg = negotiate(syn(first), syn(second), ack, simultaneous=simultaneous,
+                        handshake_seen=seen)
+        want = " ".join(str(x) for x in (
+            neg.status, neg.reason or "-", neg.tep if neg.tep is not None else "-",
+            neg.tep_byte if neg.tep_byte is not None else "-", int(neg.resumed),
+            int(neg.a_is_first), neg.roles))
+        out.append((first, second, ack, simultaneous, seen, want))
+    return out
+
+
+def _run_lua(lua: str, tmp_path: Path, body: str) -> str:
+    if shutil.which(lua) is None:
+        pytest.skip(f"{lua} not installed")
+    script = tmp_path / "run.lua"
+    script.write_text(f"local M = dofile({json.dumps(str(LUA))})\n" + body)
+    proc = subprocess.run([lua, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+LUA_VERSIONS = ["lua5.2", "lua5.3", "lua5.4"]
+
+
+@pytest.mark.parametrize("lua", LUA_VERSIONS)
+def test_lua_negotiation_matches_python(lua: str, tmp_path: Path) -> None:
+    vectors = _eno_vectors(random.Random(11), 1500)
+    lines = []
+    for first, second, ack, simultaneous, seen, _want in vectors:
+        lines.append(" ".join([",".join(r.hex() for r in first) or "-",
+                               ",".join(r.hex() for r in second) or "-",
+                               {True: "1", False: "0", None: "n"}[ack], str(int(simultaneous)),
+                               str(int(seen))]))
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    out = _run_lua(lua, tmp_path, f"""
+local function syn(field)
+  local se = {{ options = {{}} }}
+  if field == "-" then return se end
+  for h in field:gmatch("[^,]+") do
+    local raw = M.fromhex(h)
+    se.options[#se.options + 1] = M.decode_eno(raw:byte(1), raw:sub(3))
+  end
+  return se
+end
+for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
+  local w = {{}}
+  for x in line:gmatch("%S+") do w[#w + 1] = x end
+  local ack = nil
+  if w[3] == "1" then ack = true elseif w[3] == "0" then ack = false end
+  local n = M.negotiate(syn(w[1]), syn(w[2]), ack, w[4] == "1", w[5] == "1")
+  local function s(v) if v == nil then return "-" end return tostring(v) end
+  print(table.concat({{ n.status, s(n.reason), s(n.tep), s(n.tep_byte), n.resumed and "1" or "0",
+                       n.a_is_first and "1" or "0", n.roles }}, " "))
+end
+""")
+    got = out.splitlines()
+    assert len(got) == len(vectors)
+    for i, (vec, line) in enumerate(zip(vectors, got, strict=True)):
+        assert line == vec[-1], f"vector {i}: {vec[:-1]}: lua {line!r} python {vec[-1]!r}"
+
+
+@pytest.mark.parametrize("lua", LUA_VERSIONS)
+def test_lua_suboption_findings_match_python(lua: str, tmp_path: Path) -> None:
+    from tcpinc_analyze.eno import parse_suboptions
+
+    rng = random.Random(5)
+    cases = [rng.randbytes(rng.randint(0, 12)) for _ in range(400)]
+    cases += [_random_option(rng)[2:] for _ in range(400)]
+    (tmp_path / "in.txt").write_text("\n".join(c.hex() or "-" for c in cases) + "\n")
+    out = _run_lua(lua, tmp_path, f"""
+for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
+  local subs, findings, malformed = M.parse_suboptions(line == "-" and "" or M.fromhex(line), 2)
+  local codes, parts = {{}}, {{}}
+  for _, f in ipairs(findings) do codes[#codes + 1] = f[1] end
+  for _, s in ipairs(subs) do
+    if s.kind == "global" then parts[#parts + 1] = "g" .. s.byte
+    else parts[#parts + 1] = "t" .. s.tep .. (s.data and (":" .. M.tohex(s.data)) or "") end
+  end
+  print((malformed and "1" or "0") .. " " .. (#codes > 0 and table.concat(codes, ",") or "-") .. " " ..
+        (#parts > 0 and table.concat(parts, ",") or "-"))
+end
+""")
+    for case, line in zip(cases, out.splitlines(), strict=True):
+        subs, findings, malformed = parse_suboptions(case, 2)
+        parts = []
+        for s in subs:
+            if hasattr(s, "tep"):
+                parts.append(f"t{s.tep}" + (f":{s.data.hex()}" if s.data is not None else ""))
+            else:
+                parts.append(f"g{s.byte}")
+        want = (f"{int(malformed)} {','.join(f.code for f in findings) or '-'} "
+                f"{','.join(parts) or '-'}")
+        assert line == want, case.hex()
+
+
+def _init_vectors(rng: random.Random) -> list[tuple[bytes, bool, int]]:
+    from tcpinc_analyze.tcpcrypt.keyschedule import generate_keypair
+    from tcpinc_analyze.tcpcrypt.messages import Init1, Init2, encode_pub
+
+    out = []
+    for tep in (0x21, 0x22, 0x23, 0x24):
+        for reading in ("whole", "point"):
+            for compressed in (True, False):
+                if tep in (0x23, 0x24) and (reading == "point" or not compressed):
+                    continue
+                for ignored in (b"", rng.randbytes(5)):
+                    pair = generate_keypair(tep, rng, compressed=compressed)
+                    pub = encode_pub(tep, pair.public, reading)
+                    ciphers = tuple(rng.sample((1, 2, 16), rng.randint(1, 3)))
+                    out.append((Init1(ciphers, rng.randbytes(32), pub, ignored).encode(), True, tep))
+                    out.append((Init2(rng.choice(ciphers), rng.randbytes(32), pub, ignored).encode(),
+                                False, tep))
+    # the 2016 dialect: one-byte ciphers, uncompressed point behind pubkey_len
+    for tep in (0x21, 0x22):
+        pair = generate_keypair(tep, rng, compressed=False)
+        pub = (len(pair.public) + 2).to_bytes(2, "big") + pair.public
+        body = bytes((2, 1, 2)) + rng.randbytes(32) + pub
+        out.append((struct.pack(">II", 0x15101A0E, 8 + len(body)) + body, True, tep))
+        body = bytes((1,)) + rng.randbytes(32) + pub
+        out.append((struct.pack(">II", 0x097105E0, 8 + len(body)) + body, False, tep))
+    # damaged ones
+    for msg, is1, tep in list(out[:12]):
+        cut = msg[:rng.randrange(9, len(msg))]
+        out.append((cut[:4] + struct.pack(">I", len(cut)) + cut[8:], is1, tep))
+    return out
+
+
+@pytest.mark.parametrize("lua", LUA_VERSIONS)
+def test_lua_init_parsing_matches_python(lua: str, tmp_path: Path) -> None:
+    from tcpinc_analyze.tcpcrypt.messages import infer_tep, parse_init1, parse_init2
+
+    vectors = _init_vectors(random.Random(3))
+    (tmp_path / "in.txt").write_text("\n".join(f"{m.hex()} {int(i)} {t}" for m, i, t in vectors))
+    out = _run_lua(lua, tmp_path, f"""
+for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
+  local w = {{}}
+  for x in line:gmatch("%S+") do w[#w + 1] = x end
+  local msg, is1, tep = M.fromhex(w[1]), w[2] == "1", tonumber(w[3])
+  local m = M.parse_init(msg, is1, tep)
+  local codes = {{}}
+  for _, f in ipairs(m.findings) do codes[#codes + 1] = f[1] end
+  local inferred = M.infer_tep(msg, is1)
+  if m.failed then
+    print("failed " .. table.concat(codes, ",") .. " " .. tostring(inferred))
+  else
+    local ciphers = {{}}
+    for i, c in ipairs(m.ciphers) do ciphers[i] = tostring(c) end
+    print(table.concat({{ m.dialect, table.concat(ciphers, ","), M.tohex(m.nonce), M.tohex(m.pubkey),
+      tostring(m.pub.reading), tostring(m.ign_len), #codes > 0 and table.concat(codes, ",") or "-",
+      tostring(inferred) }}, " "))
+  end
+end
+""")
+    for (msg, is1, tep), line in zip(vectors, out.splitlines(), strict=True):
+        parsed, findings = (parse_init1 if is1 else parse_init2)(msg, tep)
+        inferred = infer_tep(msg, is1)
+        if parsed is None:
+            assert line.startswith("failed "), (msg.hex(), line)
+            assert line.split()[1].split(",")[-1] == findings[-1].code
+            continue
+        ciphers = parsed.sym_ciphers if is1 else (parsed.sym_cipher,)
+        want = " ".join([parsed.dialect, ",".join(map(str, ciphers)), parsed.nonce.hex(),
+                         parsed.pubkey.hex(), str(parsed.pub.length_reading if parsed.pub else None)
+                         .replace("None", "nil"), str(len(parsed.ignored)),
+                         ",".join(f.code for f in findings) or "-", str(inferred)])
+        assert line == want, msg.hex()
+
+
+@pytest.mark.parametrize("lua", LUA_VERSIONS)
+def test_lua_key_schedule_and_key_log_match_python(lua: str, tmp_path: Path) -> None:
+    from tcpinc_analyze import wire
+    from tcpinc_analyze.keylog import parse_keylog
+
+    rng = random.Random(9)
+    ss, sn, nr = rng.randbytes(32), rng.randbytes(11), rng.randbytes(12)
+    mk1 = wire.next_master_key(wire.first_master_key(ss, sn))
+    want = {
+        "ss1": wire.next_session_secret(ss).hex(),
+        "mk0": wire.first_master_key(ss, sn).hex(),
+        "kab1": wire.traffic_keys(mk1, 0x0001)[0].hex(),
+        "kba1": wire.traffic_keys(mk1, 0x0010)[1].hex(),
+        "sid": wire.session_id(0xA3, ss, sn).hex(),
+        "resume": wire.resume_identifier(ss).hex(),
+        "nonce": wire.frame_nonce(nr, 0x0123456789).hex(),
+    }
+    keylog = "\n".join([
+        "# comment", "",
+        f"TCPCRYPT_SESSION_SECRET {rng.randbytes(32).hex()} {ss.hex()}",
+        f"TCPCRYPT_MASTER_KEY {rng.randbytes(18).hex()} {rng.randbytes(32).hex().upper()}",
+        f"  TCPCRYPT_TRAFFIC_KEYS {rng.randbytes(32).hex()} {rng.randbytes(28).hex()} "
+        f"{rng.randbytes(28).hex()}\r",
+        f"TCPCRYPT_TRAFFIC_KEYS {rng.randbytes(32).hex()} {rng.randbytes(28).hex()} "
+        f"{rng.randbytes(44).hex()}",
+        f"TCPCRYPT_SESSION_SECRET {rng.randbytes(9).hex()} {ss.hex()}",
+        f"TCPCRYPT_SESSION_SECRET {rng.randbytes(32).hex()} {ss.hex()[:-1]}",
+        f"TCPCRYPT_EPHEMERAL_PRIVATE {rng.randbytes(32).hex()} {rng.randbytes(32).hex()}",
+        "TCPCRYPT_UNKNOWN_LABEL 00 11",
+        f"TCPCRYPT_MASTER_KEY {rng.randbytes(32).hex()}",
+    ]) + "\n"
+    py = parse_keylog(keylog, "k")
+    (tmp_path / "k.txt").write_text(keylog)
+    out = _run_lua(lua, tmp_path, f"""
+if not M.ossl.ok then print("NOOSSL") return end
+local function h(x) return M.fromhex(x) end
+local ss, sn, nr = h("{ss.hex()}"), h("{sn.hex()}"), h("{nr.hex()}")
+local mk0 = M.cprf(ss, "\\3" .. sn, 32)
+local mk1 = M.cprf(mk0, "\\3", 32)
+print("ss1 " .. M.tohex(M.cprf(ss, "\\1", 32)))
+print("mk0 " .. M.tohex(mk0))
+print("kab1 " .. M.tohex(M.traffic_key(mk1, 0x0001, true)))
+print("kba1 " .. M.tohex(M.traffic_key(mk1, 0x0010, false)))
+print("sid " .. M.tohex(string.char(0xa3) .. M.cprf(ss, "\\2" .. sn, 32)))
+print("resume " .. M.tohex(M.cprf(ss, "\\6", 18)))
+print("nonce " .. M.tohex(M.frame_nonce(nr, 0x0123456789)))
+local f = io.open({json.dumps(str(tmp_path / "k.txt"))}, "rb")
+M.parse_keylog_text(f:read("*a"), "k")
+f:close()
+local K = M.KEYLOG
+local function n(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end
+print("counts " .. n(K.secrets) .. " " .. n(K.masters) .. " " .. n(K.traffic) .. " " .. n(K.privates) ..
+      " " .. #K.errors .. " " .. K.unknown)
+for _, e in ipairs(K.errors) do print("error " .. e) end
+""")
+    if "NOOSSL" in out:
+        pytest.skip(f"lua-luaossl not installed for {lua}")
+    lines = out.splitlines()
+    got = dict(line.split(" ", 1) for line in lines if not line.startswith(("counts", "error")))
+    assert got == want
+    counts = next(line for line in lines if line.startswith("counts")).split()[1:]
+    assert counts == [str(len(py.session_secrets)), str(len(py.master_keys)),
+                      str(len(py.traffic_keys)), str(len(py.ephemeral_private)),
+                      str(len(py.malformed)), str(py.unknown_labels)]
+    errors = [line for line in lines if line.startswith("error ")]
+    # the same lines are skipped, named by file and line number
+    assert [e.split(":")[1] for e in errors] == [m.split(":")[1] for m in py.malformed]
