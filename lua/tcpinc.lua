@@ -352,19 +352,25 @@ local function parse_keylog_line(line)
     return label, values
 end
 
+local function keylog_store(label, values)
+    if label == "TCPCRYPT_SESSION_SECRET" then
+        KEYLOG.secrets[values[1]] = values[2]
+    elseif label == "TCPCRYPT_MASTER_KEY" then
+        KEYLOG.masters[values[1]] = values[2]
+    elseif label == "TCPCRYPT_TRAFFIC_KEYS" then
+        KEYLOG.traffic[values[1]] = { values[2], values[3] }
+    elseif label == "TCPCRYPT_EPHEMERAL_PRIVATE" then
+        KEYLOG.privates[canonical_public(values[1])] = values[2]
+    end
+end
+
 local function parse_keylog_text(text, name)
     local lineno = 0
     for line in string.gmatch(text .. "\n", "([^\r\n]*)\r?\n") do
         lineno = lineno + 1
         local label, values = parse_keylog_line(line)
-        if label == "TCPCRYPT_SESSION_SECRET" then
-            KEYLOG.secrets[values[1]] = values[2]
-        elseif label == "TCPCRYPT_MASTER_KEY" then
-            KEYLOG.masters[values[1]] = values[2]
-        elseif label == "TCPCRYPT_TRAFFIC_KEYS" then
-            KEYLOG.traffic[values[1]] = { values[2], values[3] }
-        elseif label == "TCPCRYPT_EPHEMERAL_PRIVATE" then
-            KEYLOG.privates[canonical_public(values[1])] = values[2]
+        if label then
+            keylog_store(label, values)
         elseif values then
             local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(KEYLOG.lines + lineno) ..
                 ": " .. values .. "; line skipped"
@@ -427,6 +433,20 @@ local function keylog_refresh()
             parse_keylog_text(ssub(text, 1, last_nl), path)
             KEYLOG.size = start + last_nl
             KEYLOG.generation = KEYLOG.generation + 1
+        end
+        -- a last line without its line break: taken once it is a whole valid entry (a line
+        -- still being written fails its length checks and waits for the next refresh)
+        local tail = ssub(text, (last_nl or 0) + 1)
+        if string.find(tail, "%S") then
+            local unknown = KEYLOG.unknown
+            local label, values = parse_keylog_line(tail)
+            KEYLOG.unknown = unknown
+            if label then
+                keylog_store(label, values)
+                KEYLOG.size = start + #text
+                KEYLOG.lines = KEYLOG.lines + 1
+                KEYLOG.generation = KEYLOG.generation + 1
+            end
         end
     end
     f:close()

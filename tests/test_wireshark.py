@@ -155,20 +155,13 @@ def _embedded_keylog(entry: dict) -> bool:
     return entry["capture"].endswith(".pcapng") and not entry.get("keylog")
 
 
-@needs_tshark
-@pytest.mark.tshark
-@pytest.mark.parametrize("entry", CATALOG, ids=[e["name"] for e in CATALOG])
-def test_sample_parity(entry: dict) -> None:
+def assert_parity(where_name: str, python: list[dict], got: dict, *,
+                  embedded_keylog: bool = False) -> None:
     """ENO outcome, roles, TEP, encoding, frames, rekeys, session ID and decrypted data per
-    direction agree between tshark with the plugin and the Python analyzer."""
-    expected = json.loads((SAMPLES / entry["expected"]).read_text())
-    python = py_view(entry)
-    got = lua_view(entry)
-    assert len(python) == len(expected["connections"])
-    assert len(got) == len(python), f"{entry['name']}: {sorted(got)}"
-    for exp, py in zip(expected["connections"], python, strict=True):
-        where = f"{entry['name']} connection {py['id']}"
-        assert (py["a"], py["b"]) == (exp["a"], exp["b"]), f"{where}: analyzer roles"
+    direction of every Python report agree with tshark's view of the same connection."""
+    assert len(got) == len(python), f"{where_name}: {sorted(got)}"
+    for py in python:
+        where = f"{where_name} connection {py['id']}"
         lua = got.get((py["a"], py["b"]))
         assert lua is not None, f"{where}: {py['a']} -> {py['b']} not in {list(got)}"
         eno = py["eno"]
@@ -188,7 +181,7 @@ def test_sample_parity(entry: dict) -> None:
             assert lua["codes"]["tcpcrypt-keylog-needs-ecdh"] >= 1, where
             assert lua["session_id"] is None and lua["ok"] == {"ab": 0, "ba": 0}, where
             continue
-        if _embedded_keylog(entry) and decrypted:
+        if embedded_keylog and decrypted:
             assert lua["ok"] == {"ab": 0, "ba": 0}, where
             continue
         if tc["aead"] is not None and (tc.get("init2") or decrypted):
@@ -204,6 +197,42 @@ def test_sample_parity(entry: dict) -> None:
                 f"{where}: sha256 of application data {d}")
         if tc.get("nonce_offset_base") in ("tcp-stream", "after-init"):
             assert lua["nonce_offset_base"] == {tc["nonce_offset_base"]}, where
+
+
+@needs_tshark
+@pytest.mark.tshark
+@pytest.mark.parametrize("entry", CATALOG, ids=[e["name"] for e in CATALOG])
+def test_sample_parity(entry: dict) -> None:
+    """tshark with the plugin agrees with the Python analyzer (and its decryption with the
+    sample's key log) on every connection of every sample."""
+    expected = json.loads((SAMPLES / entry["expected"]).read_text())
+    python = py_view(entry)
+    assert len(python) == len(expected["connections"])
+    for exp, py in zip(expected["connections"], python, strict=True):
+        assert (py["a"], py["b"]) == (exp["a"], exp["b"]), f"{entry['name']}: analyzer roles"
+    assert_parity(entry["name"], python, lua_view(entry),
+                  embedded_keylog=_embedded_keylog(entry))
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_resumption_from_key_log_chain_probes_the_aead(tmp_path: Path) -> None:
+    """Without the original connection in the capture, a resumed session is found through
+    the chain of a logged ss[0] (no AEAD known): both sides try the AEADs on its first
+    frame and agree on the keys, the session ID and the plaintext."""
+    entry = _entry("resumption")
+    cut = tmp_path / "resumed-only.pcap"
+    proc = subprocess.run([TSHARK, "-n", "-r", str(SAMPLES / entry["capture"]), "-Y",
+                           "tcp.stream != 0", "-w", str(cut), "-F", "pcap"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    keylog = _keylog(entry)
+    log = load_keylogs([str(keylog)], use_env=False).log
+    python = [r.to_json() for r in analyze_file(str(cut), decryption=DecryptionContext(log)).reports]
+    probed = [py for py in python if py["tcpcrypt"] and py["tcpcrypt"]["aead_probed"]]
+    assert probed, "the Python side should have probed an AEAD"
+    assert all(py["tcpcrypt"]["session_id"] for py in probed)
+    assert_parity("resumed-only", python, per_connection(tshark_fields(cut, keylog)))
 
 
 LUA_FINDINGS = ["wrong-key", "gap", "rst-no-fin-frame", "fallback-reasons",
@@ -437,7 +466,27 @@ def _mutate_pcap(data: bytes, rng: random.Random) -> bytes:
 
 
 FUZZ_SAMPLES = ["x25519-chacha20", "experimental-encoding", "fallback-reasons", "resumption",
-                "tcpcryptd-2016-http-get", "rekey-both-directions", "gap", "simultaneous-open"]
+                "tcpcryptd-2016-http-get", "rekey-both-directions", "gap", "simultaneous-open",
+                "conformance-violations", "eno-edge-cases", "p521-aes256-traffic-keys",
+                "nonce-after-init"]
+
+
+@needs_tshark
+@pytest.mark.tshark
+@pytest.mark.parametrize("entry", CATALOG, ids=[e["name"] for e in CATALOG])
+def test_full_tree_of_every_sample_has_no_lua_error(entry: dict) -> None:
+    """-V builds every tree item (display code included), in one pass and in two."""
+    keylog = _keylog(entry)
+    for extra in (["-2"], []):
+        proc = subprocess.run(
+            [TSHARK, "-n", *extra, "-V", "-X", f"lua_script:{LUA}", "-r",
+             str(SAMPLES / entry["capture"]), "-o", f"tcpcrypt.keylog_file:{keylog or ''}"],
+            capture_output=True, text=True, timeout=300)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Lua Error" not in text, text[-3000:]
+        assert "internal problem" not in text, "\n".join(
+            line for line in text.splitlines() if "internal problem" in line)
 
 
 @needs_tshark
@@ -919,3 +968,75 @@ for _, e in ipairs(K.errors) do print("error " .. e) end
     errors = [line for line in lines if line.startswith("error ")]
     # the same lines are skipped, named by file and line number
     assert [e.split(":")[1] for e in errors] == [m.split(":")[1] for m in py.malformed]
+
+
+# ---------------------------------------------------------------- key-log handling in tshark
+
+def _pcap_records(data: bytes) -> tuple[bytes, list[bytes]]:
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    records, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack(endian + "I", data[pos + 8:pos + 12])[0]
+        records.append(data[pos:pos + 16 + incl])
+        pos += 16 + incl
+    return data[:24], records
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_malformed_key_log_lines_are_skipped_and_reported(tmp_path: Path) -> None:
+    entry = _entry("x25519-chacha20")
+    good = _keylog(entry).read_text()
+    keylog = tmp_path / "mixed.keys"
+    keylog.write_text("TCPCRYPT_SESSION_SECRET 00112233 zz\n"
+                      "TCPCRYPT_TRAFFIC_KEYS " + "00" * 32 + " " + "11" * 16 + " " + "22" * 16 + "\n"
+                      + good + "TCPCRYPT_MASTER_KEY " + "00" * 32 + "\n")
+    (conn,) = per_connection(tshark_fields(SAMPLES / entry["capture"], keylog)).values()
+    (py,) = py_view(entry)
+    assert conn["codes"]["tcpcrypt-keylog-error"] == 3
+    assert conn["session_id"] == py["tcpcrypt"]["session_id"]
+    dec = py["tcpcrypt"]["decrypted"]
+    assert conn["ok"] == {d: dec[d]["ok"] for d in ("ab", "ba")}
+
+
+@needs_tshark
+@pytest.mark.tshark
+def test_key_log_is_read_again_when_it_grows(tmp_path: Path) -> None:
+    """A key log written while the capture is read (a live capture, or a pipe): frames
+    after the line appears are decrypted; a last line without its line break counts once
+    it is a whole entry."""
+    entry = _entry("x25519-chacha20")
+    line = next(x for x in _keylog(entry).read_text().splitlines()
+                if x.startswith("TCPCRYPT_SESSION_SECRET"))
+    keylog = tmp_path / "growing.keys"
+    keylog.write_text("# written by the test\nTCPCRYPT_MASTER_KEY " + "ab" * 32 + " " + "cd" * 32
+                      + "\n")
+    header, records = _pcap_records((SAMPLES / entry["capture"]).read_bytes())
+    split = 8  # the first frame (A's request) is in packet 8
+    proc = subprocess.Popen(
+        [TSHARK, "-n", "-l", "-X", f"lua_script:{LUA}", "-r", "-", "-o",
+         f"tcpcrypt.keylog_file:{keylog}", "-T", "fields", "-e", "frame.number",
+         "-e", "tcpcrypt.frame.verified", "-e", "_ws.expert.message"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(header + b"".join(records[:split]))
+    proc.stdin.flush()
+    lines = []
+    while True:  # wait until tshark has dissected packet 8 with the old key log
+        out = proc.stdout.readline().decode()
+        assert out, proc.stderr.read().decode()[-2000:] if proc.stderr else "tshark ended"
+        lines.append(out)
+        if out.split("\t")[0] == str(split):
+            break
+    with keylog.open("a") as f:
+        f.write(line)  # no line break yet: a whole entry all the same
+    proc.stdin.write(b"".join(records[split:]))
+    proc.stdin.close()
+    rest = proc.stdout.read().decode()
+    proc.wait(timeout=120)
+    lines += rest.splitlines()
+    verified = {int(x.split("\t")[0]): x.split("\t")[1] for x in lines if x.split("\t")[1:2] != [""]}
+    assert "Lua Error" not in "".join(lines)
+    assert verified.get(split, "") in ("",), "packet 8 was dissected before the key appeared"
+    later = [v for n, v in verified.items() if n > split]
+    assert later and all(v.replace("|", ",").split(",")[0] in ("1", "True") for v in later), verified
