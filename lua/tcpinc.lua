@@ -2,29 +2,40 @@
 --
 -- One file: drop it into the personal Lua plugin folder ("tshark -G folders") or run
 -- "tshark -X lua_script:tcpinc.lua". "tcpinc-analyze wireshark install" does the copying.
+-- It follows the project's wire contract (shared/spec/tcpinc-wire.md, digest v2) and the
+-- Python reference (tcpinc_analyze: wire, eno, tcpcrypt.messages, decryption) rule by rule.
 --
 --  * tcpeno: option kind 69 is registered in the "tcp.option" table; the pre-RFC
 --    experimental form (kind 253/254, ExID 0x454E) is read from Wireshark's own
 --    experimental-option fields (tcp.options.experimental.exid/.data), never by taking
---    kinds 253/254 away from Wireshark. Per connection (tcp.stream) the roles, the
---    negotiated TEP, the outcome and the fallback reason are shown as generated fields
---    on every packet, so "tcpeno.status == \"fallback\"" works as a display filter.
+--    kinds 253/254 away from Wireshark. Global suboption (b, a, z; implicit 0x00), TEP
+--    suboptions with their v bit and length bytes; roles by the b bit (the pre-RFC
+--    exception included); the negotiated TEP is the last valid one in B's option; one
+--    fallback reason per connection, in the analyzer's order. Per connection (tcp.stream)
+--    the outcome is shown as generated fields on every packet, so
+--    "tcpeno.status == \"fallback\"" works as a display filter.
 --  * tcpcrypt: a postdissector follows each direction's TCP byte stream itself
 --    (retransmissions, reordering, gaps, snaplen truncation, 32-bit wrap) and delimits
---    Init1/Init2 and frames of any size, several per segment or spanning many
---    segments; without a captured handshake the Init magic numbers are recognised.
---  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (re-read when
---    it grows); needs the Debian package lua-luaossl. Frames are decrypted, tags
---    verified, rekeys followed; plaintext becomes the data source "Decrypted tcpcrypt"
---    and application data goes to the next dissector (Decode As "tcpcrypt.port", the
---    TCP port table, TCP heuristics), with its own reassembly, so HTTP shows as HTTP.
+--    Init1/Init2 (two-byte ciphers, pubkey_len in both readings, the 2016 tcpcryptd
+--    layout) and frames of any size, several per segment or spanning many segments;
+--    without a captured handshake the Init magic numbers are recognised.
+--  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (key log v2,
+--    re-read when it grows); needs the Debian package lua-luaossl (no ECDH: an ephemeral
+--    private key alone gives a note). mk[j] key schedule, K || NR traffic keys, nonces
+--    frame_ID XOR NR with the frame-ID offset base found on each direction's first frame,
+--    rekeys, resumption through the ss chain with AEAD probing. Plaintext becomes the
+--    data source "Decrypted tcpcrypt" and application data goes to the next dissector
+--    (Decode As "tcpcrypt.port", the TCP port table, TCP heuristics), with its own
+--    reassembly, so HTTP shows as HTTP.
+--  * Conformance: broken RFC rules become expert infos carrying the analyzer's finding
+--    code, plus tcpeno.conformance / tcpeno.conformance.rfc for filters.
 --
 -- Valid on Lua 5.2 (Wireshark <= 4.2) and 5.3/5.4 (Wireshark >= 4.4): no integer
 -- division operator, no bitwise operators in the source, %d only with integers.
 -- The field declarations between the GENERATED markers come from dissectors/fields.json
 -- (python -m tcpinc_analyze.wireshark.luagen); edit the JSON, not that block.
 
-local PLUGIN_VERSION = "0.1.0"
+local PLUGIN_VERSION = "0.2.0"
 
 local M = {}            -- internals, returned when loaded outside Wireshark (tests)
 local floor = math.floor
@@ -284,7 +295,7 @@ local KEYLOG = {
 local function canonical_public(point)
     local n = #point
     if (n == 65 or n == 133) and sbyte(point, 1) == 4 then
-        local coord = (n - 1) / 2
+        local coord = floor((n - 1) / 2)
         local ylast = sbyte(point, n)
         return schar(2 + ylast % 2) .. ssub(point, 2, 1 + coord)
     end
@@ -3276,9 +3287,12 @@ end
 -- ------------------------------------------------------------------ the postdissector
 local post = Proto("tcpinc_post", "TCP-ENO/tcpcrypt state")
 
--- The first re-dissection of a packet (tshark -2's second pass, or a click in the GUI
--- once the file is read) marks the end of the capture for the analysis.
+-- tshark -2's second pass marks the end of the capture for the analysis: its first
+-- re-dissection finishes every connection. Not in the GUI, which re-dissects packets
+-- while a file is still being read or a live capture runs (holes would become gaps and
+-- frames in progress truncated); there, the FIN/RST-time checks are all there is.
 local finished = false
+local in_gui = type(gui_enabled) == "function" and gui_enabled()
 local function finish_all()
     finished = true
     local ids = {}
@@ -3292,7 +3306,7 @@ end
 
 local function post_impl(tvb, pinfo, tree)
     local visited = pinfo.visited
-    if not visited then process_packet(pinfo) elseif not finished then finish_all() end
+    if not visited then process_packet(pinfo) elseif not finished and not in_gui then finish_all() end
     local r = pkts[pinfo.number]
     if not r or not r.conn then return end
     local c = conns[r.conn]
