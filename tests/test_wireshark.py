@@ -20,8 +20,8 @@ import pytest
 
 from tcpinc_analyze.analysis.run import analyze_file
 from tcpinc_analyze.decryption import DecryptionContext
-from tcpinc_analyze.keylog import KeyLog, load_keylogs
 from tcpinc_analyze.fieldspec import EXPERTS, FIELDS, VALUE_NAMES, value_name
+from tcpinc_analyze.keylog import KeyLog, load_keylogs
 from tcpinc_analyze.synth.catalog import load_catalog
 from tcpinc_analyze.wireshark import install as ws_install
 from tcpinc_analyze.wireshark import luagen
@@ -228,7 +228,8 @@ def test_resumption_from_key_log_chain_probes_the_aead(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     keylog = _keylog(entry)
     log = load_keylogs([str(keylog)], use_env=False).log
-    python = [r.to_json() for r in analyze_file(str(cut), decryption=DecryptionContext(log)).reports]
+    result = analyze_file(str(cut), decryption=DecryptionContext(log))
+    python = [r.to_json() for r in result.reports]
     probed = [py for py in python if py["tcpcrypt"] and py["tcpcrypt"]["aead_probed"]]
     assert probed, "the Python side should have probed an AEAD"
     assert all(py["tcpcrypt"]["session_id"] for py in probed)
@@ -570,6 +571,21 @@ def test_luagen_check_detects_a_stale_file(tmp_path: Path) -> None:
     assert stale.read_text() == LUA.read_text()
 
 
+def test_generated_block_follows_the_spec_types() -> None:
+    from tcpinc_analyze.fieldspec import load_spec, spec_path
+
+    block = luagen.generate_block(load_spec(str(spec_path())))
+    assert '[0x0001] = "AEAD_AES_128_GCM"' in block
+    assert '[0x0010] = "AEAD_CHACHA20_POLY1305"' in block
+    assert '[0x23] = "TCPCRYPT_ECDHE_Curve25519"' in block
+    assert ('F["tcpcrypt.aead"] = ProtoField.uint16("tcpcrypt.aead", "AEAD", base.HEX, '
+            'VALS.aead') in block
+    assert ('F["tcpeno.global.z"] = ProtoField.uint8("tcpeno.global.z", "z (reserved)", '
+            'base.DEC, nil, 0x1c') in block
+    for gone in ("tcpeno.general", "tcpcrypt.frame.length", "tcpcrypt.init.draft_pubkey_len"):
+        assert f'"{gone}"' not in block, gone
+
+
 def test_field_spec_names_and_values() -> None:
     for name in ("tcpeno.tep", "tcpeno.tep.v", "tcpeno.global", "tcpeno.global.b",
                  "tcpeno.global.a", "tcpeno.global.z", "tcpeno.global.implicit",
@@ -672,7 +688,8 @@ def _random_option(rng: random.Random) -> bytes:
                 data = rng.randbytes(rng.choice((1, 4, 9, 12, 17, 18)))
                 subs.append(TepSuboption(tep, data, True))
     if rng.random() < 0.2:
-        subs.append(TepSuboption(rng.choice((0x21, 0x23)), rng.randbytes(rng.choice((0, 9, 14, 20)))))
+        last = rng.randbytes(rng.choice((0, 9, 14, 20)))
+        subs.append(TepSuboption(rng.choice((0x21, 0x23)), last))
     encoding = "experimental" if rng.random() < 0.2 else "rfc"
     raw = encode_option(subs, encoding=encoding)
     if rng.random() < 0.08:  # a length byte followed by a bad byte, or running past the end
@@ -811,7 +828,8 @@ for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
     if s.kind == "global" then parts[#parts + 1] = "g" .. s.byte
     else parts[#parts + 1] = "t" .. s.tep .. (s.data and (":" .. M.tohex(s.data)) or "") end
   end
-  print((malformed and "1" or "0") .. " " .. (#codes > 0 and table.concat(codes, ",") or "-") .. " " ..
+  print((malformed and "1" or "0") .. " " ..
+        (#codes > 0 and table.concat(codes, ",") or "-") .. " " ..
         (#parts > 0 and table.concat(parts, ",") or "-"))
 end
 """)
@@ -842,9 +860,10 @@ def _init_vectors(rng: random.Random) -> list[tuple[bytes, bool, int]]:
                     pair = generate_keypair(tep, rng, compressed=compressed)
                     pub = encode_pub(tep, pair.public, reading)
                     ciphers = tuple(rng.sample((1, 2, 16), rng.randint(1, 3)))
-                    out.append((Init1(ciphers, rng.randbytes(32), pub, ignored).encode(), True, tep))
-                    out.append((Init2(rng.choice(ciphers), rng.randbytes(32), pub, ignored).encode(),
-                                False, tep))
+                    init1 = Init1(ciphers, rng.randbytes(32), pub, ignored)
+                    init2 = Init2(rng.choice(ciphers), rng.randbytes(32), pub, ignored)
+                    out.append((init1.encode(), True, tep))
+                    out.append((init2.encode(), False, tep))
     # the 2016 dialect: one-byte ciphers, uncompressed point behind pubkey_len
     for tep in (0x21, 0x22):
         pair = generate_keypair(tep, rng, compressed=False)
@@ -880,7 +899,8 @@ for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
   else
     local ciphers = {{}}
     for i, c in ipairs(m.ciphers) do ciphers[i] = tostring(c) end
-    print(table.concat({{ m.dialect, table.concat(ciphers, ","), M.tohex(m.nonce), M.tohex(m.pubkey),
+    print(table.concat({{ m.dialect, table.concat(ciphers, ","), M.tohex(m.nonce),
+      M.tohex(m.pubkey),
       tostring(m.pub.reading), tostring(m.ign_len), #codes > 0 and table.concat(codes, ",") or "-",
       tostring(inferred) }}, " "))
   end
@@ -952,8 +972,8 @@ M.parse_keylog_text(f:read("*a"), "k")
 f:close()
 local K = M.KEYLOG
 local function n(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end
-print("counts " .. n(K.secrets) .. " " .. n(K.masters) .. " " .. n(K.traffic) .. " " .. n(K.privates) ..
-      " " .. #K.errors .. " " .. K.unknown)
+print("counts " .. n(K.secrets) .. " " .. n(K.masters) .. " " .. n(K.traffic) .. " " ..
+      n(K.privates) .. " " .. #K.errors .. " " .. K.unknown)
 for _, e in ipairs(K.errors) do print("error " .. e) end
 """)
     if "NOOSSL" in out:
@@ -989,7 +1009,8 @@ def test_malformed_key_log_lines_are_skipped_and_reported(tmp_path: Path) -> Non
     good = _keylog(entry).read_text()
     keylog = tmp_path / "mixed.keys"
     keylog.write_text("TCPCRYPT_SESSION_SECRET 00112233 zz\n"
-                      "TCPCRYPT_TRAFFIC_KEYS " + "00" * 32 + " " + "11" * 16 + " " + "22" * 16 + "\n"
+                      "TCPCRYPT_TRAFFIC_KEYS " + "00" * 32 + " " + "11" * 16 + " " + "22" * 16
+                      + "\n"
                       + good + "TCPCRYPT_MASTER_KEY " + "00" * 32 + "\n")
     (conn,) = per_connection(tshark_fields(SAMPLES / entry["capture"], keylog)).values()
     (py,) = py_view(entry)
@@ -1035,8 +1056,10 @@ def test_key_log_is_read_again_when_it_grows(tmp_path: Path) -> None:
     rest = proc.stdout.read().decode()
     proc.wait(timeout=120)
     lines += rest.splitlines()
-    verified = {int(x.split("\t")[0]): x.split("\t")[1] for x in lines if x.split("\t")[1:2] != [""]}
+    verified = {int(x.split("\t")[0]): x.split("\t")[1] for x in lines
+                if x.split("\t")[1:2] != [""]}
     assert "Lua Error" not in "".join(lines)
     assert verified.get(split, "") in ("",), "packet 8 was dissected before the key appeared"
     later = [v for n, v in verified.items() if n > split]
-    assert later and all(v.replace("|", ",").split(",")[0] in ("1", "True") for v in later), verified
+    assert later, verified
+    assert all(v.replace("|", ",").split(",")[0] in ("1", "True") for v in later), verified
