@@ -2,29 +2,40 @@
 --
 -- One file: drop it into the personal Lua plugin folder ("tshark -G folders") or run
 -- "tshark -X lua_script:tcpinc.lua". "tcpinc-analyze wireshark install" does the copying.
+-- It follows the project's wire contract (shared/spec/tcpinc-wire.md, digest v2) and the
+-- Python reference (tcpinc_analyze: wire, eno, tcpcrypt.messages, decryption) rule by rule.
 --
 --  * tcpeno: option kind 69 is registered in the "tcp.option" table; the pre-RFC
 --    experimental form (kind 253/254, ExID 0x454E) is read from Wireshark's own
 --    experimental-option fields (tcp.options.experimental.exid/.data), never by taking
---    kinds 253/254 away from Wireshark. Per connection (tcp.stream) the roles, the
---    negotiated TEP, the outcome and the fallback reason are shown as generated fields
---    on every packet, so "tcpeno.status == \"fallback\"" works as a display filter.
+--    kinds 253/254 away from Wireshark. Global suboption (b, a, z; implicit 0x00), TEP
+--    suboptions with their v bit and length bytes; roles by the b bit (the pre-RFC
+--    exception included); the negotiated TEP is the last valid one in B's option; one
+--    fallback reason per connection, in the analyzer's order. Per connection (tcp.stream)
+--    the outcome is shown as generated fields on every packet, so
+--    "tcpeno.status == \"fallback\"" works as a display filter.
 --  * tcpcrypt: a postdissector follows each direction's TCP byte stream itself
 --    (retransmissions, reordering, gaps, snaplen truncation, 32-bit wrap) and delimits
---    Init1/Init2 and frames of any size, several per segment or spanning many
---    segments; without a captured handshake the Init magic numbers are recognised.
---  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (re-read when
---    it grows); needs the Debian package lua-luaossl. Frames are decrypted, tags
---    verified, rekeys followed; plaintext becomes the data source "Decrypted tcpcrypt"
---    and application data goes to the next dissector (Decode As "tcpcrypt.port", the
---    TCP port table, TCP heuristics), with its own reassembly, so HTTP shows as HTTP.
+--    Init1/Init2 (two-byte ciphers, pubkey_len in both readings, the 2016 tcpcryptd
+--    layout) and frames of any size, several per segment or spanning many segments;
+--    without a captured handshake the Init magic numbers are recognised.
+--  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (key log v2,
+--    re-read when it grows); needs the Debian package lua-luaossl (no ECDH: an ephemeral
+--    private key alone gives a note). mk[j] key schedule, K || NR traffic keys, nonces
+--    frame_ID XOR NR with the frame-ID offset base found on each direction's first frame,
+--    rekeys, resumption through the ss chain with AEAD probing. Plaintext becomes the
+--    data source "Decrypted tcpcrypt" and application data goes to the next dissector
+--    (Decode As "tcpcrypt.port", the TCP port table, TCP heuristics), with its own
+--    reassembly, so HTTP shows as HTTP.
+--  * Conformance: broken RFC rules become expert infos carrying the analyzer's finding
+--    code, plus tcpeno.conformance / tcpeno.conformance.rfc for filters.
 --
 -- Valid on Lua 5.2 (Wireshark <= 4.2) and 5.3/5.4 (Wireshark >= 4.4): no integer
 -- division operator, no bitwise operators in the source, %d only with integers.
 -- The field declarations between the GENERATED markers come from dissectors/fields.json
 -- (python -m tcpinc_analyze.wireshark.luagen); edit the JSON, not that block.
 
-local PLUGIN_VERSION = "0.1.0"
+local PLUGIN_VERSION = "0.2.0"
 
 local M = {}            -- internals, returned when loaded outside Wireshark (tests)
 local floor = math.floor
@@ -110,11 +121,12 @@ local function hmac_sha256(key, msg)
     return h:final(msg)
 end
 
--- tcpcrypt's CPRF: HKDF-Expand(K, info = one constant byte, L) with SHA-256.
+-- tcpcrypt's CPRF (RFC 8548 §3.1): the first L bytes of HKDF-Expand-SHA256(K, CONST, L),
+-- CONST a byte string (one constant byte, or a constant byte followed by sn[i]).
 local function cprf(key, const, length)
     local out, block, counter = "", "", 1
     while #out < length do
-        block = hmac_sha256(key, block .. schar(const) .. schar(counter))
+        block = hmac_sha256(key, block .. const .. schar(counter))
         out = out .. block
         counter = counter + 1
     end
@@ -122,9 +134,21 @@ local function cprf(key, const, length)
 end
 M.cprf = cprf
 
-local CONST_NEXTK, CONST_SESSID, CONST_REKEY, CONST_KEY_A, CONST_KEY_B, CONST_RESUME = 1, 2, 3, 4, 5, 6
-local AEAD_KEYLEN = { [0x01] = 16, [0x02] = 32, [0x10] = 32 }
-local TEP_PUBLEN = { [0x21] = 65, [0x22] = 133, [0x23] = 32, [0x24] = 56 }
+-- RFC 8548 §4.3 constants, as the one-byte strings CPRF takes
+local C_NEXTK, C_SESSID, C_REKEY, C_KEY_A, C_KEY_B, C_RESUME = "\1", "\2", "\3", "\4", "\5", "\6"
+local K_LEN, RESUME_LEN, RESUME_HALF, RESUME_DEPTH = 32, 18, 9, 16
+-- two-byte sym_cipher identifiers (§6, §7): ae_key_len; every ae_nonce_len is 12
+local AEAD_KEYLEN = { [0x0001] = 16, [0x0002] = 32, [0x0010] = 32 }
+local AEAD_ORDER = { 0x0001, 0x0002, 0x0010 }
+local NR_LEN = 12
+-- tcpcrypt TEPs (§5): bytes of the point, whether pubkey_len precedes it, uncompressed size
+local TEPS = {
+    [0x21] = { point = 33, prefix = true, uncompressed = 65, name = "P-256" },
+    [0x22] = { point = 67, prefix = true, uncompressed = 133, name = "P-521" },
+    [0x23] = { point = 32, prefix = false, name = "X25519" },
+    [0x24] = { point = 56, prefix = false, name = "X448" },
+}
+M.TEPS, M.AEAD_KEYLEN = TEPS, AEAD_KEYLEN
 
 local function cipher_run(name, encrypt, key, iv, data)
     local c = ossl.cipher.new(name)
@@ -238,67 +262,132 @@ local function aead_open(aead, key, nonce, aad, body)
 end
 M.aead_open = aead_open
 
-local FRAME_NONCE_MAGIC = 0x44415441
-local function frame_nonce(offset) return pack_be32(FRAME_NONCE_MAGIC) .. pack_be64(offset) end
+-- N = frame_ID XOR NR, frame_ID = 4 zero bytes || offset as u64 (RFC 8548 §3.6, §4.2.3)
+local function frame_nonce(nr, offset)
+    local id = "\0\0\0\0" .. pack_be64(offset)
+    local out = {}
+    for i = 1, 12 do out[i] = schar(bxor(sbyte(id, i), sbyte(nr, i))) end
+    return table.concat(out)
+end
 M.frame_nonce = frame_nonce
 
--- ------------------------------------------------------------------ key log
+-- traffic key K || NR of generation j from mk[j] (§3.3): A->B with CONST_KEY_A
+local function traffic_key(mk, aead, ab)
+    return cprf(mk, ab and C_KEY_A or C_KEY_B, AEAD_KEYLEN[aead] + NR_LEN)
+end
+M.traffic_key = traffic_key
+
+-- ------------------------------------------------------------------ key log (digest §3)
+-- One entry per line, LABEL <hex> ...; '#' comments; malformed lines are skipped with a
+-- warning naming the line; every valid line is used. <id> is N_A (32 bytes) or the
+-- 18-byte resume[i] of a resumed session.
 local KEYLOG = {
-    secrets = {},     -- id (N_A or 9-byte resumption id) -> ss
-    traffic = {},     -- id -> {k_ab, k_ba}
-    privates = {},    -- public key -> private key
-    resume = {},      -- A's 9-byte resumption id -> {ss=, aead=}
-    path = nil, size = -1, errors = 0, first_error = nil, lines = 0, generation = 0,
+    secrets = {},     -- id -> ss
+    masters = {},     -- id -> mk[0]
+    traffic = {},     -- id -> { k_ab[0], k_ba[0] } (each K || NR)
+    privates = {},    -- canonical public key -> private key
+    path = nil, size = -1, lines = 0, generation = 0, unknown = 0,
+    errors = {},      -- messages of skipped lines
+    pending_errors = {},
 }
 
-local function add_resume_chain(ss, aead, depth)
-    if not ossl.ok then return end
-    for _ = 1, depth do
-        ss = cprf(ss, CONST_NEXTK, 32)
-        local rid = ssub(cprf(ss, CONST_RESUME, 18), 1, 9)
-        local old = KEYLOG.resume[rid]
-        if not old or (aead and not old.aead) then KEYLOG.resume[rid] = { ss = ss, aead = aead } end
+-- the key a public key is matched on: NIST points compressed (02/03 || X), others as is
+local function canonical_public(point)
+    local n = #point
+    if (n == 65 or n == 133) and sbyte(point, 1) == 4 then
+        local coord = floor((n - 1) / 2)
+        local ylast = sbyte(point, n)
+        return schar(2 + ylast % 2) .. ssub(point, 2, 1 + coord)
+    end
+    return point
+end
+M.canonical_public = canonical_public
+
+local ID_LENS = { [32] = true, [18] = true }
+local PUB_LENS = { [32] = true, [33] = true, [56] = true, [65] = true, [67] = true, [133] = true }
+local PRIV_LENS = { [32] = true, [56] = true, [66] = true }
+local TK_LENS = { [28] = true, [44] = true }
+local KEYLOG_SPECS = {
+    TCPCRYPT_EPHEMERAL_PRIVATE = { { "public key", PUB_LENS }, { "private key", PRIV_LENS } },
+    TCPCRYPT_SESSION_SECRET = { { "id", ID_LENS }, { "session secret", { [32] = true } } },
+    TCPCRYPT_MASTER_KEY = { { "id", ID_LENS }, { "master key", { [32] = true } } },
+    TCPCRYPT_TRAFFIC_KEYS = { { "id", ID_LENS }, { "k_ab", TK_LENS }, { "k_ba", TK_LENS } },
+}
+
+local function lens_text(set)
+    local l = {}
+    for n in pairs(set) do l[#l + 1] = n end
+    table.sort(l)
+    local t = {}
+    for i, n in ipairs(l) do t[i] = istr(n) end
+    return table.concat(t, " or ")
+end
+
+-- one line -> label, values; or nil, why (nil, nil for comments, blanks, unknown labels)
+local function parse_keylog_line(line)
+    line = string.match(line, "^%s*(.-)%s*$")
+    if line == "" or ssub(line, 1, 1) == "#" then return nil, nil end
+    local parts = {}
+    for w in string.gmatch(line, "%S+") do parts[#parts + 1] = w end
+    local label = parts[1]
+    local spec = KEYLOG_SPECS[label]
+    if not spec then
+        KEYLOG.unknown = KEYLOG.unknown + 1
+        return nil, nil
+    end
+    if #parts - 1 ~= #spec then
+        local names = {}
+        for i, s in ipairs(spec) do names[i] = "<" .. s[1] .. ">" end
+        return nil, label .. " takes " .. istr(#spec) .. " fields (" .. table.concat(names, " ") ..
+            "), got " .. istr(#parts - 1)
+    end
+    local values = {}
+    for i, s in ipairs(spec) do
+        local text = parts[i + 1]
+        local raw = fromhex(text)
+        if not raw then
+            local bad = string.find(text, "[^0-9a-fA-F]")
+            return nil, label .. " field " .. istr(i + 1) .. " (" .. s[1] .. "): " ..
+                (bad and ("character " .. istr(bad) .. " is not a hex digit") or
+                 ("odd number of hex digits (" .. istr(#text) .. ")"))
+        end
+        if not s[2][#raw] then
+            return nil, label .. " field " .. istr(i + 1) .. " (" .. s[1] .. ") is " .. istr(#raw) ..
+                " bytes, expected " .. lens_text(s[2])
+        end
+        values[i] = raw
+    end
+    if label == "TCPCRYPT_TRAFFIC_KEYS" and #values[2] ~= #values[3] then
+        return nil, label .. " k_ab and k_ba differ in length"
+    end
+    return label, values
+end
+
+local function keylog_store(label, values)
+    if label == "TCPCRYPT_SESSION_SECRET" then
+        KEYLOG.secrets[values[1]] = values[2]
+    elseif label == "TCPCRYPT_MASTER_KEY" then
+        KEYLOG.masters[values[1]] = values[2]
+    elseif label == "TCPCRYPT_TRAFFIC_KEYS" then
+        KEYLOG.traffic[values[1]] = { values[2], values[3] }
+    elseif label == "TCPCRYPT_EPHEMERAL_PRIVATE" then
+        KEYLOG.privates[canonical_public(values[1])] = values[2]
     end
 end
 
-local function parse_keylog_text(text)
+local function parse_keylog_text(text, name)
     local lineno = 0
     for line in string.gmatch(text .. "\n", "([^\r\n]*)\r?\n") do
         lineno = lineno + 1
-        line = string.match(line, "^%s*(.-)%s*$")
-        if line ~= "" and ssub(line, 1, 1) ~= "#" then
-            local parts = {}
-            for w in string.gmatch(line, "%S+") do parts[#parts + 1] = w end
-            local label = parts[1]
-            local bad = nil
-            if label == "TCPCRYPT_SESSION_SECRET" then
-                local id, ss = fromhex(parts[2] or ""), fromhex(parts[3] or "")
-                if #parts ~= 3 or not id or not ss or (#id ~= 32 and #id ~= 9) or #ss ~= 32 then
-                    bad = "TCPCRYPT_SESSION_SECRET takes <id (32 or 9 bytes)> <ss (32 bytes)>"
-                else
-                    KEYLOG.secrets[id] = ss
-                    add_resume_chain(ss, nil, 4)
-                end
-            elseif label == "TCPCRYPT_TRAFFIC_KEYS" then
-                local id, ka, kb = fromhex(parts[2] or ""), fromhex(parts[3] or ""), fromhex(parts[4] or "")
-                if #parts ~= 4 or not id or not ka or not kb or #ka ~= #kb or (#ka ~= 16 and #ka ~= 32) then
-                    bad = "TCPCRYPT_TRAFFIC_KEYS takes <id> <k_ab> <k_ba> (16 or 32 bytes each)"
-                else
-                    KEYLOG.traffic[id] = { ka, kb }
-                end
-            elseif label == "TCPCRYPT_EPHEMERAL_PRIVATE" then
-                local pub, priv = fromhex(parts[2] or ""), fromhex(parts[3] or "")
-                if #parts ~= 3 or not pub or not priv then
-                    bad = "TCPCRYPT_EPHEMERAL_PRIVATE takes <public key> <private key>"
-                else
-                    KEYLOG.privates[pub] = priv
-                end
-            end
-            if bad then
-                KEYLOG.errors = KEYLOG.errors + 1
-                if not KEYLOG.first_error then
-                    KEYLOG.first_error = (KEYLOG.path or "key log") .. ":" .. istr(KEYLOG.lines + lineno) .. ": " .. bad
-                end
+        local label, values = parse_keylog_line(line)
+        if label then
+            keylog_store(label, values)
+        elseif values then
+            local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(KEYLOG.lines + lineno) ..
+                ": " .. values .. "; line skipped"
+            if #KEYLOG.errors < 100 then
+                KEYLOG.errors[#KEYLOG.errors + 1] = msg
+                KEYLOG.pending_errors[#KEYLOG.pending_errors + 1] = msg
             end
         end
     end
@@ -316,22 +405,30 @@ local function keylog_path()
     return nil
 end
 
+local function keylog_reset()
+    KEYLOG.secrets, KEYLOG.masters, KEYLOG.traffic, KEYLOG.privates = {}, {}, {}, {}
+    KEYLOG.size, KEYLOG.lines, KEYLOG.unknown, KEYLOG.errors, KEYLOG.pending_errors = -1, 0, 0, {}, {}
+    KEYLOG.generation = KEYLOG.generation + 1
+end
+
+local function keylog_empty()
+    return next(KEYLOG.secrets) == nil and next(KEYLOG.masters) == nil and
+        next(KEYLOG.traffic) == nil and next(KEYLOG.privates) == nil
+end
+
 -- Read the key log again when its path changed or the file grew (new lines appended).
 local function keylog_refresh()
     local path = keylog_path()
     if path ~= KEYLOG.path then
-        KEYLOG.secrets, KEYLOG.traffic, KEYLOG.privates, KEYLOG.resume = {}, {}, {}, {}
-        KEYLOG.path, KEYLOG.size, KEYLOG.errors, KEYLOG.first_error, KEYLOG.lines = path, -1, 0, nil, 0
-        KEYLOG.generation = KEYLOG.generation + 1
+        keylog_reset()
+        KEYLOG.path = path
     end
     if not path then return end
     local f = io.open(path, "rb")
     if not f then return end
     local size = f:seek("end") or 0
     if size < KEYLOG.size then
-        -- truncated or replaced: start over
-        KEYLOG.secrets, KEYLOG.traffic, KEYLOG.privates, KEYLOG.resume = {}, {}, {}, {}
-        KEYLOG.size, KEYLOG.errors, KEYLOG.first_error, KEYLOG.lines = -1, 0, nil, 0
+        keylog_reset() -- truncated or replaced: start over
     end
     if size > KEYLOG.size then
         local start = KEYLOG.size > 0 and KEYLOG.size or 0
@@ -344,463 +441,75 @@ local function keylog_refresh()
             if c == 10 or c == 13 then last_nl = i break end
         end
         if last_nl then
-            parse_keylog_text(ssub(text, 1, last_nl))
+            parse_keylog_text(ssub(text, 1, last_nl), path)
             KEYLOG.size = start + last_nl
             KEYLOG.generation = KEYLOG.generation + 1
+        end
+        -- a last line without its line break: taken once it is a whole valid entry (a line
+        -- still being written fails its length checks and waits for the next refresh)
+        local tail = ssub(text, (last_nl or 0) + 1)
+        if string.find(tail, "%S") then
+            local unknown = KEYLOG.unknown
+            local label, values = parse_keylog_line(tail)
+            KEYLOG.unknown = unknown
+            if label then
+                keylog_store(label, values)
+                KEYLOG.size = start + #text
+                KEYLOG.lines = KEYLOG.lines + 1
+                KEYLOG.generation = KEYLOG.generation + 1
+            end
         end
     end
     f:close()
 end
 
-if not Proto then
-    return M -- loaded by a plain Lua interpreter (unit tests of the helpers above)
-end
 
--- ------------------------------------------------------------------ version checks
-local WS_MAJOR, WS_MINOR = 0, 0
-do
-    local v = (type(get_version) == "function") and get_version() or "0.0"
-    local a, b = string.match(v, "^(%d+)%.(%d+)")
-    WS_MAJOR, WS_MINOR = tonumber(a) or 0, tonumber(b) or 0
-end
-if WS_MAJOR < 3 or type(register_postdissector) ~= "function" or type(ProtoExpert) ~= "table" then
-    local msg = "tcpinc.lua needs Wireshark 3.0 or newer (this is " .. istr(WS_MAJOR) .. "." ..
-        istr(WS_MINOR) .. "); the TCP-ENO/tcpcrypt dissector is not loaded."
-    if type(report_failure) == "function" then report_failure(msg) else print(msg) end
-    return
-end
-
--- BEGIN GENERATED FIELDS (python -m tcpinc_analyze.wireshark.luagen; source: dissectors/fields.json)
--- Do not edit: change dissectors/fields.json and run the generator.
-local P = {
-    tcpeno = Proto("tcpeno", "TCP Encryption Negotiation Option (RFC 8547)"),
-    tcpcrypt = Proto("tcpcrypt", "tcpcrypt (RFC 8548)"),
-}
-local VALS = {
-    tep = {
-        [0x20] = "experimental use",
-        [0x21] = "TCPCRYPT_ECDHE_P256",
-        [0x22] = "TCPCRYPT_ECDHE_P521",
-        [0x23] = "TCPCRYPT_ECDHE_Curve25519",
-        [0x24] = "TCPCRYPT_ECDHE_Curve448",
-    },
-    aead = {
-        [0x01] = "AEAD_AES_128_GCM",
-        [0x02] = "AEAD_AES_256_GCM",
-        [0x10] = "AEAD_CHACHA20_POLY1305",
-    },
-    aa = {
-        [0x00] = "not application-aware",
-        [0x01] = "application-aware",
-        [0x02] = "reserved",
-        [0x03] = "mandatory application-aware",
-    },
-    eno_status = {
-        ["negotiated"] = "ENO succeeded: the negotiated TEP protects the connection",
-        ["fallback"] = "ENO failed: the connection fell back to plain TCP",
-        ["absent"] = "no ENO in A's SYN: plain TCP",
-        ["unknown"] = "the handshake was not captured: outcome inferred",
-    },
-    eno_reason = {
-        ["no-eno-in-syn"] = "no ENO in A's SYN (plain TCP)",
-        ["synack-without-eno"] = "B's SYN-ACK without ENO (peer lacks ENO or a middlebox stripped it)",
-        ["no-common-tep"] = "no TEP in common",
-        ["malformed-option"] = "malformed ENO option",
-        ["ack-without-eno"] = "A's first ACK without ENO",
-        ["simultaneous-open-role-conflict"] = "simultaneous-open role conflict",
-        ["handshake-not-captured"] = "handshake not captured",
-    },
-    encoding = {
-        ["rfc"] = "RFC 8547 encoding (option kind 69)",
-        ["experimental"] = "pre-RFC experimental encoding (kind 253/254, ExID 0x454E)",
-    },
-    role = {
-        ["A"] = "host A (active opener)",
-        ["B"] = "host B (passive opener)",
-    },
-    keys_from = {
-        ["session_secret"] = "TCPCRYPT_SESSION_SECRET line",
-        ["traffic_keys"] = "TCPCRYPT_TRAFFIC_KEYS line",
-        ["resumption"] = "resumption chain from a logged session secret",
-        ["private_key"] = "TCPCRYPT_EPHEMERAL_PRIVATE line (ECDH)",
-    },
-    direction = {
-        ["ab"] = "A->B",
-        ["ba"] = "B->A",
-    },
-}
-local F = {}
-F["tcpeno.kind"] = ProtoField.uint8("tcpeno.kind", "Kind", base.DEC, nil, nil, "TCP option kind: 69 (RFC) or 253/254 (experimental)")
-F["tcpeno.length"] = ProtoField.uint8("tcpeno.length", "Length", base.DEC, nil, nil, "TCP option length byte")
-F["tcpeno.exid"] = ProtoField.uint16("tcpeno.exid", "ExID", base.HEX, nil, nil, "RFC 6994 experiment identifier (0x454E for ENO)")
-F["tcpeno.option.encoding"] = ProtoField.string("tcpeno.option.encoding", "Option encoding", base.ASCII, "rfc (kind 69) or experimental (kind 253/254 + ExID)")
-F["tcpeno.suboption"] = ProtoField.none("tcpeno.suboption", "Suboption", "One ENO suboption")
-F["tcpeno.general"] = ProtoField.uint8("tcpeno.general", "General suboption", base.HEX, nil, nil, "General suboption byte 000zzaab")
-F["tcpeno.general.b"] = ProtoField.bool("tcpeno.general.b", "b (passive role)", 8, nil, 0x01, "Passive-role bit: the sender insists on being host B")
-F["tcpeno.general.aa"] = ProtoField.uint8("tcpeno.general.aa", "aa (application-aware)", base.DEC, VALS.aa, 0x06, "Application-aware bits")
-F["tcpeno.general.zz"] = ProtoField.uint8("tcpeno.general.zz", "zz (reserved)", base.DEC, nil, 0x18, "Reserved bits, must be zero")
-F["tcpeno.tep"] = ProtoField.uint8("tcpeno.tep", "TEP", base.HEX, VALS.tep, 0x7f, "TCP Encryption Protocol identifier (glt)")
-F["tcpeno.tep.v"] = ProtoField.bool("tcpeno.tep.v", "v (has data)", 8, nil, 0x80, "The TEP suboption carries data")
-F["tcpeno.length_byte"] = ProtoField.uint8("tcpeno.length_byte", "Length byte", base.HEX, nil, nil, "Length byte 100nnnnn announcing nnnnn+1 bytes of suboption data")
-F["tcpeno.length_byte.data_len"] = ProtoField.uint8("tcpeno.length_byte.data_len", "Data length", base.DEC, nil, nil, "Suboption data bytes announced by the length byte (nnnnn + 1)")
-F["tcpeno.tep.data"] = ProtoField.bytes("tcpeno.tep.data", "Suboption data", base.NONE, "TEP suboption data (tcpcrypt: resumption identifier)")
-F["tcpeno.malformed"] = ProtoField.bool("tcpeno.malformed", "Malformed", base.NONE, nil, nil, "The ENO option is malformed and ignored (ENO fails)")
-F["tcpeno.connection"] = ProtoField.none("tcpeno.connection", "ENO connection", "Per-connection ENO outcome (generated)")
-F["tcpeno.status"] = ProtoField.string("tcpeno.status", "Status", base.ASCII, "negotiated, fallback, absent or unknown")
-F["tcpeno.reason"] = ProtoField.string("tcpeno.reason", "Fallback reason", base.ASCII, "Why ENO did not succeed")
-F["tcpeno.negotiated_tep"] = ProtoField.uint8("tcpeno.negotiated_tep", "Negotiated TEP", base.HEX, VALS.tep, nil, "The TEP both hosts agreed on")
-F["tcpeno.encoding"] = ProtoField.string("tcpeno.encoding", "Encoding", base.ASCII, "Encoding of A's SYN option (rfc or experimental)")
-F["tcpeno.role"] = ProtoField.string("tcpeno.role", "Sender role", base.ASCII, "Role of this packet's sender (A or B)")
-F["tcpeno.host_a"] = ProtoField.string("tcpeno.host_a", "Host A", base.ASCII, "Host A (active opener) as ip:port, IPv6 as [addr]:port")
-F["tcpeno.host_b"] = ProtoField.string("tcpeno.host_b", "Host B", base.ASCII, "Host B (passive opener) as ip:port, IPv6 as [addr]:port")
-F["tcpeno.simultaneous_open"] = ProtoField.bool("tcpeno.simultaneous_open", "Simultaneous open", base.NONE, nil, nil, "Both hosts sent a bare SYN")
-F["tcpeno.resumed"] = ProtoField.bool("tcpeno.resumed", "Resumed session", base.NONE, nil, nil, "The negotiated TEP carried data in both SYNs (session resumption)")
-F["tcpeno.session_id"] = ProtoField.bytes("tcpeno.session_id", "Session ID", base.NONE, "TEP byte followed by the TEP's session ID (33 bytes for tcpcrypt)")
-F["tcpeno.syn_a"] = ProtoField.framenum("tcpeno.syn_a", "A's SYN", base.NONE, nil, nil, "Packet carrying A's SYN")
-F["tcpeno.syn_b"] = ProtoField.framenum("tcpeno.syn_b", "B's SYN", base.NONE, nil, nil, "Packet carrying B's SYN (normally the SYN-ACK)")
-F["tcpeno.ack_a"] = ProtoField.framenum("tcpeno.ack_a", "A's first ACK", base.NONE, nil, nil, "A's first non-SYN segment, which must carry ENO")
-F["tcpcrypt.direction"] = ProtoField.string("tcpcrypt.direction", "Direction", base.ASCII, "ab (A->B) or ba (B->A)")
-F["tcpcrypt.stream_offset"] = ProtoField.uint64("tcpcrypt.stream_offset", "Stream offset", base.DEC, nil, nil, "Offset of the message or frame in its direction's TCP stream (0 = first byte after the SYN)")
-F["tcpcrypt.segments"] = ProtoField.uint32("tcpcrypt.segments", "Segments", base.DEC, nil, nil, "TCP segments the message or frame spans")
-F["tcpcrypt.first_packet"] = ProtoField.framenum("tcpcrypt.first_packet", "First segment", base.NONE, nil, nil, "Packet holding the first byte of this message or frame")
-F["tcpcrypt.continued_in"] = ProtoField.framenum("tcpcrypt.continued_in", "Completed in", base.NONE, nil, nil, "Packet in which the message or frame starting here is complete")
-F["tcpcrypt.aead"] = ProtoField.uint8("tcpcrypt.aead", "AEAD", base.HEX, VALS.aead, nil, "Symmetric cipher chosen by B in Init2 (or inherited when resumed)")
-F["tcpcrypt.resumed"] = ProtoField.bool("tcpcrypt.resumed", "Resumed", base.NONE, nil, nil, "The session resumed an earlier one (no Init messages)")
-F["tcpcrypt.keys_from"] = ProtoField.string("tcpcrypt.keys_from", "Keys from", base.ASCII, "Key-log entry the traffic keys came from")
-F["tcpcrypt.init1"] = ProtoField.none("tcpcrypt.init1", "Init1", "A's key-exchange message")
-F["tcpcrypt.init1.magic"] = ProtoField.uint32("tcpcrypt.init1.magic", "Magic", base.HEX, nil, nil, "INIT1_MAGIC 0x15101a0e")
-F["tcpcrypt.init1.length"] = ProtoField.uint32("tcpcrypt.init1.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
-F["tcpcrypt.init1.nciphers"] = ProtoField.uint8("tcpcrypt.init1.nciphers", "Number of ciphers", base.DEC, nil, nil, "nciphers")
-F["tcpcrypt.init1.sym_cipher"] = ProtoField.uint8("tcpcrypt.init1.sym_cipher", "Offered cipher", base.HEX, VALS.aead, nil, "sym_cipher offered by A")
-F["tcpcrypt.init1.nonce"] = ProtoField.bytes("tcpcrypt.init1.nonce", "N_A", base.NONE, "A's 32-byte nonce (the key-log lookup key)")
-F["tcpcrypt.init1.pubkey"] = ProtoField.bytes("tcpcrypt.init1.pubkey", "PK_A", base.NONE, "A's ephemeral public key")
-F["tcpcrypt.init1.ignored"] = ProtoField.bytes("tcpcrypt.init1.ignored", "Ignored bytes", base.NONE, "Bytes after the public key, to be ignored")
-F["tcpcrypt.init2"] = ProtoField.none("tcpcrypt.init2", "Init2", "B's key-exchange message")
-F["tcpcrypt.init2.magic"] = ProtoField.uint32("tcpcrypt.init2.magic", "Magic", base.HEX, nil, nil, "INIT2_MAGIC 0x097105e0")
-F["tcpcrypt.init2.length"] = ProtoField.uint32("tcpcrypt.init2.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
-F["tcpcrypt.init2.sym_cipher"] = ProtoField.uint8("tcpcrypt.init2.sym_cipher", "Chosen cipher", base.HEX, VALS.aead, nil, "sym_cipher chosen by B")
-F["tcpcrypt.init2.nonce"] = ProtoField.bytes("tcpcrypt.init2.nonce", "N_B", base.NONE, "B's 32-byte nonce")
-F["tcpcrypt.init2.pubkey"] = ProtoField.bytes("tcpcrypt.init2.pubkey", "PK_B", base.NONE, "B's ephemeral public key")
-F["tcpcrypt.init2.ignored"] = ProtoField.bytes("tcpcrypt.init2.ignored", "Ignored bytes", base.NONE, "Bytes after the public key, to be ignored")
-F["tcpcrypt.init.draft_pubkey_len"] = ProtoField.uint16("tcpcrypt.init.draft_pubkey_len", "Draft public-key length", base.DEC, nil, nil, "2-byte length before the public key in the pre-RFC draft layout (2016 tcpcryptd)")
-F["tcpcrypt.frame"] = ProtoField.none("tcpcrypt.frame", "Frame", "One encryption frame")
-F["tcpcrypt.frame.number"] = ProtoField.uint32("tcpcrypt.frame.number", "Frame number", base.DEC, nil, nil, "1-based index of the frame in its direction")
-F["tcpcrypt.frame.control"] = ProtoField.uint8("tcpcrypt.frame.control", "Control", base.HEX, nil, nil, "Frame control byte")
-F["tcpcrypt.frame.control.rekey"] = ProtoField.bool("tcpcrypt.frame.control.rekey", "Rekey", 8, nil, 0x01, "The sender switched to its next key generation with this frame")
-F["tcpcrypt.frame.control.reserved"] = ProtoField.uint8("tcpcrypt.frame.control.reserved", "Reserved", base.HEX, nil, 0xfe, "Reserved control bits")
-F["tcpcrypt.frame.length"] = ProtoField.uint16("tcpcrypt.frame.length", "Length", base.DEC, nil, nil, "Ciphertext length including the 16-byte tag")
-F["tcpcrypt.frame.offset"] = ProtoField.uint64("tcpcrypt.frame.offset", "Nonce offset", base.DEC, nil, nil, "Offset of the control byte from the first byte after the key-exchange message (the nonce counter)")
-F["tcpcrypt.frame.nonce"] = ProtoField.bytes("tcpcrypt.frame.nonce", "Nonce", base.NONE, "AEAD nonce FRAME_NONCE_MAGIC || offset")
-F["tcpcrypt.frame.key_generation"] = ProtoField.uint32("tcpcrypt.frame.key_generation", "Key generation", base.DEC, nil, nil, "Number of rekeys in this direction up to and including this frame")
-F["tcpcrypt.frame.ciphertext"] = ProtoField.bytes("tcpcrypt.frame.ciphertext", "Ciphertext", base.NONE, "Encrypted plaintext (without the tag)")
-F["tcpcrypt.frame.tag"] = ProtoField.bytes("tcpcrypt.frame.tag", "Tag", base.NONE, "16-byte AEAD authentication tag")
-F["tcpcrypt.frame.verified"] = ProtoField.bool("tcpcrypt.frame.verified", "Verified", base.NONE, nil, nil, "The tag authenticates with the key from the key log")
-F["tcpcrypt.plaintext"] = ProtoField.none("tcpcrypt.plaintext", "Plaintext", "The decrypted frame")
-F["tcpcrypt.plaintext.flags"] = ProtoField.uint8("tcpcrypt.plaintext.flags", "Flags", base.HEX, nil, nil, "Plaintext flags byte")
-F["tcpcrypt.plaintext.flags.fin"] = ProtoField.bool("tcpcrypt.plaintext.flags.fin", "FIN", 8, nil, 0x01, "The sender's data ends with this frame")
-F["tcpcrypt.plaintext.flags.urgent"] = ProtoField.bool("tcpcrypt.plaintext.flags.urgent", "URGENT", 8, nil, 0x02, "A 2-byte urgent offset follows")
-F["tcpcrypt.plaintext.flags.reserved"] = ProtoField.uint8("tcpcrypt.plaintext.flags.reserved", "Reserved", base.HEX, nil, 0xfc, "Reserved plaintext flag bits")
-F["tcpcrypt.plaintext.urgent"] = ProtoField.uint16("tcpcrypt.plaintext.urgent", "Urgent offset", base.DEC, nil, nil, "Urgent offset (present with the URGENT flag)")
-F["tcpcrypt.plaintext.data"] = ProtoField.bytes("tcpcrypt.plaintext.data", "Application data", base.NONE, "Decrypted application data")
-F["tcpcrypt.plaintext.data_len"] = ProtoField.uint32("tcpcrypt.plaintext.data_len", "Application data length", base.DEC, nil, nil, "Bytes of decrypted application data")
-P.tcpeno.fields = {
-    F["tcpeno.kind"],
-    F["tcpeno.length"],
-    F["tcpeno.exid"],
-    F["tcpeno.option.encoding"],
-    F["tcpeno.suboption"],
-    F["tcpeno.general"],
-    F["tcpeno.general.b"],
-    F["tcpeno.general.aa"],
-    F["tcpeno.general.zz"],
-    F["tcpeno.tep"],
-    F["tcpeno.tep.v"],
-    F["tcpeno.length_byte"],
-    F["tcpeno.length_byte.data_len"],
-    F["tcpeno.tep.data"],
-    F["tcpeno.malformed"],
-    F["tcpeno.connection"],
-    F["tcpeno.status"],
-    F["tcpeno.reason"],
-    F["tcpeno.negotiated_tep"],
-    F["tcpeno.encoding"],
-    F["tcpeno.role"],
-    F["tcpeno.host_a"],
-    F["tcpeno.host_b"],
-    F["tcpeno.simultaneous_open"],
-    F["tcpeno.resumed"],
-    F["tcpeno.session_id"],
-    F["tcpeno.syn_a"],
-    F["tcpeno.syn_b"],
-    F["tcpeno.ack_a"],
-}
-P.tcpcrypt.fields = {
-    F["tcpcrypt.direction"],
-    F["tcpcrypt.stream_offset"],
-    F["tcpcrypt.segments"],
-    F["tcpcrypt.first_packet"],
-    F["tcpcrypt.continued_in"],
-    F["tcpcrypt.aead"],
-    F["tcpcrypt.resumed"],
-    F["tcpcrypt.keys_from"],
-    F["tcpcrypt.init1"],
-    F["tcpcrypt.init1.magic"],
-    F["tcpcrypt.init1.length"],
-    F["tcpcrypt.init1.nciphers"],
-    F["tcpcrypt.init1.sym_cipher"],
-    F["tcpcrypt.init1.nonce"],
-    F["tcpcrypt.init1.pubkey"],
-    F["tcpcrypt.init1.ignored"],
-    F["tcpcrypt.init2"],
-    F["tcpcrypt.init2.magic"],
-    F["tcpcrypt.init2.length"],
-    F["tcpcrypt.init2.sym_cipher"],
-    F["tcpcrypt.init2.nonce"],
-    F["tcpcrypt.init2.pubkey"],
-    F["tcpcrypt.init2.ignored"],
-    F["tcpcrypt.init.draft_pubkey_len"],
-    F["tcpcrypt.frame"],
-    F["tcpcrypt.frame.number"],
-    F["tcpcrypt.frame.control"],
-    F["tcpcrypt.frame.control.rekey"],
-    F["tcpcrypt.frame.control.reserved"],
-    F["tcpcrypt.frame.length"],
-    F["tcpcrypt.frame.offset"],
-    F["tcpcrypt.frame.nonce"],
-    F["tcpcrypt.frame.key_generation"],
-    F["tcpcrypt.frame.ciphertext"],
-    F["tcpcrypt.frame.tag"],
-    F["tcpcrypt.frame.verified"],
-    F["tcpcrypt.plaintext"],
-    F["tcpcrypt.plaintext.flags"],
-    F["tcpcrypt.plaintext.flags.fin"],
-    F["tcpcrypt.plaintext.flags.urgent"],
-    F["tcpcrypt.plaintext.flags.reserved"],
-    F["tcpcrypt.plaintext.urgent"],
-    F["tcpcrypt.plaintext.data"],
-    F["tcpcrypt.plaintext.data_len"],
-}
-local function xgroup(name)
-    return expert.group[name] or expert.group.PROTOCOL
-end
-local E = {}
-local EXPERT_DEFS = {}
-EXPERT_DEFS["eno-malformed"] = { protocol = "tcpeno", group = "malformed", severity = "error" }
-E["eno-malformed"] = ProtoExpert.new("tcpeno.expert.eno_malformed", "Malformed ENO option: ignored, ENO fails", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["eno-extra-general"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-extra-general"] = ProtoExpert.new("tcpeno.expert.eno_extra_general", "Further general suboption ignored (only the first counts)", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["eno-zz-set"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-zz-set"] = ProtoExpert.new("tcpeno.expert.eno_zz_set", "Reserved zz bits set in the general suboption", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["eno-aa-reserved"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
-E["eno-aa-reserved"] = ProtoExpert.new("tcpeno.expert.eno_aa_reserved", "Application-aware bits use the reserved value 10", xgroup("PROTOCOL"), expert.severity.NOTE)
-EXPERT_DEFS["eno-duplicate"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
-E["eno-duplicate"] = ProtoExpert.new("tcpeno.expert.eno_duplicate", "More than one ENO option in one segment; the first counts", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["eno-experimental"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
-E["eno-experimental"] = ProtoExpert.new("tcpeno.expert.eno_experimental", "ENO in the pre-RFC experimental encoding (kind 253/254, ExID 0x454E)", xgroup("DEPRECATED"), expert.severity.NOTE)
-EXPERT_DEFS["eno-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
-E["eno-fallback"] = ProtoExpert.new("tcpeno.expert.eno_fallback", "ENO fell back to plain TCP", xgroup("PROTOCOL"), expert.severity.NOTE)
-EXPERT_DEFS["tcp-option-malformed"] = { protocol = "tcpeno", group = "malformed", severity = "warn" }
-E["tcp-option-malformed"] = ProtoExpert.new("tcpeno.expert.tcp_option_malformed", "Malformed TCP option", xgroup("MALFORMED"), expert.severity.WARN)
-EXPERT_DEFS["handshake-not-captured"] = { protocol = "tcpeno", group = "sequence", severity = "note" }
-E["handshake-not-captured"] = ProtoExpert.new("tcpeno.expert.handshake_not_captured", "Handshake not captured: roles and ENO outcome are inferred", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["legacy-tcpcrypt-option"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
-E["legacy-tcpcrypt-option"] = ProtoExpert.new("tcpeno.expert.legacy_tcpcrypt_option", "Kind 69 used as the pre-2015 tcpcrypt CRYPT option, not ENO", xgroup("DEPRECATED"), expert.severity.NOTE)
-EXPERT_DEFS["tcp-gap"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
-E["tcp-gap"] = ProtoExpert.new("tcpcrypt.expert.tcp_gap", "Bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
-EXPERT_DEFS["tcp-retransmission"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
-E["tcp-retransmission"] = ProtoExpert.new("tcpcrypt.expert.tcp_retransmission", "Retransmitted bytes (already seen)", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcp-out-of-order"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
-E["tcp-out-of-order"] = ProtoExpert.new("tcpcrypt.expert.tcp_out_of_order", "Out-of-order segment buffered", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcp-overlap-conflict"] = { protocol = "tcpcrypt", group = "security", severity = "warn" }
-E["tcp-overlap-conflict"] = ProtoExpert.new("tcpcrypt.expert.tcp_overlap_conflict", "Retransmitted bytes differ from the first copy (possible injection; the first copy is used)", xgroup("SECURITY"), expert.severity.WARN)
-EXPERT_DEFS["packet-truncated"] = { protocol = "tcpcrypt", group = "malformed", severity = "note" }
-E["packet-truncated"] = ProtoExpert.new("tcpcrypt.expert.packet_truncated", "Payload truncated by the snapshot length", xgroup("MALFORMED"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-bad-magic"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-bad-magic"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_magic", "Stream does not start with the expected Init magic", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-bad-length"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-bad-length"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_length", "Init message_len out of range", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-truncated"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-truncated"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_truncated", "Init message too short for its fields", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-no-ciphers"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-no-ciphers"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_ciphers", "Init1 offers no cipher", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-unknown-aead"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-unknown-aead"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_unknown_aead", "Unknown sym_cipher", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-aead-not-offered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
-E["tcpcrypt-aead-not-offered"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_aead_not_offered", "B chose a cipher A did not offer", xgroup("PROTOCOL"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-unknown-tep"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
-E["tcpcrypt-unknown-tep"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_unknown_tep", "TEP is not a tcpcrypt TEP", xgroup("PROTOCOL"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-short-pubkey"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-short-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_pubkey", "Init message too short for the TEP's public key", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-bad-pubkey"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-bad-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_pubkey", "Public key does not start like an uncompressed point (0x04)", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-draft-layout"] = { protocol = "tcpcrypt", group = "deprecated", severity = "warn" }
-E["tcpcrypt-draft-layout"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_draft_layout", "Init message uses the pre-RFC draft layout (2-byte public-key length, 2016 tcpcryptd)", xgroup("DEPRECATED"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-init-incomplete"] = { protocol = "tcpcrypt", group = "reassemble", severity = "error" }
-E["tcpcrypt-init-incomplete"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_init_incomplete", "Init message incomplete (gap or end of capture)", xgroup("REASSEMBLE"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-short-frame"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
-E["tcpcrypt-short-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_frame", "Frame length cannot hold a tag and flags: resynchronising", xgroup("MALFORMED"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-control-reserved"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-control-reserved"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_control_reserved", "Frame control sets reserved bits", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-frame-lost"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
-E["tcpcrypt-frame-lost"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_frame_lost", "Frame cut by bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-frame-truncated"] = { protocol = "tcpcrypt", group = "reassemble", severity = "warn" }
-E["tcpcrypt-frame-truncated"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_frame_truncated", "Stream ends inside a frame", xgroup("REASSEMBLE"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-resync"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
-E["tcpcrypt-resync"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_resync", "Resynchronised at a frame boundary after skipping bytes", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-resync-failed"] = { protocol = "tcpcrypt", group = "sequence", severity = "error" }
-E["tcpcrypt-resync-failed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_resync_failed", "No frame boundary found: the rest of the direction is not delimited", xgroup("SEQUENCE"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-after-fallback"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-after-fallback"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_after_fallback", "tcpcrypt Init1 although ENO fell back", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-auth-failed"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
-E["tcpcrypt-auth-failed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_auth_failed", "Frame does not authenticate with the logged key", xgroup("DECRYPTION"), expert.severity.ERROR)
-EXPERT_DEFS["tcpcrypt-no-fin-frame"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
-E["tcpcrypt-no-fin-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_fin_frame", "Direction ended without a FIN-flagged frame: possibly truncated", xgroup("SEQUENCE"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-plaintext-reserved"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
-E["tcpcrypt-plaintext-reserved"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_plaintext_reserved", "Plaintext flags set reserved bits", xgroup("PROTOCOL"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-decrypted"] = { protocol = "tcpcrypt", group = "decryption", severity = "chat" }
-E["tcpcrypt-decrypted"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_decrypted", "Frame decrypted and verified", xgroup("DECRYPTION"), expert.severity.CHAT)
-EXPERT_DEFS["tcpcrypt-no-keys"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
-E["tcpcrypt-no-keys"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_keys", "No key-log entry for this session: frames are not decrypted", xgroup("DECRYPTION"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-keylog-needs-ecdh"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
-E["tcpcrypt-keylog-needs-ecdh"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_needs_ecdh", "Key log has only an ephemeral private key for this session: ECDH is not available in Lua; use tcpinc-analyze to decrypt", xgroup("DECRYPTION"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-no-luaossl"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
-E["tcpcrypt-no-luaossl"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_luaossl", "Decryption needs the lua-luaossl package (openssl.cipher, openssl.hmac), which could not be loaded", xgroup("DECRYPTION"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-keylog-error"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
-E["tcpcrypt-keylog-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_error", "Malformed key-log line skipped", xgroup("DECRYPTION"), expert.severity.WARN)
-EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", severity = "warn" }
-E["tcpcrypt-lua-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_lua_error", "Internal dissector problem caught (please report)", xgroup("DEBUG"), expert.severity.WARN)
-P.tcpeno.experts = {
-    E["eno-malformed"],
-    E["eno-extra-general"],
-    E["eno-zz-set"],
-    E["eno-aa-reserved"],
-    E["eno-duplicate"],
-    E["eno-experimental"],
-    E["eno-fallback"],
-    E["tcp-option-malformed"],
-    E["handshake-not-captured"],
-    E["legacy-tcpcrypt-option"],
-}
-P.tcpcrypt.experts = {
-    E["tcp-gap"],
-    E["tcp-retransmission"],
-    E["tcp-out-of-order"],
-    E["tcp-overlap-conflict"],
-    E["packet-truncated"],
-    E["tcpcrypt-bad-magic"],
-    E["tcpcrypt-bad-length"],
-    E["tcpcrypt-truncated"],
-    E["tcpcrypt-no-ciphers"],
-    E["tcpcrypt-unknown-aead"],
-    E["tcpcrypt-aead-not-offered"],
-    E["tcpcrypt-unknown-tep"],
-    E["tcpcrypt-short-pubkey"],
-    E["tcpcrypt-bad-pubkey"],
-    E["tcpcrypt-draft-layout"],
-    E["tcpcrypt-init-incomplete"],
-    E["tcpcrypt-short-frame"],
-    E["tcpcrypt-control-reserved"],
-    E["tcpcrypt-frame-lost"],
-    E["tcpcrypt-frame-truncated"],
-    E["tcpcrypt-resync"],
-    E["tcpcrypt-resync-failed"],
-    E["tcpcrypt-after-fallback"],
-    E["tcpcrypt-auth-failed"],
-    E["tcpcrypt-no-fin-frame"],
-    E["tcpcrypt-plaintext-reserved"],
-    E["tcpcrypt-decrypted"],
-    E["tcpcrypt-no-keys"],
-    E["tcpcrypt-keylog-needs-ecdh"],
-    E["tcpcrypt-no-luaossl"],
-    E["tcpcrypt-keylog-error"],
-    E["tcpcrypt-lua-error"],
-}
--- END GENERATED FIELDS
-
-local p_eno, p_tc = P.tcpeno, P.tcpcrypt
-
-
--- ------------------------------------------------------------------ preferences
-p_tc.prefs.keylog_file = Pref.string("Key log file", "",
-    "tcpcrypt key log (TCPCRYPT_SESSION_SECRET / TCPCRYPT_TRAFFIC_KEYS lines); " ..
-    "default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read when it grows.")
-p_tc.prefs.decrypt = Pref.bool("Decrypt frames", true, "Decrypt and verify frames with the key log")
-p_tc.prefs.handoff = Pref.bool("Dissect application data", true,
-    "Hand decrypted application data to the next dissector (Decode As, TCP ports, heuristics)")
-
-function p_tc.prefs_changed()
-    keylog_pref_path = p_tc.prefs.keylog_file or ""
-end
-
--- ------------------------------------------------------------------ state
-local conns = {}   -- tcp.stream -> connection state
-local pkts = {}    -- frame number -> per-packet record (filled on the first pass only)
-local cur_packet = 0
-
-local function prec(num)
-    local r = pkts[num]
-    if not r then
-        r = { pdus = {}, experts = {} }
-        pkts[num] = r
-    end
-    return r
-end
-
-local function note(packet, code, msg)
-    local r = prec(packet or cur_packet)
-    if #r.experts < 64 then r.experts[#r.experts + 1] = { code = code, msg = msg } end
-end
-
-local ARROW = { ab = "A->B", ba = "B->A" }
-
--- ------------------------------------------------------------------ ENO codec
+-- ------------------------------------------------------------------ ENO codec (RFC 8547)
+-- SYN-form contents -> suboptions, findings ({code, message}), malformed (§4.1, §4.4).
+-- Offsets (off, data_off) are relative to the option's kind byte when base is 2 or 4.
 local function parse_suboptions(contents, base)
-    local subs, findings, generals = {}, {}, 0
+    local subs, findings, globals = {}, {}, 0
     local pos, n = 1, #contents
     while pos <= n do
-        local cs = sbyte(contents, pos)
-        if cs < 0x80 then
-            if cs <= 0x1f then
-                generals = generals + 1
-                subs[#subs + 1] = { kind = "general", cs = cs, off = base + pos - 1, len = 1 }
-                if generals > 1 then
-                    findings[#findings + 1] = { "eno-extra-general", sfmt("further general suboption 0x%02x is ignored (only the first counts)", cs) }
+        local byte = sbyte(contents, pos)
+        if byte < 0x80 then
+            if byte <= 0x1f then
+                globals = globals + 1
+                if globals > 1 then
+                    findings[#findings + 1] = { "eno-global-repeated", sfmt("a second global suboption 0x%02x: a SYN must carry at most one; receivers ignore all but the first", byte) }
+                elseif floor(byte / 4) % 8 ~= 0 then
+                    findings[#findings + 1] = { "eno-global-reserved", sfmt("global suboption 0x%02x sets reserved z bits (must be sent as zero, ignored on receipt)", byte) }
                 end
-                if floor(cs / 8) % 4 ~= 0 then
-                    findings[#findings + 1] = { "eno-zz-set", sfmt("reserved zz bits set in general suboption 0x%02x", cs) }
-                end
-                if floor(cs / 2) % 4 == 2 then
-                    findings[#findings + 1] = { "eno-aa-reserved", "application-aware bits use the reserved value 10" }
-                end
+                subs[#subs + 1] = { kind = "global", byte = byte, off = base + pos - 1, len = 1, first = globals == 1 }
             else
-                subs[#subs + 1] = { kind = "tep", tep = cs, off = base + pos - 1, len = 1 }
+                subs[#subs + 1] = { kind = "tep", tep = byte, byte = byte, v = false, off = base + pos - 1, len = 1, tep_off = base + pos - 1 }
             end
             pos = pos + 1
         else
-            local glt = cs - 0x80
+            local glt = byte - 0x80
             if glt > 0x1f then
-                subs[#subs + 1] = { kind = "tep", tep = glt, v = true, data = ssub(contents, pos + 1),
-                                    off = base + pos - 1, len = n - pos + 1, data_off = base + pos }
+                subs[#subs + 1] = { kind = "tep", tep = glt, byte = byte, v = true, data = ssub(contents, pos + 1),
+                                    off = base + pos - 1, len = n - pos + 1, tep_off = base + pos - 1, data_off = base + pos }
                 pos = n + 1
             else
                 local data_len = glt + 1
                 if pos + 1 > n then
-                    findings[#findings + 1] = { "eno-malformed", sfmt("length byte 0x%02x is the last byte: expected a TEP identifier with v=1 after it", cs) }
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is the option's last byte: its %d data bytes would run past the end", byte, data_len) }
                     return subs, findings, true
                 end
                 local tb = sbyte(contents, pos + 1)
-                if tb < 0x80 or tb - 0x80 <= 0x1f then
-                    findings[#findings + 1] = { "eno-malformed", sfmt("length byte 0x%02x is followed by 0x%02x: expected a TEP identifier with v=1", cs, tb) }
+                if tb < 0xa0 then
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x is followed by 0x%02x: expected a TEP identifier with v = 1 (0xa0-0xff)", byte, tb) }
                     return subs, findings, true
                 end
                 local last = pos + 1 + data_len
                 if last > n then
-                    findings[#findings + 1] = { "eno-malformed", sfmt("length byte 0x%02x announces %d data bytes but only %d remain in the option", cs, data_len, n - pos - 1) }
+                    findings[#findings + 1] = { "eno-length-byte", sfmt("length byte 0x%02x announces %d data bytes but only %d remain in the option", byte, data_len, n - pos - 1) }
                     return subs, findings, true
                 end
-                subs[#subs + 1] = { kind = "tep", tep = tb - 0x80, v = true, length_byte = cs,
+                subs[#subs + 1] = { kind = "tep", tep = tb - 0x80, byte = tb, v = true, length_byte = byte,
                                     data = ssub(contents, pos + 2, last), off = base + pos - 1,
-                                    len = last - pos + 1, data_off = base + pos + 1 }
+                                    len = last - pos + 1, tep_off = base + pos, data_off = base + pos + 1 }
                 pos = last + 1
             end
         end
@@ -809,34 +518,131 @@ local function parse_suboptions(contents, base)
 end
 M.parse_suboptions = parse_suboptions
 
--- kind and data (bytes after the length byte) -> option table, or nil when not ENO
+-- kind and data (the bytes after the length byte) -> option, or nil when not ENO
 local function decode_eno(kind, data)
+    local raw = schar(kind, (#data + 2) % 256) .. data
     if kind == 69 then
         local subs, findings, malformed = parse_suboptions(data, 2)
-        return { encoding = "rfc", kind = kind, contents = data, subs = subs, findings = findings, malformed = malformed }
+        return { encoding = "rfc", kind = kind, raw = raw, contents = data, subs = subs,
+                 findings = findings, malformed = malformed }
     end
     if (kind == 253 or kind == 254) and #data >= 2 and be16(data, 1) == 0x454E then
         local contents = ssub(data, 3)
         local subs, findings, malformed = parse_suboptions(contents, 4)
-        return { encoding = "experimental", kind = kind, contents = contents, subs = subs, findings = findings, malformed = malformed }
+        return { encoding = "experimental", kind = kind, raw = raw, contents = contents, subs = subs,
+                 findings = findings, malformed = malformed }
     end
     return nil
 end
+M.decode_eno = decode_eno
 
-local function eno_general(opt)
-    for _, s in ipairs(opt.subs) do if s.kind == "general" then return s end end
+local function opt_global(opt) -- the global suboption that counts: the first (§4.2)
+    for _, s in ipairs(opt.subs) do if s.kind == "global" then return s end end
     return nil
 end
 
-local function eno_b_bit(opt)
-    local g = opt and eno_general(opt)
-    return g ~= nil and g.cs % 2 == 1
+local function opt_b(opt) -- explicit or implicit (0x00) b bit
+    local g = opt_global(opt)
+    return g ~= nil and g.byte % 2 == 1
 end
 
-local function rfc_form(opt)
-    if not opt.contents then return "" end
-    return schar(69, (#opt.contents + 2) % 256) .. opt.contents
+local function opt_teps(opt)
+    local out = {}
+    for _, s in ipairs(opt.subs) do if s.kind == "tep" then out[#out + 1] = s end end
+    return out
 end
+
+-- a SYN's ENO: { options = {...}, packet }; the option that counts (none when several, §4.1)
+local function syn_option(se)
+    if se and #se.options == 1 then return se.options[1] end
+    return nil
+end
+local function syn_present(se) return se ~= nil and #se.options > 0 end
+local EMPTY_SYN = { options = {} }
+
+-- tcpcrypt's reading of its suboption data (RFC 8548 §3.2, §3.5)
+local function tcpcrypt_kind(sub)
+    if not sub.data or #sub.data < 9 then return "fresh" end
+    if #sub.data <= 17 then return "resume" end
+    return "invalid"
+end
+
+local function subs_for(opt, tep)
+    local out = {}
+    for _, s in ipairs(opt.subs) do if s.kind == "tep" and s.tep == tep then out[#out + 1] = s end end
+    return out
+end
+
+-- RFC 8547 §4.5 conditions 1-3, with tcpcrypt's data rules
+local function tep_valid(a, b, tep)
+    local as, bs = subs_for(a, tep), subs_for(b, tep)
+    if #as == 0 or #bs == 0 then return false end
+    if not TEPS[tep] then return true end
+    if #as > 1 or #bs > 1 then return false end
+    local ka, kb = tcpcrypt_kind(as[1]), tcpcrypt_kind(bs[1])
+    if ka == "invalid" or kb == "invalid" then return false end
+    return not (kb == "resume" and ka ~= "resume")
+end
+
+local function choose_tep(a, b) -- the last valid TEP in B's option
+    local chosen = nil
+    for _, s in ipairs(opt_teps(b)) do
+        if tep_valid(a, b, s.tep) then chosen = s end
+    end
+    return chosen
+end
+
+local function pre_rfc_roles(first, second, simultaneous)
+    return not simultaneous and first.encoding == "experimental" and second.encoding == "experimental"
+        and not opt_b(first) and opt_global(second) == nil
+end
+
+-- The ENO outcome with exactly one reason, most specific first (RFC 8547 §4.1-§4.6).
+-- first: the active opener's SYN (or the first bare SYN of a simultaneous open).
+local function negotiate(first, second, ack_has_eno, simultaneous, seen)
+    if not seen then return { status = "unknown", reason = "handshake-not-captured", a_is_first = true, roles = "opener" } end
+    first, second = first or EMPTY_SYN, second or EMPTY_SYN
+    if not syn_present(first) and (not simultaneous or not syn_present(second)) then
+        return { status = "absent", reason = "absent", a_is_first = true, roles = "opener" }
+    end
+    for _, se in ipairs({ first, second }) do
+        if #se.options > 1 then return { status = "fallback", reason = "multiple-eno-options", a_is_first = true, roles = "opener" } end
+    end
+    for _, se in ipairs({ first, second }) do
+        local o = syn_option(se)
+        if o and o.malformed then return { status = "fallback", reason = "malformed-eno", a_is_first = true, roles = "opener" } end
+    end
+    local of, os_ = syn_option(first), syn_option(second)
+    if not of or not os_ then
+        return { status = "fallback", reason = "synack-without-eno", a_is_first = of ~= nil, roles = "opener" }
+    end
+    local roles = "b-bit"
+    if opt_b(of) == opt_b(os_) then
+        if pre_rfc_roles(of, os_, simultaneous) then
+            roles = "pre-rfc"
+        else
+            return { status = "fallback", reason = "role-conflict", a_is_first = true, roles = "opener" }
+        end
+    end
+    local a_is_first = roles == "pre-rfc" or not opt_b(of)
+    local sa, sb = of, os_
+    if not a_is_first then sa, sb = os_, of end
+    local chosen = choose_tep(sa, sb)
+    if not chosen then
+        return { status = "fallback", reason = "no-common-tep", a_is_first = a_is_first, roles = roles }
+    end
+    local resumed = TEPS[chosen.tep] ~= nil and tcpcrypt_kind(chosen) == "resume"
+    local neg = { tep = chosen.tep, tep_byte = chosen.byte, resumed = resumed, a_is_first = a_is_first, roles = roles }
+    if ack_has_eno == nil then
+        neg.status, neg.reason = "unknown", "handshake-not-captured"
+    elseif not ack_has_eno then
+        return { status = "fallback", reason = "ack-without-eno", a_is_first = a_is_first, roles = roles }
+    else
+        neg.status = "negotiated"
+    end
+    return neg
+end
+M.negotiate = negotiate
 
 -- strict option walker: list of {kind, pos (0-based), data}, problems, bad kind
 local function walk_options(o)
@@ -873,6 +679,7 @@ end
 
 local LEGACY_OTHER = { [0x05] = true, [0x06] = true, [0x07] = true, [0x08] = true, [0x83] = true, [0x84] = true, [0x85] = true }
 
+-- kind-69 data that is the pre-2015 tcpcrypt CRYPT option, not ENO (unambiguous shapes only)
 local function looks_legacy(data, flags)
     if #data == 0 then return false end
     local op = sbyte(data, 1)
@@ -886,36 +693,674 @@ local function looks_legacy(data, flags)
     return false
 end
 
-local function choose_tep(a, b)
-    local offered = {}
-    for _, s in ipairs(a.subs) do if s.kind == "tep" then offered[s.tep] = true end end
-    local chosen = nil
-    for _, s in ipairs(b.subs) do if s.kind == "tep" and offered[s.tep] then chosen = s end end
-    return chosen
+-- ------------------------------------------------------------------ Init messages (RFC 8548 §4.1, §5)
+-- Cut Pub off the front of rest (bytes from Pub to the message's end): key or nil, problem.
+-- The point's first byte gives its size; pubkey_len counts its two bytes or not ([ambiguous]).
+local function split_pub(rest, tep)
+    local info = TEPS[tep or 0]
+    if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
+    if not info.prefix then
+        if #rest < info.point then
+            return nil, istr(#rest) .. " bytes left for a " .. istr(info.point) .. "-byte " .. info.name .. " public key"
+        end
+        local p = ssub(rest, 1, info.point)
+        return { wire_len = info.point, point = p }, ""
+    end
+    if #rest < 3 then return nil, istr(#rest) .. " bytes left for pubkey_len and an " .. info.name .. " point" end
+    local length, first = be16(rest, 1), sbyte(rest, 3)
+    local plen = (first == 2 or first == 3) and info.point or (first == 4 and info.uncompressed) or nil
+    if not plen then
+        return nil, sfmt("the %s point starts with 0x%02x, expected 0x02/0x03 (compressed) or 0x04 (uncompressed)", info.name, first)
+    end
+    local reading = (length == plen + 2) and "whole" or (length == plen and "point") or nil
+    if not reading then
+        return nil, "pubkey_len " .. istr(length) .. " fits neither " .. istr(plen + 2) ..
+            " (length field and point) nor " .. istr(plen) .. " (point) for a " .. istr(plen) .. "-byte " .. info.name .. " point"
+    end
+    if #rest < 2 + plen then
+        return nil, istr(#rest - 2) .. " bytes left for a " .. istr(plen) .. "-byte " .. info.name .. " point"
+    end
+    return { wire_len = 2 + plen, point = ssub(rest, 3, 2 + plen), length_field = length,
+             reading = reading, compressed = first ~= 4 }, ""
 end
 
-local function negotiate(syn_a, syn_b, ack_has_eno, simultaneous, seen)
-    if not seen then return { status = "unknown", reason = "handshake-not-captured" } end
-    if not syn_a then return { status = "absent", reason = "no-eno-in-syn" } end
-    if syn_a.malformed then return { status = "fallback", reason = "malformed-option", detail = "in A's SYN" } end
-    if not syn_b then return { status = "fallback", reason = "synack-without-eno" } end
-    if syn_b.malformed then return { status = "fallback", reason = "malformed-option", detail = "in B's SYN" } end
-    if simultaneous and eno_b_bit(syn_a) == eno_b_bit(syn_b) then
-        return { status = "fallback", reason = "simultaneous-open-role-conflict" }
+-- Parse a complete Init message (RFC 8548 layout, else the 2016 tcpcryptd one):
+-- a table with 0-based offsets for display, findings and, on failure, failed = true.
+local function parse_init(msg, is1, tep)
+    local name = is1 and "Init1" or "Init2"
+    local m = { is1 = is1, magic = be32(msg, 1), length = be32(msg, 5), findings = {} }
+    local function add(code, text, off)
+        m.findings[#m.findings + 1] = { code, name .. ": " .. text, off }
     end
-    local chosen = choose_tep(syn_a, syn_b)
-    if not chosen then return { status = "fallback", reason = "no-common-tep" } end
-    if ack_has_eno == nil then
-        return { status = "unknown", reason = "handshake-not-captured", tep = chosen.tep }
+    local n = #msg
+    local k = is1 and sbyte(msg, 9) or 0
+    if is1 then
+        m.nciphers = k
+        if k == 0 then add("tcpcrypt-no-ciphers", "nciphers is 0, expected at least 1") end
     end
-    if not ack_has_eno then return { status = "fallback", reason = "ack-without-eno" } end
-    local a_data = nil
-    for _, s in ipairs(syn_a.subs) do
-        if s.kind == "tep" and s.tep == chosen.tep and s.data and #s.data > 0 then a_data = s.data break end
+    local problems = {}
+    local layouts = { { 2, "rfc8548" } }
+    if tep == 0x21 or tep == 0x22 then layouts[2] = { 1, "tcpcryptd-2016" } end
+    for _, lay in ipairs(layouts) do
+        local width, dialect = lay[1], lay[2]
+        local start = is1 and (9 + width * k + 32) or (8 + width + 32) -- 0-based offset of Pub
+        if start > n then
+            problems[#problems + 1] = is1 and (istr(k) .. " ciphers and N_A need " .. istr(start) .. " bytes, message_len is " .. istr(n))
+                or ("N_B needs " .. istr(start) .. " bytes, message_len is " .. istr(n))
+        else
+            local pub, problem = split_pub(ssub(msg, start + 1), tep)
+            if not pub then
+                problems[#problems + 1] = problem
+            elseif not (dialect == "tcpcryptd-2016" and pub.compressed ~= false) then
+                m.dialect, m.width = dialect, width
+                if is1 then
+                    m.ciphers = {}
+                    for i = 1, k do
+                        local at = 9 + width * (i - 1)
+                        m.ciphers[i] = width == 2 and be16(msg, at + 1) or sbyte(msg, at + 1)
+                    end
+                    m.cipher_off = 9
+                else
+                    m.cipher = width == 2 and be16(msg, 9) or sbyte(msg, 9)
+                    m.ciphers = { m.cipher }
+                    m.cipher_off = 8
+                end
+                for i, c in ipairs(m.ciphers) do
+                    if not AEAD_KEYLEN[c] then add("tcpcrypt-unknown-aead", sfmt("unknown sym_cipher 0x%04x", c), m.cipher_off + width * (i - 1)) end
+                end
+                m.nonce_off = start - 32
+                m.nonce = ssub(msg, start - 31, start)
+                m.pub = pub
+                m.pubkey = pub.point
+                m.pub_off = start
+                m.ign_off, m.ign_len = start + pub.wire_len, n - start - pub.wire_len
+                if dialect == "rfc8548" then
+                    if pub.compressed == false then
+                        add("pubkey-uncompressed", "the public key is an uncompressed point; senders MUST use the compressed format", start + 2)
+                    end
+                    if m.ign_len > 0 then
+                        add("init-ignored-nonempty", istr(m.ign_len) .. " bytes follow the public key; senders MUST leave the ignored field empty (receivers skip them)", m.ign_off)
+                    end
+                end
+                return m
+            end
+        end
     end
-    local resumed = chosen.data ~= nil and #chosen.data > 0 and a_data ~= nil
-    return { status = "negotiated", tep = chosen.tep, resumed = resumed, resume_id = resumed and a_data or nil }
+    add("tcpcrypt-bad-pubkey", problems[1] or "no usable layout", is1 and 9 or 10)
+    m.failed = true
+    return m
 end
+M.parse_init = parse_init
+
+-- the TEP of an Init message whose SYNs were not captured: prefer a key that ends it exactly
+local function infer_tep(msg, is1)
+    if #msg < 9 then return nil end
+    local best = nil
+    for _, tep in ipairs({ 0x23, 0x24, 0x21, 0x22 }) do
+        local m = parse_init(msg, is1, tep)
+        if not m.failed then
+            if m.ign_len == 0 then return tep end
+            best = best or tep
+        end
+    end
+    return best
+end
+M.infer_tep = infer_tep
+
+if not Proto then
+    return M -- loaded by a plain Lua interpreter (unit tests of the helpers above)
+end
+
+-- ------------------------------------------------------------------ version checks
+local WS_MAJOR, WS_MINOR = 0, 0
+do
+    local v = (type(get_version) == "function") and get_version() or "0.0"
+    local a, b = string.match(v, "^(%d+)%.(%d+)")
+    WS_MAJOR, WS_MINOR = tonumber(a) or 0, tonumber(b) or 0
+end
+if WS_MAJOR < 3 or type(register_postdissector) ~= "function" or type(ProtoExpert) ~= "table" then
+    local msg = "tcpinc.lua needs Wireshark 3.0 or newer (this is " .. istr(WS_MAJOR) .. "." ..
+        istr(WS_MINOR) .. "); the TCP-ENO/tcpcrypt dissector is not loaded."
+    if type(report_failure) == "function" then report_failure(msg) else print(msg) end
+    return
+end
+
+-- BEGIN GENERATED FIELDS (python -m tcpinc_analyze.wireshark.luagen; source: dissectors/fields.json)
+-- Do not edit: change dissectors/fields.json and run the generator.
+local P = {
+    tcpeno = Proto("tcpeno", "TCP Encryption Negotiation Option (RFC 8547)"),
+    tcpcrypt = Proto("tcpcrypt", "tcpcrypt (RFC 8548)"),
+}
+local VALS = {
+    tep = {
+        [0x20] = "experimental use",
+        [0x21] = "TCPCRYPT_ECDHE_P256",
+        [0x22] = "TCPCRYPT_ECDHE_P521",
+        [0x23] = "TCPCRYPT_ECDHE_Curve25519",
+        [0x24] = "TCPCRYPT_ECDHE_Curve448",
+    },
+    aead = {
+        [0x0001] = "AEAD_AES_128_GCM",
+        [0x0002] = "AEAD_AES_256_GCM",
+        [0x0010] = "AEAD_CHACHA20_POLY1305",
+    },
+    eno_status = {
+        ["negotiated"] = "ENO succeeded: the negotiated TEP protects the connection",
+        ["fallback"] = "ENO failed: the connection fell back to plain TCP",
+        ["absent"] = "no ENO in A's SYN: plain TCP",
+        ["unknown"] = "the handshake was not captured: outcome inferred",
+    },
+    eno_reason = {
+        ["absent"] = "no ENO in A's SYN (plain TCP)",
+        ["multiple-eno-options"] = "a SYN carried more than one ENO option, which counts as none (RFC 8547 §4.1)",
+        ["malformed-eno"] = "ill-formed ENO option in a SYN (RFC 8547 §4.4)",
+        ["synack-without-eno"] = "B's SYN-ACK without ENO (peer lacks ENO or a middlebox stripped it)",
+        ["role-conflict"] = "both hosts sent the same passive-role bit b (RFC 8547 §4.3)",
+        ["no-common-tep"] = "no valid TEP in common (RFC 8547 §4.5)",
+        ["ack-without-eno"] = "A's first ACK without ENO (RFC 8547 §4.6)",
+        ["handshake-not-captured"] = "handshake not captured",
+    },
+    encoding = {
+        ["rfc"] = "RFC 8547 encoding (option kind 69)",
+        ["experimental"] = "pre-RFC experimental encoding (kind 253/254, ExID 0x454E)",
+    },
+    role = {
+        ["A"] = "host A (sent b = 0)",
+        ["B"] = "host B (sent b = 1)",
+    },
+    keys_from = {
+        ["session_secret"] = "TCPCRYPT_SESSION_SECRET line",
+        ["private_key"] = "TCPCRYPT_EPHEMERAL_PRIVATE line (ECDH)",
+        ["resumption"] = "resumption chain ss[0] -> ss[i] of a session known from the capture or key log",
+        ["master_key"] = "TCPCRYPT_MASTER_KEY line (every generation, no session ID)",
+        ["traffic_keys"] = "TCPCRYPT_TRAFFIC_KEYS line (generation 0 only, no session ID)",
+    },
+    direction = {
+        ["ab"] = "A->B",
+        ["ba"] = "B->A",
+    },
+    roles = {
+        ["b-bit"] = "roles from the b bits (RFC 8547 §4.3)",
+        ["opener"] = "ENO set no roles: the active opener is called A",
+        ["pre-rfc"] = "pre-RFC experimental ENO: the passive opener is B without a global suboption",
+    },
+    dialect = {
+        ["rfc8548"] = "RFC 8548",
+        ["tcpcryptd-2016"] = "2016 tcpcryptd (drafts tcpcrypt-02 / eno-03)",
+    },
+    nonce_offset_base = {
+        ["tcp-stream"] = "frame offset counted from the first byte of the TCP stream (Init included)",
+        ["after-init"] = "frame offset counted from the first byte after the Init message",
+    },
+    pubkey_len_reading = {
+        ["whole"] = "pubkey_len counts its two bytes and the point (RFC 8548 Figure 5)",
+        ["point"] = "pubkey_len counts the point only",
+    },
+}
+local F = {}
+F["tcpeno.kind"] = ProtoField.uint8("tcpeno.kind", "Kind", base.DEC, nil, nil, "TCP option kind: 69 (RFC 8547) or 253/254 (pre-RFC experimental)")
+F["tcpeno.length"] = ProtoField.uint8("tcpeno.length", "Length", base.DEC, nil, nil, "TCP option length byte")
+F["tcpeno.exid"] = ProtoField.uint16("tcpeno.exid", "ExID", base.HEX, nil, nil, "RFC 6994 experiment identifier (0x454E for ENO)")
+F["tcpeno.option.encoding"] = ProtoField.string("tcpeno.option.encoding", "Option encoding", base.ASCII, "rfc (kind 69) or experimental (kind 253/254 + ExID)")
+F["tcpeno.suboption"] = ProtoField.none("tcpeno.suboption", "Suboption", "One ENO suboption")
+F["tcpeno.global"] = ProtoField.uint8("tcpeno.global", "Global suboption", base.HEX, nil, nil, "Global suboption byte 0 0 0 z1 z2 z3 a b (RFC 8547 §4.2)")
+F["tcpeno.global.b"] = ProtoField.bool("tcpeno.global.b", "b (passive role)", 8, nil, 0x01, "Passive role bit: the host with b = 1 is host B")
+F["tcpeno.global.a"] = ProtoField.bool("tcpeno.global.a", "a (application-aware)", 8, nil, 0x02, "Application-aware bit")
+F["tcpeno.global.z"] = ProtoField.uint8("tcpeno.global.z", "z (reserved)", base.DEC, nil, 0x1c, "Reserved z1 z2 z3 bits, sent as zero")
+F["tcpeno.global.implicit"] = ProtoField.bool("tcpeno.global.implicit", "Implicit global suboption", base.NONE, nil, nil, "No explicit global suboption: the implicit 0x00 applies")
+F["tcpeno.tep"] = ProtoField.uint8("tcpeno.tep", "TEP", base.HEX, VALS.tep, 0x7f, "TCP Encryption Protocol identifier (glt)")
+F["tcpeno.tep.v"] = ProtoField.bool("tcpeno.tep.v", "v (has data)", 8, nil, 0x80, "The TEP suboption carries data")
+F["tcpeno.length_byte"] = ProtoField.uint8("tcpeno.length_byte", "Length byte", base.HEX, nil, nil, "Length byte 100nnnnn announcing nnnnn+1 bytes of suboption data")
+F["tcpeno.length_byte.data_len"] = ProtoField.uint8("tcpeno.length_byte.data_len", "Data length", base.DEC, nil, nil, "Suboption data bytes announced by the length byte (nnnnn + 1)")
+F["tcpeno.tep.data"] = ProtoField.bytes("tcpeno.tep.data", "Suboption data", base.NONE, "TEP suboption data (tcpcrypt: resumption identifier half and nonce)")
+F["tcpeno.malformed"] = ProtoField.bool("tcpeno.malformed", "Malformed", base.NONE, nil, nil, "The ENO option is ill-formed and ignored (ENO fails)")
+F["tcpeno.connection"] = ProtoField.none("tcpeno.connection", "ENO connection", "Per-connection ENO outcome (generated)")
+F["tcpeno.status"] = ProtoField.string("tcpeno.status", "Status", base.ASCII, "negotiated, fallback, absent or unknown")
+F["tcpeno.reason"] = ProtoField.string("tcpeno.reason", "Fallback reason", base.ASCII, "Why ENO did not succeed")
+F["tcpeno.negotiated_tep"] = ProtoField.uint8("tcpeno.negotiated_tep", "Negotiated TEP", base.HEX, VALS.tep, nil, "The last valid TEP in B's SYN-form option")
+F["tcpeno.encoding"] = ProtoField.string("tcpeno.encoding", "Encoding", base.ASCII, "Encoding of A's SYN option (rfc or experimental)")
+F["tcpeno.roles"] = ProtoField.string("tcpeno.roles", "Roles", base.ASCII, "How roles were decided")
+F["tcpeno.role"] = ProtoField.string("tcpeno.role", "Sender role", base.ASCII, "Role of this packet's sender (A or B)")
+F["tcpeno.host_a"] = ProtoField.string("tcpeno.host_a", "Host A", base.ASCII, "Host A as ip:port, IPv6 as [addr]:port")
+F["tcpeno.host_b"] = ProtoField.string("tcpeno.host_b", "Host B", base.ASCII, "Host B as ip:port, IPv6 as [addr]:port")
+F["tcpeno.simultaneous_open"] = ProtoField.bool("tcpeno.simultaneous_open", "Simultaneous open", base.NONE, nil, nil, "Both hosts sent a bare SYN")
+F["tcpeno.resumed"] = ProtoField.bool("tcpeno.resumed", "Resumed session", base.NONE, nil, nil, "B's and A's suboptions for the negotiated TEP are resumption suboptions")
+F["tcpeno.session_id"] = ProtoField.bytes("tcpeno.session_id", "Session ID", base.NONE, "B's byte for the negotiated TEP (v bit included), then the TEP's session ID (33 bytes for tcpcrypt)")
+F["tcpeno.syn_a"] = ProtoField.framenum("tcpeno.syn_a", "A's SYN", base.NONE, nil, nil, "Packet carrying A's SYN")
+F["tcpeno.syn_b"] = ProtoField.framenum("tcpeno.syn_b", "B's SYN", base.NONE, nil, nil, "Packet carrying B's SYN (normally the SYN-ACK)")
+F["tcpeno.ack_a"] = ProtoField.framenum("tcpeno.ack_a", "A's first ACK", base.NONE, nil, nil, "The active opener's third segment, which must carry ENO")
+F["tcpeno.conformance"] = ProtoField.string("tcpeno.conformance", "Conformance", base.ASCII, "Code of a broken RFC 8547/8548 rule (see tcpinc-analyze conformance)")
+F["tcpeno.conformance.rfc"] = ProtoField.string("tcpeno.conformance.rfc", "RFC section", base.ASCII, "RFC section of the broken rule")
+F["tcpcrypt.direction"] = ProtoField.string("tcpcrypt.direction", "Direction", base.ASCII, "ab (A->B) or ba (B->A)")
+F["tcpcrypt.stream_offset"] = ProtoField.uint64("tcpcrypt.stream_offset", "Stream offset", base.DEC, nil, nil, "Offset of the message or frame in its direction's TCP stream (0 = first byte after the SYN)")
+F["tcpcrypt.segments"] = ProtoField.uint32("tcpcrypt.segments", "Segments", base.DEC, nil, nil, "TCP segments the message or frame spans")
+F["tcpcrypt.first_packet"] = ProtoField.framenum("tcpcrypt.first_packet", "First segment", base.NONE, nil, nil, "Packet holding the first byte of this message or frame")
+F["tcpcrypt.continued_in"] = ProtoField.framenum("tcpcrypt.continued_in", "Completed in", base.NONE, nil, nil, "Packet in which the message or frame starting here is complete")
+F["tcpcrypt.aead"] = ProtoField.uint16("tcpcrypt.aead", "AEAD", base.HEX, VALS.aead, nil, "sym_cipher chosen by B in Init2 (or the original session's when resumed)")
+F["tcpcrypt.resumed"] = ProtoField.bool("tcpcrypt.resumed", "Resumed", base.NONE, nil, nil, "The session resumed an earlier one (no Init messages)")
+F["tcpcrypt.resume.half"] = ProtoField.bytes("tcpcrypt.resume.half", "Resumption identifier half", base.NONE, "resume[i]{0..8} (sent by the host that was originally A) or resume[i]{9..17}")
+F["tcpcrypt.resume.nonce"] = ProtoField.bytes("tcpcrypt.resume.nonce", "Resumption nonce", base.NONE, "The 0-8 byte nonce after the identifier half; sn[i] = nonce_a | nonce_b")
+F["tcpcrypt.resume.index"] = ProtoField.uint32("tcpcrypt.resume.index", "Resumption index", base.DEC, nil, nil, "i: the session secret ss[i] that keys this connection")
+F["tcpcrypt.keys_from"] = ProtoField.string("tcpcrypt.keys_from", "Keys from", base.ASCII, "Key-log entry the traffic keys came from")
+F["tcpcrypt.dialect"] = ProtoField.string("tcpcrypt.dialect", "Dialect", base.ASCII, "rfc8548, or tcpcryptd-2016 (the pre-RFC layout)")
+F["tcpcrypt.nonce_offset_base"] = ProtoField.string("tcpcrypt.nonce_offset_base", "Frame-ID offset base", base.ASCII, "Which reading of RFC 8548 §3.6's frame offset authenticated")
+F["tcpcrypt.init1"] = ProtoField.none("tcpcrypt.init1", "Init1", "A's key-exchange message")
+F["tcpcrypt.init1.magic"] = ProtoField.uint32("tcpcrypt.init1.magic", "Magic", base.HEX, nil, nil, "INIT1_MAGIC 0x15101a0e")
+F["tcpcrypt.init1.length"] = ProtoField.uint32("tcpcrypt.init1.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
+F["tcpcrypt.init1.nciphers"] = ProtoField.uint8("tcpcrypt.init1.nciphers", "Number of ciphers", base.DEC, nil, nil, "nciphers: two-byte sym_cipher identifiers that follow")
+F["tcpcrypt.init1.sym_cipher"] = ProtoField.uint16("tcpcrypt.init1.sym_cipher", "Offered cipher", base.HEX, VALS.aead, nil, "sym_cipher offered by A")
+F["tcpcrypt.init1.nonce"] = ProtoField.bytes("tcpcrypt.init1.nonce", "N_A", base.NONE, "A's 32-byte nonce (the key-log lookup key)")
+F["tcpcrypt.init1.pubkey_len"] = ProtoField.uint16("tcpcrypt.init1.pubkey_len", "pubkey_len", base.DEC, nil, nil, "Two-byte length before a P-256/P-521 point")
+F["tcpcrypt.init1.pubkey"] = ProtoField.bytes("tcpcrypt.init1.pubkey", "Pub_A", base.NONE, "A's ephemeral public key (compressed point for P-256/P-521)")
+F["tcpcrypt.init1.ignored"] = ProtoField.bytes("tcpcrypt.init1.ignored", "Ignored bytes", base.NONE, "Bytes after the public key: senders must leave none, receivers skip them")
+F["tcpcrypt.init2"] = ProtoField.none("tcpcrypt.init2", "Init2", "B's key-exchange message")
+F["tcpcrypt.init2.magic"] = ProtoField.uint32("tcpcrypt.init2.magic", "Magic", base.HEX, nil, nil, "INIT2_MAGIC 0x097105e0")
+F["tcpcrypt.init2.length"] = ProtoField.uint32("tcpcrypt.init2.length", "Message length", base.DEC, nil, nil, "message_len: the whole message including magic and length")
+F["tcpcrypt.init2.sym_cipher"] = ProtoField.uint16("tcpcrypt.init2.sym_cipher", "Chosen cipher", base.HEX, VALS.aead, nil, "sym_cipher chosen by B")
+F["tcpcrypt.init2.nonce"] = ProtoField.bytes("tcpcrypt.init2.nonce", "N_B", base.NONE, "B's 32-byte nonce")
+F["tcpcrypt.init2.pubkey_len"] = ProtoField.uint16("tcpcrypt.init2.pubkey_len", "pubkey_len", base.DEC, nil, nil, "Two-byte length before a P-256/P-521 point")
+F["tcpcrypt.init2.pubkey"] = ProtoField.bytes("tcpcrypt.init2.pubkey", "Pub_B", base.NONE, "B's ephemeral public key (compressed point for P-256/P-521)")
+F["tcpcrypt.init2.ignored"] = ProtoField.bytes("tcpcrypt.init2.ignored", "Ignored bytes", base.NONE, "Bytes after the public key: senders must leave none, receivers skip them")
+F["tcpcrypt.pubkey_len_reading"] = ProtoField.string("tcpcrypt.pubkey_len_reading", "pubkey_len reading", base.ASCII, "whether pubkey_len counted its own two bytes (whole) or the point only")
+F["tcpcrypt.frame"] = ProtoField.none("tcpcrypt.frame", "Frame", "One encryption frame")
+F["tcpcrypt.frame.number"] = ProtoField.uint32("tcpcrypt.frame.number", "Frame number", base.DEC, nil, nil, "1-based index of the frame in its direction")
+F["tcpcrypt.frame.control"] = ProtoField.uint8("tcpcrypt.frame.control", "Control", base.HEX, nil, nil, "Frame control byte: cres (7 bits) and rekey")
+F["tcpcrypt.frame.control.rekey"] = ProtoField.bool("tcpcrypt.frame.control.rekey", "Rekey", 8, nil, 0x01, "The sender moved to its next key generation with this frame")
+F["tcpcrypt.frame.control.cres"] = ProtoField.uint8("tcpcrypt.frame.control.cres", "cres (reserved)", base.HEX, nil, 0xfe, "Reserved control bits, sent as zero")
+F["tcpcrypt.frame.clen"] = ProtoField.uint16("tcpcrypt.frame.clen", "clen", base.DEC, nil, nil, "Ciphertext length including the 16-byte tag")
+F["tcpcrypt.frame.offset"] = ProtoField.uint64("tcpcrypt.frame.offset", "Frame-ID offset", base.DEC, nil, nil, "The offset in the frame ID (per tcpcrypt.nonce_offset_base)")
+F["tcpcrypt.frame.nonce"] = ProtoField.bytes("tcpcrypt.frame.nonce", "Nonce", base.NONE, "AEAD nonce N = frame_ID XOR NR")
+F["tcpcrypt.frame.generation"] = ProtoField.uint32("tcpcrypt.frame.generation", "Key generation", base.DEC, nil, nil, "Key generation j of the frame's traffic key (mk[j])")
+F["tcpcrypt.frame.ciphertext"] = ProtoField.bytes("tcpcrypt.frame.ciphertext", "Ciphertext", base.NONE, "Encrypted plaintext (without the tag)")
+F["tcpcrypt.frame.tag"] = ProtoField.bytes("tcpcrypt.frame.tag", "Tag", base.NONE, "16-byte AEAD authentication tag")
+F["tcpcrypt.frame.verified"] = ProtoField.bool("tcpcrypt.frame.verified", "Verified", base.NONE, nil, nil, "The tag authenticates with the key from the key log")
+F["tcpcrypt.plaintext"] = ProtoField.none("tcpcrypt.plaintext", "Plaintext", "The decrypted frame")
+F["tcpcrypt.plaintext.flags"] = ProtoField.uint8("tcpcrypt.plaintext.flags", "Flags", base.HEX, nil, nil, "Plaintext flags byte")
+F["tcpcrypt.plaintext.flags.finp"] = ProtoField.bool("tcpcrypt.plaintext.flags.finp", "FINp", 8, nil, 0x01, "The sender's last frame")
+F["tcpcrypt.plaintext.flags.urgp"] = ProtoField.bool("tcpcrypt.plaintext.flags.urgp", "URGp", 8, nil, 0x02, "The urgent field is present")
+F["tcpcrypt.plaintext.flags.fres"] = ProtoField.uint8("tcpcrypt.plaintext.flags.fres", "fres (reserved)", base.HEX, nil, 0xfc, "Reserved plaintext flag bits, sent as zero")
+F["tcpcrypt.plaintext.urgent"] = ProtoField.uint16("tcpcrypt.plaintext.urgent", "Urgent", base.DEC, nil, nil, "Urgent field: offset from the frame's offset (present with URGp)")
+F["tcpcrypt.plaintext.data"] = ProtoField.bytes("tcpcrypt.plaintext.data", "Application data", base.NONE, "Decrypted application data")
+F["tcpcrypt.plaintext.data_len"] = ProtoField.uint32("tcpcrypt.plaintext.data_len", "Application data length", base.DEC, nil, nil, "Bytes of decrypted application data")
+P.tcpeno.fields = {
+    F["tcpeno.kind"],
+    F["tcpeno.length"],
+    F["tcpeno.exid"],
+    F["tcpeno.option.encoding"],
+    F["tcpeno.suboption"],
+    F["tcpeno.global"],
+    F["tcpeno.global.b"],
+    F["tcpeno.global.a"],
+    F["tcpeno.global.z"],
+    F["tcpeno.global.implicit"],
+    F["tcpeno.tep"],
+    F["tcpeno.tep.v"],
+    F["tcpeno.length_byte"],
+    F["tcpeno.length_byte.data_len"],
+    F["tcpeno.tep.data"],
+    F["tcpeno.malformed"],
+    F["tcpeno.connection"],
+    F["tcpeno.status"],
+    F["tcpeno.reason"],
+    F["tcpeno.negotiated_tep"],
+    F["tcpeno.encoding"],
+    F["tcpeno.roles"],
+    F["tcpeno.role"],
+    F["tcpeno.host_a"],
+    F["tcpeno.host_b"],
+    F["tcpeno.simultaneous_open"],
+    F["tcpeno.resumed"],
+    F["tcpeno.session_id"],
+    F["tcpeno.syn_a"],
+    F["tcpeno.syn_b"],
+    F["tcpeno.ack_a"],
+    F["tcpeno.conformance"],
+    F["tcpeno.conformance.rfc"],
+}
+P.tcpcrypt.fields = {
+    F["tcpcrypt.direction"],
+    F["tcpcrypt.stream_offset"],
+    F["tcpcrypt.segments"],
+    F["tcpcrypt.first_packet"],
+    F["tcpcrypt.continued_in"],
+    F["tcpcrypt.aead"],
+    F["tcpcrypt.resumed"],
+    F["tcpcrypt.resume.half"],
+    F["tcpcrypt.resume.nonce"],
+    F["tcpcrypt.resume.index"],
+    F["tcpcrypt.keys_from"],
+    F["tcpcrypt.dialect"],
+    F["tcpcrypt.nonce_offset_base"],
+    F["tcpcrypt.init1"],
+    F["tcpcrypt.init1.magic"],
+    F["tcpcrypt.init1.length"],
+    F["tcpcrypt.init1.nciphers"],
+    F["tcpcrypt.init1.sym_cipher"],
+    F["tcpcrypt.init1.nonce"],
+    F["tcpcrypt.init1.pubkey_len"],
+    F["tcpcrypt.init1.pubkey"],
+    F["tcpcrypt.init1.ignored"],
+    F["tcpcrypt.init2"],
+    F["tcpcrypt.init2.magic"],
+    F["tcpcrypt.init2.length"],
+    F["tcpcrypt.init2.sym_cipher"],
+    F["tcpcrypt.init2.nonce"],
+    F["tcpcrypt.init2.pubkey_len"],
+    F["tcpcrypt.init2.pubkey"],
+    F["tcpcrypt.init2.ignored"],
+    F["tcpcrypt.pubkey_len_reading"],
+    F["tcpcrypt.frame"],
+    F["tcpcrypt.frame.number"],
+    F["tcpcrypt.frame.control"],
+    F["tcpcrypt.frame.control.rekey"],
+    F["tcpcrypt.frame.control.cres"],
+    F["tcpcrypt.frame.clen"],
+    F["tcpcrypt.frame.offset"],
+    F["tcpcrypt.frame.nonce"],
+    F["tcpcrypt.frame.generation"],
+    F["tcpcrypt.frame.ciphertext"],
+    F["tcpcrypt.frame.tag"],
+    F["tcpcrypt.frame.verified"],
+    F["tcpcrypt.plaintext"],
+    F["tcpcrypt.plaintext.flags"],
+    F["tcpcrypt.plaintext.flags.finp"],
+    F["tcpcrypt.plaintext.flags.urgp"],
+    F["tcpcrypt.plaintext.flags.fres"],
+    F["tcpcrypt.plaintext.urgent"],
+    F["tcpcrypt.plaintext.data"],
+    F["tcpcrypt.plaintext.data_len"],
+}
+local function xgroup(name)
+    return expert.group[name] or expert.group.PROTOCOL
+end
+local E = {}
+local EXPERT_DEFS = {}
+EXPERT_DEFS["eno-malformed"] = { protocol = "tcpeno", group = "malformed", severity = "error" }
+E["eno-malformed"] = ProtoExpert.new("tcpeno.expert.eno_malformed", "Ill-formed ENO option: ignored, ENO fails", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["eno-length-byte"] = { protocol = "tcpeno", group = "malformed", severity = "error" }
+E["eno-length-byte"] = ProtoExpert.new("tcpeno.expert.eno_length_byte", "Length byte error: the option is ignored (RFC 8547 §4.4)", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["eno-multiple-syn"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-multiple-syn"] = ProtoExpert.new("tcpeno.expert.eno_multiple_syn", "More than one ENO option in a SYN (RFC 8547 §4.1)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-both-encodings"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-both-encodings"] = ProtoExpert.new("tcpeno.expert.eno_both_encodings", "Option 69 and option 253/ExID in one segment (RFC 8547 §11)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-nonsyn-contents"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-nonsyn-contents"] = ProtoExpert.new("tcpeno.expert.eno_nonsyn_contents", "Non-SYN-form ENO option with contents (RFC 8547 §4.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-global-reserved"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-global-reserved"] = ProtoExpert.new("tcpeno.expert.eno_global_reserved", "Reserved z bits set in the global suboption (RFC 8547 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-global-repeated"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-global-repeated"] = ProtoExpert.new("tcpeno.expert.eno_global_repeated", "More than one global suboption in a SYN (RFC 8547 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-synack-no-explicit-b"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-synack-no-explicit-b"] = ProtoExpert.new("tcpeno.expert.eno_synack_no_explicit_b", "Passive opener's SYN-ACK without an explicit global suboption with b = 1 (RFC 8547 §4.2, §4.3)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-synack-multiple-teps"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["eno-synack-multiple-teps"] = ProtoExpert.new("tcpeno.expert.eno_synack_multiple_teps", "Passive opener lists more than one TEP (RFC 8547 §4.5)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["eno-vacuous-reply"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-vacuous-reply"] = ProtoExpert.new("tcpeno.expert.eno_vacuous_reply", "Vacuous SYN-ACK option answering a SYN without ENO (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-ack-missing"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-ack-missing"] = ProtoExpert.new("tcpeno.expert.eno_ack_missing", "A's third segment without ENO after a valid SYN-ACK option (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-option-missing"] = { protocol = "tcpeno", group = "protocol", severity = "warn" }
+E["eno-option-missing"] = ProtoExpert.new("tcpeno.expert.eno_option_missing", "Segment without ENO before its sender received a non-SYN segment (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["eno-after-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-after-fallback"] = ProtoExpert.new("tcpeno.expert.eno_after_fallback", "ENO option sent after falling back (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-syn-changed"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-syn-changed"] = ProtoExpert.new("tcpeno.expert.eno_syn_changed", "SYN-form ENO option changed on retransmission (RFC 8547 §4.6)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-dropped-on-retransmission"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["eno-dropped-on-retransmission"] = ProtoExpert.new("tcpeno.expert.eno_dropped_on_retransmission", "Active opener dropped ENO from a retransmitted SYN (allowed)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["eno-syn-data"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
+E["eno-syn-data"] = ProtoExpert.new("tcpeno.expert.eno_syn_data", "SYN data with ENO that the SYN TEP does not define (RFC 8547 §4.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["eno-downgrade"] = { protocol = "tcpeno", group = "security", severity = "warn" }
+E["eno-downgrade"] = ProtoExpert.new("tcpeno.expert.eno_downgrade", "ENO offered, SYN-ACK without it: peer without ENO or ENO stripped on the path", xgroup("SECURITY"), expert.severity.WARN)
+EXPERT_DEFS["eno-experimental"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
+E["eno-experimental"] = ProtoExpert.new("tcpeno.expert.eno_experimental", "ENO in the pre-RFC experimental encoding (kind 253/254, ExID 0x454E)", xgroup("DEPRECATED"), expert.severity.NOTE)
+EXPERT_DEFS["eno-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["eno-fallback"] = ProtoExpert.new("tcpeno.expert.eno_fallback", "ENO fell back to plain TCP", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["tcp-option-malformed"] = { protocol = "tcpeno", group = "malformed", severity = "warn" }
+E["tcp-option-malformed"] = ProtoExpert.new("tcpeno.expert.tcp_option_malformed", "Malformed TCP option", xgroup("MALFORMED"), expert.severity.WARN)
+EXPERT_DEFS["handshake-not-captured"] = { protocol = "tcpeno", group = "sequence", severity = "note" }
+E["handshake-not-captured"] = ProtoExpert.new("tcpeno.expert.handshake_not_captured", "Handshake not captured: roles and ENO outcome are inferred", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["legacy-tcpcrypt-option"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
+E["legacy-tcpcrypt-option"] = ProtoExpert.new("tcpeno.expert.legacy_tcpcrypt_option", "Kind 69 used as the pre-2015 tcpcrypt CRYPT option, not ENO", xgroup("DEPRECATED"), expert.severity.NOTE)
+EXPERT_DEFS["pre-rfc-dialect"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
+E["pre-rfc-dialect"] = ProtoExpert.new("tcpeno.expert.pre_rfc_dialect", "Pre-RFC dialect (2016 tcpcryptd), judged by its own rules", xgroup("DEPRECATED"), expert.severity.NOTE)
+EXPERT_DEFS["tcp-gap"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
+E["tcp-gap"] = ProtoExpert.new("tcpcrypt.expert.tcp_gap", "Bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
+EXPERT_DEFS["tcp-retransmission"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
+E["tcp-retransmission"] = ProtoExpert.new("tcpcrypt.expert.tcp_retransmission", "Retransmitted bytes (already seen)", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["tcp-out-of-order"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
+E["tcp-out-of-order"] = ProtoExpert.new("tcpcrypt.expert.tcp_out_of_order", "Out-of-order segment buffered", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["retransmission-conflict"] = { protocol = "tcpcrypt", group = "security", severity = "warn" }
+E["retransmission-conflict"] = ProtoExpert.new("tcpcrypt.expert.retransmission_conflict", "Retransmitted bytes differ from the first copy (RFC 8548 §3.6; the first copy is used)", xgroup("SECURITY"), expert.severity.WARN)
+EXPERT_DEFS["packet-truncated"] = { protocol = "tcpcrypt", group = "malformed", severity = "note" }
+E["packet-truncated"] = ProtoExpert.new("tcpcrypt.expert.packet_truncated", "Payload truncated by the snapshot length", xgroup("MALFORMED"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-bad-magic"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-bad-magic"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_magic", "Stream does not start with the expected Init magic", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-bad-length"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-bad-length"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_length", "Init message_len out of range", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-truncated"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-truncated"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_truncated", "Init message too short for its fields", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-no-ciphers"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-no-ciphers"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_ciphers", "Init1 offers no cipher", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-unknown-aead"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["tcpcrypt-unknown-aead"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_unknown_aead", "Unknown sym_cipher", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-bad-pubkey"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-bad-pubkey"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_bad_pubkey", "Public key field does not fit the TEP", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["init-no-psh"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["init-no-psh"] = ProtoExpert.new("tcpcrypt.expert.init_no_psh", "Init message's last segment without PSH (RFC 8548 §3.3)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["init-ignored-nonempty"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["init-ignored-nonempty"] = ProtoExpert.new("tcpcrypt.expert.init_ignored_nonempty", "Bytes in the ignored field of an Init message (RFC 8548 §4.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["init2-cipher-not-offered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["init2-cipher-not-offered"] = ProtoExpert.new("tcpcrypt.expert.init2_cipher_not_offered", "B chose a cipher A did not offer (RFC 8548 §3.3)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["pubkey-uncompressed"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["pubkey-uncompressed"] = ProtoExpert.new("tcpcrypt.expert.pubkey_uncompressed", "Uncompressed public key (RFC 8548 §5)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["pubkey-invalid"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["pubkey-invalid"] = ProtoExpert.new("tcpcrypt.expert.pubkey_invalid", "Invalid public key or all-zero shared secret (RFC 8548 §5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-init-incomplete"] = { protocol = "tcpcrypt", group = "reassemble", severity = "error" }
+E["tcpcrypt-init-incomplete"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_init_incomplete", "Init message incomplete (gap or end of capture)", xgroup("REASSEMBLE"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-short-frame"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-short-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_short_frame", "Frame clen cannot hold a tag and flags: resynchronising", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["frame-reserved-bits"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["frame-reserved-bits"] = ProtoExpert.new("tcpcrypt.expert.frame_reserved_bits", "Frame cres bits set (RFC 8548 §4.2)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-frame-lost"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
+E["tcpcrypt-frame-lost"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_frame_lost", "Frame cut by bytes missing from the capture", xgroup("SEQUENCE"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-frame-truncated"] = { protocol = "tcpcrypt", group = "reassemble", severity = "warn" }
+E["tcpcrypt-frame-truncated"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_frame_truncated", "Stream ends inside a frame", xgroup("REASSEMBLE"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-resync"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
+E["tcpcrypt-resync"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_resync", "Resynchronised at a frame boundary after skipping bytes", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-resync-failed"] = { protocol = "tcpcrypt", group = "sequence", severity = "error" }
+E["tcpcrypt-resync-failed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_resync_failed", "No frame boundary found: the rest of the direction is not delimited", xgroup("SEQUENCE"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-after-fallback"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["tcpcrypt-after-fallback"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_after_fallback", "tcpcrypt Init1 although ENO fell back", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["frame-tag-failed"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
+E["frame-tag-failed"] = ProtoExpert.new("tcpcrypt.expert.frame_tag_failed", "Frame does not authenticate (RFC 8548 §3.6)", xgroup("DECRYPTION"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-wrong-key"] = { protocol = "tcpcrypt", group = "decryption", severity = "error" }
+E["tcpcrypt-wrong-key"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_wrong_key", "No frame authenticates: the key-log entry is wrong", xgroup("DECRYPTION"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-no-key-for-frame"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["tcpcrypt-no-key-for-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_key_for_frame", "No key for this frame's generation (traffic keys cover generation 0 only)", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["fin-without-finp"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["fin-without-finp"] = ProtoExpert.new("tcpcrypt.expert.fin_without_finp", "TCP FIN without a FINp frame (RFC 8548 §3.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["frames-after-finp"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["frames-after-finp"] = ProtoExpert.new("tcpcrypt.expert.frames_after_finp", "Frame after the FINp frame (RFC 8548 §3.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["rekey-not-answered"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["rekey-not-answered"] = ProtoExpert.new("tcpcrypt.expert.rekey_not_answered", "Rekey not answered with a rekey frame (RFC 8548 §3.8)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["rekey-empty-repeated"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["rekey-empty-repeated"] = ProtoExpert.new("tcpcrypt.expert.rekey_empty_repeated", "Second empty rekey while the first is unanswered (RFC 8548 §3.8)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["resume-nonce-too-long"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["resume-nonce-too-long"] = ProtoExpert.new("tcpcrypt.expert.resume_nonce_too_long", "Resumption nonce over 8 bytes (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["resume-duplicate-suboption"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["resume-duplicate-suboption"] = ProtoExpert.new("tcpcrypt.expert.resume_duplicate_suboption", "Two resumption suboptions for one TEP (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["resume-multiple-suboptions"] = { protocol = "tcpcrypt", group = "protocol", severity = "note" }
+E["resume-multiple-suboptions"] = ProtoExpert.new("tcpcrypt.expert.resume_multiple_suboptions", "More than one resumption suboption in a SYN (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["resume-identifier-reused"] = { protocol = "tcpcrypt", group = "security", severity = "error" }
+E["resume-identifier-reused"] = ProtoExpert.new("tcpcrypt.expert.resume_identifier_reused", "Resumption identifier used again (RFC 8548 §3.5)", xgroup("SECURITY"), expert.severity.ERROR)
+EXPERT_DEFS["tcpcrypt-no-fin-frame"] = { protocol = "tcpcrypt", group = "sequence", severity = "note" }
+E["tcpcrypt-no-fin-frame"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_fin_frame", "Direction ended without a FINp frame: possibly truncated", xgroup("SEQUENCE"), expert.severity.NOTE)
+EXPERT_DEFS["plaintext-reserved-bits"] = { protocol = "tcpcrypt", group = "protocol", severity = "warn" }
+E["plaintext-reserved-bits"] = ProtoExpert.new("tcpcrypt.expert.plaintext_reserved_bits", "Plaintext fres bits set (RFC 8548 §4.2.1)", xgroup("PROTOCOL"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-urgent"] = { protocol = "tcpcrypt", group = "protocol", severity = "note" }
+E["tcpcrypt-urgent"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_urgent", "URGp frame", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-decrypted"] = { protocol = "tcpcrypt", group = "decryption", severity = "chat" }
+E["tcpcrypt-decrypted"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_decrypted", "Frame decrypted and verified", xgroup("DECRYPTION"), expert.severity.CHAT)
+EXPERT_DEFS["tcpcrypt-no-keys"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
+E["tcpcrypt-no-keys"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_keys", "No key-log entry for this session: frames are not decrypted", xgroup("DECRYPTION"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-keylog-needs-ecdh"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
+E["tcpcrypt-keylog-needs-ecdh"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_needs_ecdh", "Key log has only an ephemeral private key for this session: ECDH is not available in Lua; use tcpinc-analyze to decrypt", xgroup("DECRYPTION"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-no-luaossl"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
+E["tcpcrypt-no-luaossl"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_luaossl", "Decryption needs the lua-luaossl package (openssl.cipher, openssl.hmac), which could not be loaded", xgroup("DECRYPTION"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-keylog-error"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["tcpcrypt-keylog-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_error", "Malformed key-log line skipped", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", severity = "warn" }
+E["tcpcrypt-lua-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_lua_error", "Internal dissector problem caught (please report)", xgroup("DEBUG"), expert.severity.WARN)
+P.tcpeno.experts = {
+    E["eno-malformed"],
+    E["eno-length-byte"],
+    E["eno-multiple-syn"],
+    E["eno-both-encodings"],
+    E["eno-nonsyn-contents"],
+    E["eno-global-reserved"],
+    E["eno-global-repeated"],
+    E["eno-synack-no-explicit-b"],
+    E["eno-synack-multiple-teps"],
+    E["eno-vacuous-reply"],
+    E["eno-ack-missing"],
+    E["eno-option-missing"],
+    E["eno-after-fallback"],
+    E["eno-syn-changed"],
+    E["eno-dropped-on-retransmission"],
+    E["eno-syn-data"],
+    E["eno-downgrade"],
+    E["eno-experimental"],
+    E["eno-fallback"],
+    E["tcp-option-malformed"],
+    E["handshake-not-captured"],
+    E["legacy-tcpcrypt-option"],
+    E["pre-rfc-dialect"],
+}
+P.tcpcrypt.experts = {
+    E["tcp-gap"],
+    E["tcp-retransmission"],
+    E["tcp-out-of-order"],
+    E["retransmission-conflict"],
+    E["packet-truncated"],
+    E["tcpcrypt-bad-magic"],
+    E["tcpcrypt-bad-length"],
+    E["tcpcrypt-truncated"],
+    E["tcpcrypt-no-ciphers"],
+    E["tcpcrypt-unknown-aead"],
+    E["tcpcrypt-bad-pubkey"],
+    E["init-no-psh"],
+    E["init-ignored-nonempty"],
+    E["init2-cipher-not-offered"],
+    E["pubkey-uncompressed"],
+    E["pubkey-invalid"],
+    E["tcpcrypt-init-incomplete"],
+    E["tcpcrypt-short-frame"],
+    E["frame-reserved-bits"],
+    E["tcpcrypt-frame-lost"],
+    E["tcpcrypt-frame-truncated"],
+    E["tcpcrypt-resync"],
+    E["tcpcrypt-resync-failed"],
+    E["tcpcrypt-after-fallback"],
+    E["frame-tag-failed"],
+    E["tcpcrypt-wrong-key"],
+    E["tcpcrypt-no-key-for-frame"],
+    E["fin-without-finp"],
+    E["frames-after-finp"],
+    E["rekey-not-answered"],
+    E["rekey-empty-repeated"],
+    E["resume-nonce-too-long"],
+    E["resume-duplicate-suboption"],
+    E["resume-multiple-suboptions"],
+    E["resume-identifier-reused"],
+    E["tcpcrypt-no-fin-frame"],
+    E["plaintext-reserved-bits"],
+    E["tcpcrypt-urgent"],
+    E["tcpcrypt-decrypted"],
+    E["tcpcrypt-no-keys"],
+    E["tcpcrypt-keylog-needs-ecdh"],
+    E["tcpcrypt-no-luaossl"],
+    E["tcpcrypt-keylog-error"],
+    E["tcpcrypt-lua-error"],
+}
+-- END GENERATED FIELDS
+
+local p_eno, p_tc = P.tcpeno, P.tcpcrypt
+
+-- ------------------------------------------------------------------ preferences
+p_tc.prefs.keylog_file = Pref.string("Key log file", "",
+    "tcpcrypt key log (TCPCRYPT_SESSION_SECRET / TCPCRYPT_MASTER_KEY / TCPCRYPT_TRAFFIC_KEYS " ..
+    "lines); default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read when it grows.")
+p_tc.prefs.decrypt = Pref.bool("Decrypt frames", true, "Decrypt and verify frames with the key log")
+p_tc.prefs.handoff = Pref.bool("Dissect application data", true,
+    "Hand decrypted application data to the next dissector (Decode As, TCP ports, heuristics)")
+
+function p_tc.prefs_changed()
+    keylog_pref_path = p_tc.prefs.keylog_file or ""
+end
+
+-- Conformance rules a capture can show broken (tcpinc_analyze/conformance.py): the
+-- expert info of such a finding comes with tcpeno.conformance and tcpeno.conformance.rfc.
+local CONFORMANCE = {
+    ["eno-multiple-syn"] = "RFC 8547 §4.1",
+    ["eno-nonsyn-contents"] = "RFC 8547 §4.1",
+    ["eno-global-reserved"] = "RFC 8547 §4.2",
+    ["eno-global-repeated"] = "RFC 8547 §4.2",
+    ["eno-synack-no-explicit-b"] = "RFC 8547 §4.2, §4.3",
+    ["eno-length-byte"] = "RFC 8547 §4.4",
+    ["eno-synack-multiple-teps"] = "RFC 8547 §4.5",
+    ["eno-vacuous-reply"] = "RFC 8547 §4.6",
+    ["eno-ack-missing"] = "RFC 8547 §4.6",
+    ["eno-option-missing"] = "RFC 8547 §4.6",
+    ["eno-after-fallback"] = "RFC 8547 §4.6",
+    ["eno-syn-changed"] = "RFC 8547 §4.6",
+    ["eno-syn-data"] = "RFC 8547 §4.7",
+    ["eno-both-encodings"] = "RFC 8547 §11",
+    ["init-no-psh"] = "RFC 8548 §3.3",
+    ["init2-cipher-not-offered"] = "RFC 8548 §3.3",
+    ["init-ignored-nonempty"] = "RFC 8548 §4.1",
+    ["pubkey-uncompressed"] = "RFC 8548 §5",
+    ["pubkey-invalid"] = "RFC 8548 §5",
+    ["frame-reserved-bits"] = "RFC 8548 §4.2",
+    ["plaintext-reserved-bits"] = "RFC 8548 §4.2.1",
+    ["frame-tag-failed"] = "RFC 8548 §3.6",
+    ["retransmission-conflict"] = "RFC 8548 §3.6",
+    ["fin-without-finp"] = "RFC 8548 §3.7",
+    ["frames-after-finp"] = "RFC 8548 §3.7",
+    ["rekey-not-answered"] = "RFC 8548 §3.8",
+    ["rekey-empty-repeated"] = "RFC 8548 §3.8",
+    ["resume-nonce-too-long"] = "RFC 8548 §3.5",
+    ["resume-duplicate-suboption"] = "RFC 8548 §3.5",
+    ["resume-multiple-suboptions"] = "RFC 8548 §3.5",
+    ["resume-identifier-reused"] = "RFC 8548 §3.5",
+}
+M.CONFORMANCE = CONFORMANCE
+
+-- ------------------------------------------------------------------ state
+local conns = {}   -- tcp.stream -> connection state
+local pkts = {}    -- frame number -> per-packet record (filled on the first pass only)
+local cur_packet = 0
+local CHAIN = {}   -- resume[i] -> { ss = ss[i], index = i, aead =, origin = conn id or nil }
+local CHAINED = {} -- key-log ss[0] entries already expanded into CHAIN
+local RESUMES = { proposed = {}, resumed = {} }
+local last_refresh = -1
+
+local function prec(num)
+    local r = pkts[num]
+    if not r then
+        r = { pdus = {}, experts = {} }
+        pkts[num] = r
+    end
+    return r
+end
+
+-- opts.conf = false: not a conformance violation here (e.g. a conflicting retransmission
+-- outside tcpcrypt); opts.conn: the connection, for frame-tag-failed's verdict at display.
+local function note(packet, code, msg, opts)
+    local r = prec(packet or cur_packet)
+    if #r.experts < 64 then
+        r.experts[#r.experts + 1] = { code = code, msg = msg, conf = opts and opts.conf, conn = opts and opts.conn }
+    end
+end
+
+local ARROW = { ab = "A->B", ba = "B->A" }
 
 -- ------------------------------------------------------------------ stream reassembly
 local SEQ_MOD, HALF = 4294967296, 2147483648
@@ -926,7 +1371,8 @@ Stream.__index = Stream
 
 local function new_stream(label)
     return setmetatable({ base = nil, next = 0, pending = {}, pending_bytes = 0, recent = "",
-                          consumer = nil, label = label, max_ack = 0, ooo = {}, holes = {} }, Stream)
+                          consumer = nil, label = label, max_ack = 0, ooo = {}, holes = {},
+                          tc = false }, Stream)
 end
 
 function Stream:start(seq) self.base = seq % SEQ_MOD end
@@ -939,7 +1385,13 @@ function Stream:offset_of(seq)
 end
 
 function Stream:find(code, msg, packet)
-    note(packet, code, (ARROW[self.label] or self.label) .. ": " .. msg)
+    -- a conflicting retransmission breaks RFC 8548 §3.6 only while tcpcrypt runs
+    note(packet, code, (ARROW[self.label] or self.label) .. ": " .. msg, { conf = self.tc })
+end
+
+function Stream:conflict(off, packet)
+    self:find("retransmission-conflict", "retransmitted bytes at offset " .. istr(off) ..
+        " differ from the first copy (possible injection; the first copy is used)", packet)
 end
 
 function Stream:compare(off, payload, packet, whole)
@@ -947,8 +1399,7 @@ function Stream:compare(off, payload, packet, whole)
     local lo = off > start and off or start
     local hi = off + #payload
     if lo < hi and ssub(self.recent, lo - start + 1, hi - start) ~= ssub(payload, lo - off + 1) then
-        self:find("tcp-overlap-conflict", "retransmitted bytes at offset " .. istr(lo) ..
-            " differ from the first copy (possible injection; the first copy is used)", packet)
+        self:conflict(lo, packet)
         return
     end
     if whole and not (#payload <= 1 and off == self.next - 1) then
@@ -1030,8 +1481,7 @@ function Stream:segment(seq, payload, packet, missing)
     local existing = self.pending[off]
     if existing and #existing[1] >= #payload then
         if ssub(existing[1], 1, #payload) ~= payload then
-            self:find("tcp-overlap-conflict", "retransmitted bytes at offset " .. istr(off) ..
-                " differ from the first copy (possible injection; the first copy is used)", packet)
+            self:conflict(off, packet)
         else
             self:find("tcp-retransmission", "retransmission of " .. istr(#payload) .. " bytes at offset " .. istr(off), packet)
         end
@@ -1045,6 +1495,10 @@ function Stream:segment(seq, payload, packet, missing)
     return seg_off
 end
 
+function Stream:finish()
+    while next(self.pending) do self:declare_gap(min_key(self.pending)) end
+end
+
 function Stream:ack(ackno)
     if not self.base then return end
     local off = self:offset_of(ackno)
@@ -1056,102 +1510,97 @@ function Stream:ack(ackno)
     end
 end
 
-function Stream:finish()
-    while next(self.pending) do self:declare_gap(min_key(self.pending)) end
-end
-
--- ------------------------------------------------------------------ tcpcrypt framing
+-- ------------------------------------------------------------------ framing states
 local S_INIT, S_FRAMES, S_RESYNC, S_DONE = 0, 1, 2, 3
 local INIT1_MAGIC, INIT2_MAGIC = 0x15101a0e, 0x097105e0
 local RESYNC_SEARCH, RESYNC_CHAIN = 65536, 3
 
-local function infer_tep(msg, is1)
-    if #msg < 9 then return nil end
-    local fixed = 9 + (is1 and sbyte(msg, 9) or 0) + 32
-    local best = nil
-    for _, tep in ipairs({0x21, 0x22, 0x23, 0x24}) do
-        local plen = TEP_PUBLEN[tep]
-        if fixed + plen <= #msg and not ((tep == 0x21 or tep == 0x22) and sbyte(msg, fixed + 1) ~= 4) then
-            if fixed + plen == #msg then return tep end
-            if best == nil then best = tep end
-        end
-    end
-    return best
+-- ------------------------------------------------------------------ rekey obligations (§3.8)
+-- From the wire alone: the rekey bit and clen are in the clear, and acknowledgment numbers
+-- say what a host had received when it sent a segment (tcpinc_analyze/analysis/rekey_watch.py).
+local PEER = { ab = "ba", ba = "ab" }
+local Watch = {}
+Watch.__index = Watch
+
+local function new_watch()
+    return setmetatable({ active = false, gen = { ab = 0, ba = 0 }, rekey_frames = { ab = {}, ba = {} },
+                          obligations = { ab = {}, ba = {} }, segments = { ab = {}, ba = {} },
+                          sent_end = { ab = 0, ba = 0 }, tcp_fin = { ab = false, ba = false },
+                          finp_offset = {}, empty_outstanding = {} }, Watch)
 end
 
-local function draft_layout(msg, is1, tep)
-    if #msg < 9 then return nil end
-    local fixed = 9 + (is1 and sbyte(msg, 9) or 0) + 32
-    local plen = TEP_PUBLEN[tep or 0]
-    if not plen or #msg < fixed + 3 then return nil end
-    local l = be16(msg, fixed + 1)
-    if (l == plen or l == plen + 2) and sbyte(msg, fixed + 3) == 4 then return l end
+function Watch:finp(dir, offset)
+    if self.finp_offset[dir] == nil then self.finp_offset[dir] = offset end
+end
+
+function Watch:segment(dir, start, stop, ack, fin, packet)
+    local segs = self.segments[dir]
+    segs[#segs + 1] = { start, stop, ack }
+    if #segs > 256 then table.remove(segs, 1) end
+    local from_offset = math.max(start, self.sent_end[dir])
+    self.sent_end[dir] = math.max(self.sent_end[dir], stop)
+    if ack then
+        for _, fr in ipairs(self.rekey_frames[PEER[dir]]) do
+            if not fr.acked and fr.stop <= ack then
+                fr.acked = true
+                local exempt = self.tcp_fin[dir] or (self.finp_offset[dir] ~= nil and self.finp_offset[dir] < from_offset)
+                if self.gen[dir] < fr.generation and not exempt then
+                    local ob = self.obligations[dir]
+                    ob[#ob + 1] = { required = fr.generation, from_offset = from_offset, evidence = packet, rekey_packet = fr.packet }
+                end
+            end
+        end
+    end
+    if fin then self.tcp_fin[dir] = true end
+end
+
+function Watch:remote_known(dir, offset)
+    local segs = self.segments[dir]
+    for i = #segs, 1, -1 do
+        local s = segs[i]
+        if s[1] <= offset and offset < s[2] then
+            if not s[3] then return nil end
+            local g = 0
+            for _, fr in ipairs(self.rekey_frames[PEER[dir]]) do
+                if fr.stop <= s[3] and fr.generation > g then g = fr.generation end
+            end
+            return g
+        end
+    end
     return nil
 end
 
--- Parse a complete Init message: a table of fields with 0-based offsets for display.
-local function parse_init(msg, is1, tep)
-    local m = { is1 = is1, magic = be32(msg, 1), length = be32(msg, 5), findings = {} }
-    local name = is1 and "Init1" or "Init2"
-    local function bad(code, text) m.findings[#m.findings + 1] = { code, name .. ": " .. text } end
-    local pos
-    if is1 then
-        m.nciphers = sbyte(msg, 9)
-        if m.nciphers == 0 then bad("tcpcrypt-no-ciphers", "nciphers is 0, expected at least 1") end
-        m.ciphers = {}
-        if 9 + m.nciphers + 32 > #msg then
-            bad("tcpcrypt-truncated", istr(m.nciphers) .. " ciphers and N_A need " .. istr(9 + m.nciphers + 32) .. " bytes, message_len is " .. istr(#msg))
-            m.failed = true
-            return m
+function Watch:frame(dir, f)
+    local rekey = f.control % 2 == 1
+    local pending = self.obligations[dir]
+    if #pending > 0 and f.stream_offset >= pending[1].from_offset then
+        local due = table.remove(pending, 1)
+        if not rekey and f.generation < due.required then
+            note(f.packet, "rekey-not-answered", ARROW[dir] .. ": the frame at stream offset " .. istr(f.stream_offset) ..
+                " is not a rekey frame, although its sender had received (it acknowledged in packet " .. istr(due.evidence) ..
+                ") the rekey frame of packet " .. istr(due.rekey_packet) .. " taking the peer to generation " ..
+                istr(due.required) .. ": it must move to that generation and send a frame with rekey = 1 at once")
         end
-        for i = 1, m.nciphers do
-            local c = sbyte(msg, 9 + i)
-            m.ciphers[i] = c
-            if not AEAD_KEYLEN[c] then bad("tcpcrypt-unknown-aead", sfmt("unknown sym_cipher 0x%02x", c)) end
+    end
+    if not rekey then return end
+    self.active = true
+    if f.generation > self.gen[dir] then self.gen[dir] = f.generation end
+    local list = self.rekey_frames[dir]
+    list[#list + 1] = { stop = f.stream_offset + 3 + f.length, generation = f.generation, packet = f.packet }
+    if f.length == 17 then
+        local remote = self:remote_known(dir, f.stream_offset)
+        if remote == nil or f.generation <= remote then return end
+        local outstanding = self.empty_outstanding[dir]
+        if outstanding ~= nil and remote < f.generation - 1 then
+            note(f.packet, "rekey-empty-repeated", ARROW[dir] .. ": a second empty rekey frame (generation " ..
+                istr(f.generation) .. ") while the one for generation " .. istr(outstanding) ..
+                " is still unanswered as far as the sender knew (peer generation " .. istr(remote) .. ")")
         end
-        m.nonce_off = 9 + m.nciphers
-    else
-        m.cipher = sbyte(msg, 9)
-        if not AEAD_KEYLEN[m.cipher] then bad("tcpcrypt-unknown-aead", sfmt("unknown sym_cipher 0x%02x", m.cipher)) end
-        if 9 + 32 > #msg then
-            bad("tcpcrypt-truncated", "N_B needs 41 bytes, message_len is " .. istr(#msg))
-            m.failed = true
-            return m
-        end
-        m.nonce_off = 9
+        self.empty_outstanding[dir] = f.generation
     end
-    m.nonce = ssub(msg, m.nonce_off + 1, m.nonce_off + 32)
-    pos = m.nonce_off + 32
-    local plen = TEP_PUBLEN[tep or 0]
-    local draft = draft_layout(msg, is1, tep)
-    if plen and draft and (pos + plen > #msg or sbyte(msg, pos + 1) ~= 4) then
-        m.draft = draft
-        m.draft_off = pos
-        local dl = math.min(draft, #msg - pos - 2)
-        m.pub_off, m.pub_len = pos + 2, dl
-        m.pubkey = ssub(msg, pos + 3, pos + 2 + dl)
-        m.ign_off, m.ign_len = pos + 2 + dl, #msg - pos - 2 - dl
-        return m
-    end
-    if not plen then
-        bad("tcpcrypt-unknown-tep", sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0))
-        m.failed = true
-        return m
-    end
-    if pos + plen > #msg then
-        bad("tcpcrypt-short-pubkey", istr(#msg - pos) .. " bytes left for a " .. istr(plen) .. "-byte public key")
-        m.failed = true
-        return m
-    end
-    m.pub_off, m.pub_len = pos, plen
-    m.pubkey = ssub(msg, pos + 1, pos + plen)
-    m.ign_off, m.ign_len = pos + plen, #msg - pos - plen
-    if (tep == 0x21 or tep == 0x22) and sbyte(m.pubkey, 1) ~= 4 then
-        bad("tcpcrypt-bad-pubkey", "public key does not start like an uncompressed point (0x04)")
-    end
-    return m
 end
 
+-- ------------------------------------------------------------------ tcpcrypt framing
 local Dir = {}
 Dir.__index = Dir
 
@@ -1161,9 +1610,14 @@ local function new_dir(conn, label, mode, tep)
                           buf = "", buf_off = 0, first_packet = 0, packets = 0,
                           origin = (mode == "frames") and 0 or nil,
                           frames = 0, rekeys = 0, plain = false, reserved_reports = 0,
-                          ok = 0, failed = 0, lost = 0, key = nil, gen = 0, fin_seen = false,
-                          app_pending = "" }, Dir)
+                          lost = 0, init_segs = {},
+                          -- decryption state
+                          gen = 0, base = nil, ok = 0, failed = 0, undecryptable = 0,
+                          fin_seen = false, last_ok = false, queue = {}, queued = 0,
+                          resync_gen = nil, app_pending = "" }, Dir)
 end
+
+function Dir:init_len() return self.origin or 0 end
 
 function Dir:find(code, msg, packet)
     note(packet, code, (ARROW[self.label] or self.label) .. ": " .. msg)
@@ -1206,12 +1660,32 @@ function Dir:gap(offset, size)
     self.packets = 0
 end
 
+-- the stream stopped on a frame boundary with nothing cut off
+function Dir:clean()
+    if self.ended_clean ~= nil then return self.ended_clean end
+    return self.state == S_FRAMES and #self.buf == 0
+end
+
+-- end of the capture: report anything left half-parsed
+function Dir:finish()
+    self.ended_clean = self:clean()
+    if self.state == S_RESYNC and #self.buf > 0 then self:process(true) end
+    if self.state == S_INIT and #self.buf > 0 and not self.plain then
+        self:find("tcpcrypt-init-incomplete", "stream ends inside the Init message (" .. istr(#self.buf) .. " bytes)", nil)
+    elseif self.state == S_FRAMES and #self.buf > 0 then
+        self.lost = self.lost + 1
+        self:find("tcpcrypt-frame-truncated", "stream ends inside a frame at offset " .. istr(self.buf_off) ..
+            " (" .. istr(#self.buf) .. " bytes present)", nil)
+    end
+    self.buf = ""
+end
+
 function Dir:process(at_end)
     local guard = 0
     while guard < 100000 do
         guard = guard + 1
         local more
-        if self.state == S_INIT then more = self:init()
+        if self.state == S_INIT then more = self:init_step()
         elseif self.state == S_FRAMES then more = self:frame()
         elseif self.state == S_RESYNC then more = self:resync(at_end)
         else self.buf = "" return end
@@ -1225,7 +1699,9 @@ function Dir:emit(kind, len, extra)
     pdu.kind, pdu.dir, pdu.stream_offset = kind, self.label, self.buf_off
     pdu.raw = ssub(self.buf, 1, len)
     pdu.first_packet = self.first_packet
+    pdu.packet = cur_packet
     pdu.segments = self.packets
+    pdu.d = self
     r.pdus[#r.pdus + 1] = pdu
     if self.first_packet ~= cur_packet and self.first_packet > 0 then
         prec(self.first_packet).continued_in = prec(self.first_packet).continued_in or cur_packet
@@ -1237,7 +1713,7 @@ function Dir:emit(kind, len, extra)
     return pdu
 end
 
-function Dir:init()
+function Dir:init_step()
     if #self.buf < 8 then return false end
     local magic, length = be32(self.buf, 1), be32(self.buf, 5)
     if self.mode == "detect" then
@@ -1248,6 +1724,7 @@ function Dir:init()
             self.state = S_DONE
             return false
         end
+        self.conn:detected(self)
     end
     local is1 = self.mode == "init1"
     local name = is1 and "Init1" or "Init2"
@@ -1266,17 +1743,14 @@ function Dir:init()
     local msg = ssub(self.buf, 1, length)
     if not self.tep then self.tep = infer_tep(msg, is1) end
     local m = parse_init(msg, is1, self.tep)
-    if m.draft then
-        self:find("tcpcrypt-draft-layout", name .. sfmt(" uses the pre-RFC draft layout: a 2-byte length 0x%04x precedes the public key (2016 tcpcryptd); the message length still delimits it", m.draft), self.first_packet)
-    else
-        for _, f in ipairs(m.findings) do self:find(f[1], f[2], self.first_packet) end
-    end
+    for _, f in ipairs(m.findings) do self:find(f[1], f[2], self.first_packet) end
     self.init = m
-    self.conn.inits = self.conn.inits or {}
-    self.conn.inits[is1 and 1 or 2] = m
-    self:emit(is1 and "init1" or "init2", length, { init = m })
+    self.init_raw = msg
+    self.dialect = m.dialect
+    local pdu = self:emit(is1 and "init1" or "init2", length, { init = m })
     self.origin = self.buf_off
     self.state = S_FRAMES
+    self.conn:on_init(self, pdu)
     return true
 end
 
@@ -1292,13 +1766,19 @@ function Dir:frame()
     if #self.buf < 3 + length then return false end
     if control >= 2 and self.reserved_reports < 5 then
         self.reserved_reports = self.reserved_reports + 1
-        self:find("tcpcrypt-control-reserved", sfmt("frame at offset %d has control 0x%02x with reserved bits set", floor(self.buf_off), control), self.first_packet)
+        self:find("frame-reserved-bits", sfmt("frame at offset %s has control 0x%02x: reserved cres bits set (must be sent as zero)",
+            istr(self.buf_off), control), self.first_packet)
     end
     self.frames = self.frames + 1
     if control % 2 == 1 then self.rekeys = self.rekeys + 1 end
-    local pdu = self:emit("frame", 3 + length, { control = control, length = length,
-                                                  nonce_offset = self.buf_off - (self.origin or 0),
-                                                  number = self.frames })
+    local pdu = self:emit("frame", 3 + length, { control = control, length = length, number = self.frames,
+                                                  init_len = self:init_len(), wire_gen = self.rekeys })
+    pdu.body = ssub(pdu.raw, 4)
+    local w = self.conn.watch
+    if w then
+        w:frame(self.label, { control = control, length = length, stream_offset = pdu.stream_offset,
+                              generation = self.rekeys, packet = cur_packet })
+    end
     self.conn:on_frame(self, pdu)
     return true
 end
@@ -1319,9 +1799,9 @@ function Dir:candidate(pos, at_end)
     end
     local last = pos + 3 + length
     if last <= #self.buf then
-        local verdict = self.conn:authenticates(self, self.buf_off + pos - (self.origin or 0),
-                                                sbyte(self.buf, pos + 1), length, ssub(self.buf, pos + 4, last))
-        if verdict ~= nil then return verdict, true end
+        local verdict = self.conn:authenticates(self, { stream_offset = self.buf_off + pos, init_len = self:init_len(),
+            control = sbyte(self.buf, pos + 1), length = length, body = ssub(self.buf, pos + 4, last) })
+        if verdict ~= nil then return verdict end
     end
     local chain = 0
     while chain < RESYNC_CHAIN do
@@ -1346,18 +1826,10 @@ function Dir:resync(at_end)
         if self.buf_off < self.origin then return false end
     end
     local limit = math.min(#self.buf, RESYNC_SEARCH)
-    local keyed = self.key ~= nil and self.conn.keys ~= nil and self.conn.keys.ready
-    local undecided = nil
     for pos = 0, limit - 1 do
-        local verdict, authenticated = self:candidate(pos, at_end)
-        if verdict == nil then
-            -- a plausible header whose frame is not complete yet: with keys, a later
-            -- position that authenticates rules it out (frames do not overlap)
-            if not keyed then return false end
-            undecided = undecided or pos
-        elseif verdict and undecided and not authenticated then
-            return false
-        elseif verdict then
+        local verdict = self:candidate(pos, at_end)
+        if verdict == nil then return false end
+        if verdict then
             if pos > 0 then
                 self:find("tcpcrypt-resync", "resynchronised at offset " .. istr(self.buf_off + pos) ..
                     " after skipping " .. istr(pos) .. " bytes", nil)
@@ -1370,7 +1842,6 @@ function Dir:resync(at_end)
             return true
         end
     end
-    if undecided then return false end
     if #self.buf >= RESYNC_SEARCH + RESYNC_CHAIN * (3 + 65535) or at_end then
         self:find("tcpcrypt-resync-failed", "no frame boundary found in " .. istr(limit) ..
             " bytes after offset " .. istr(self.buf_off) .. "; the rest of this direction is not delimited", nil)
@@ -1390,13 +1861,16 @@ end
 
 local function new_conn(id, src, dst, x_is_src)
     return setmetatable({ id = id, x = x_is_src and src or dst, y = x_is_src and dst or src,
-                          syn = {}, synack = {}, nsyn = 0, simultaneous = false, a_is_x = true,
+                          syn = {}, synack = {}, simultaneous = false, a_is_x = true,
                           handshake_seen = true, neg = nil, streams = {}, tc = {}, packets = 0,
-                          legacy = false, fin = {}, rst = nil, keys_gen = -1, notes = {} }, Conn)
+                          nsyn = 0, legacy = false, fin = {}, rst = nil, notes = {},
+                          nonsyn_from = {}, nonsyn_eno = {}, eno_phase_done = false,
+                          keys = nil, hopeless_gen = nil, base = nil, inits = {} }, Conn)
 end
 
 function Conn:side_is_a(from_x) return from_x == self.a_is_x end
 function Conn:label(from_x) return self:side_is_a(from_x) and "ab" or "ba" end
+function Conn:closed() return self.rst ~= nil or (self.fin[true] ~= nil and self.fin[false] ~= nil) end
 
 function Conn:note_once(key, packet, code, msg)
     if self.notes[key] then return end
@@ -1404,93 +1878,328 @@ function Conn:note_once(key, packet, code, msg)
     note(packet, code, msg)
 end
 
--- The ENO option of a SYN or of A's first ACK, as the Python analyzer reads it.
-function Conn:parse_eno(opts, flags, packet)
+-- the active opener is x unless the capture starts after its SYN
+function Conn:active_is_x()
+    return self.syn[true] ~= nil or not (self.synack[false] ~= nil and self.synack[true] == nil)
+end
+
+-- Every ENO option of a segment, whole (RFC or experimental encoding); a TCP option walk
+-- that stops at an ENO kind gives a malformed option, so ENO fails with that reason.
+function Conn:segment_eno(opts, flags, packet)
     local list, problems, bad = walk_options(opts or "")
     for _, p in ipairs(problems) do note(packet, "tcp-option-malformed", p) end
-    local found, legacy = nil, false
+    local found, legacy, tfo, kinds, nkinds = {}, false, nil, {}, 0
     for _, o in ipairs(list) do
-        if o.kind == 70 then legacy = true end
-        local opt = (o.kind == 69 or o.kind == 253 or o.kind == 254) and decode_eno(o.kind, o.data) or nil
-        if opt then
-            if o.kind == 69 and looks_legacy(o.data, flags) then
-                legacy = true
-            elseif found then
-                note(packet, "eno-duplicate", "more than one ENO option in one segment; the first counts")
-            else
-                found = opt
-                for _, f in ipairs(opt.findings) do
-                    if f[1] ~= "eno-malformed" then note(packet, f[1], f[2]) end
+        if o.kind == 70 then legacy = true elseif o.kind == 34 then tfo = o.data end
+        if o.kind == 69 or o.kind == 253 or o.kind == 254 then
+            local opt = decode_eno(o.kind, o.data)
+            if opt then
+                if o.kind == 69 and looks_legacy(o.data, flags) then
+                    legacy = true
+                else
+                    if not kinds[opt.encoding] then kinds[opt.encoding] = true nkinds = nkinds + 1 end
+                    found[#found + 1] = opt
                 end
             end
         end
     end
-    if not found and (bad == 69 or bad == 253 or bad == 254) then
-        note(packet, "eno-malformed", "ENO option (kind " .. istr(bad) .. ") with a bad length: the option is ignored and ENO fails")
-        found = { encoding = (bad == 69) and "rfc" or "experimental", kind = bad, subs = {}, findings = {}, malformed = true }
-    elseif found and found.malformed then
-        local detail = {}
-        for _, f in ipairs(found.findings) do if f[1] == "eno-malformed" then detail[#detail + 1] = f[2] end end
-        note(packet, "eno-malformed", "malformed ENO option: " .. table.concat(detail, "; ") .. "; the option is ignored and ENO fails")
+    if bad == 69 or bad == 253 or bad == 254 then
+        found[#found + 1] = { encoding = (bad == 69) and "rfc" or "experimental", kind = bad, raw = "",
+                              contents = "", subs = {}, findings = {}, malformed = true }
     end
-    return found, legacy
+    if nkinds == 2 then
+        note(packet, "eno-both-encodings", "option 69 and option 253 with ExID 0x454E in one segment (hosts must not send both)")
+    end
+    return { options = found, legacy = legacy, tfo = tfo }
+end
+
+function Conn:resumption_rules(option, packet)
+    local resumes, total, order = {}, 0, {}
+    for _, sub in ipairs(opt_teps(option)) do
+        if TEPS[sub.tep] then
+            local kind = tcpcrypt_kind(sub)
+            if kind == "invalid" then
+                note(packet, "resume-nonce-too-long", sfmt("resumption suboption for TEP 0x%02x carries %d data bytes: a 9-byte identifier half and a nonce of at most 8 bytes allow 17", sub.tep, #(sub.data or "")))
+            elseif kind == "resume" then
+                if not resumes[sub.tep] then order[#order + 1] = sub.tep end
+                resumes[sub.tep] = (resumes[sub.tep] or 0) + 1
+                total = total + 1
+            end
+        end
+    end
+    for _, tep in ipairs(order) do
+        if resumes[tep] > 1 then
+            note(packet, "resume-duplicate-suboption", sfmt("%d resumption suboptions for TEP 0x%02x in one SYN (at most one per TEP)", resumes[tep], tep))
+        end
+    end
+    if total > 1 then
+        note(packet, "resume-multiple-suboptions", istr(total) .. " resumption suboptions in one SYN (should be at most one)")
+    end
+end
+
+-- The ENO options of a SYN or SYN-ACK, with the SYN-only rules (§4.1, §4.4, §4.7).
+function Conn:syn_eno(info)
+    local got = self:segment_eno(info.opts, info.flags, info.packet)
+    local se = { options = got.options, packet = info.packet }
+    if #got.options > 1 then
+        note(info.packet, "eno-multiple-syn", istr(#got.options) .. " ENO options in one SYN: the receiver must behave as if there were none and disable encryption")
+    end
+    for _, option in ipairs(got.options) do
+        local details = {}
+        for _, f in ipairs(option.findings) do
+            note(info.packet, f[1], f[2])
+            details[#details + 1] = f[2]
+        end
+        if option.malformed then
+            local detail = #details > 0 and table.concat(details, "; ") or ("kind " .. istr(option.kind) .. " with a bad TCP option length")
+            note(info.packet, "eno-malformed", "ill-formed ENO option: " .. detail .. "; the option is ignored and ENO fails")
+        end
+        self:resumption_rules(option, info.packet)
+    end
+    local option = syn_option(se)
+    if option and not option.malformed then
+        if got.tfo and #got.tfo > 0 then
+            note(info.packet, "eno-syn-data", "a SYN with ENO carries a non-empty TCP Fast Open option")
+        end
+        local teps = opt_teps(option)
+        local syn_tep = teps[#teps] and teps[#teps].tep or nil
+        if info.data_len > 0 and (syn_tep == nil or TEPS[syn_tep]) then
+            note(info.packet, "eno-syn-data", "a SYN with ENO carries " .. istr(info.data_len) ..
+                " data bytes although its SYN TEP (" .. (syn_tep and sfmt("0x%02x", syn_tep) or "none") ..
+                ") defines no SYN data (tcpcrypt defines none); the receiver must discard them")
+        end
+    end
+    return se, got.legacy
+end
+
+local function raw_eno(se)
+    local parts = {}
+    for i, o in ipairs(se.options) do parts[i] = tohex(o.raw) end
+    return table.concat(parts, "|")
+end
+
+function Conn:compare_retransmission(prev, info, se, bare)
+    if raw_eno(prev.eno) == raw_eno(se) then return end
+    if bare and syn_present(prev.eno) and not syn_present(se) then
+        note(info.packet, "eno-dropped-on-retransmission", "the SYN retransmitted in packet " .. istr(info.packet) ..
+            " drops the ENO option of packet " .. istr(prev.packet) .. ": the active opener disabled ENO (allowed)")
+        return
+    end
+    note(info.packet, "eno-syn-changed", "the retransmitted " .. (bare and "SYN" or "SYN-ACK") .. " in packet " ..
+        istr(info.packet) .. " changes the SYN-form ENO option of packet " .. istr(prev.packet))
 end
 
 function Conn:on_syn(info, from_x)
-    local eno, legacy = self:parse_eno(info.opts, info.flags, info.packet)
-    if self.syn[from_x] == nil then self.nsyn = self.nsyn + 1 end
-    self.syn[from_x] = { packet = info.packet, isn = info.seq, eno = eno }
+    local se, legacy = self:syn_eno(info)
+    local prev = self.syn[from_x]
+    if prev and prev.isn == info.seq then self:compare_retransmission(prev, info, se, true) end
+    if not prev then self.nsyn = self.nsyn + 1 end
+    self.syn[from_x] = { packet = info.packet, isn = info.seq, eno = se, data_len = info.data_len }
     self.legacy = self.legacy or legacy
     if self.nsyn == 2 then self.simultaneous = true end
 end
 
 function Conn:on_synack(info, from_x)
-    if self.simultaneous or self.synack[from_x] then return end
-    local eno, legacy = self:parse_eno(info.opts, info.flags, info.packet)
-    self.synack[from_x] = { packet = info.packet, isn = info.seq, eno = eno }
+    local se, legacy = self:syn_eno(info)
+    local prev = self.synack[from_x]
+    if prev then
+        if prev.isn == info.seq then self:compare_retransmission(prev, info, se, false) end
+        return
+    end
+    local s = { packet = info.packet, isn = info.seq, eno = se, data_len = info.data_len }
+    self.synack[from_x] = s
     self.legacy = self.legacy or legacy
-end
-
-function Conn:decide_roles()
     if self.simultaneous then
-        local b1, b2 = eno_b_bit(self.syn[true].eno), eno_b_bit(self.syn[false].eno)
-        -- second (y) is B unless only the first (x) claims b
-        self.a_is_x = not (b1 and not b2)
-    elseif self.syn[true] then
-        self.a_is_x = true
-    elseif self.synack[false] or self.synack[true] then
-        self.a_is_x = self.synack[false] ~= nil
+        local own = self.syn[from_x]
+        if own and raw_eno(own.eno) ~= raw_eno(se) and syn_present(se) then
+            note(info.packet, "eno-syn-changed", "simultaneous open: the SYN-ACK in packet " .. istr(info.packet) ..
+                " does not repeat the ENO option of the same host's SYN (packet " .. istr(own.packet) .. ")")
+        end
+    else
+        self:check_passive_synack(s, from_x)
+    end
+    -- a receiver that discards SYN data acknowledges only the ISN (§4.7)
+    local syn = self.syn[not from_x]
+    if syn and syn.data_len > 0 and syn_present(syn.eno) and info.ack and (info.ack - syn.isn) % SEQ_MOD > 1 then
+        note(info.packet, "eno-syn-data", "the SYN-ACK acknowledges " .. istr(syn.data_len) ..
+            " SYN data bytes of a SYN with ENO; tcpcrypt defines no SYN data, so they must be discarded and not acknowledged")
     end
 end
 
+-- the passive opener's SYN-ACK rules (§4.2, §4.3, §4.5, §4.6)
+function Conn:check_passive_synack(s, from_x)
+    local option = syn_option(s.eno)
+    local syn = self.syn[not from_x]
+    local a_eno = syn and syn.eno
+    if not option or option.malformed then return end
+    local glob = opt_global(option)
+    local a_opt = a_eno and syn_option(a_eno)
+    local pre = option.encoding == "experimental" and glob == nil and a_opt ~= nil and a_opt.encoding == "experimental"
+    if (glob == nil or glob.byte % 2 == 0) and not pre then
+        note(s.packet, "eno-synack-no-explicit-b", "the passive opener's SYN-ACK ENO option has " ..
+            (glob and sfmt("global suboption 0x%02x", glob.byte) or "no global suboption") ..
+            ": passive openers must send an explicit global suboption with b = 1")
+    end
+    local teps = opt_teps(option)
+    if #teps == 0 and not syn_present(a_eno) then
+        note(s.packet, "eno-vacuous-reply", "vacuous ENO option in a SYN-ACK answering a SYN without ENO")
+    end
+    if #teps > 1 then
+        note(s.packet, "eno-synack-multiple-teps", "the passive opener's SYN-ACK lists " .. istr(#teps) .. " TEPs (it should list only one, a valid one)")
+    end
+    if a_eno and #teps > 0 then
+        local disabled = a_opt == nil or a_opt.malformed or (opt_b(a_opt) and opt_b(option))
+        if not disabled then
+            local offered = {}
+            for _, t in ipairs(opt_teps(a_opt)) do offered[t.tep] = true end
+            disabled = true
+            for _, t in ipairs(teps) do if offered[t.tep] then disabled = false end end
+        end
+        if disabled then
+            note(s.packet, "eno-after-fallback", "the passive opener sends a (non-vacuous) ENO option although the SYN it answers made ENO fail (no usable ENO option, same b bit, or no TEP in common)")
+        end
+    end
+end
+
+function Conn:first_second()
+    if self.simultaneous then return self.syn[true], self.syn[false] end
+    local ax = self:active_is_x()
+    return self.syn[ax], self.synack[not ax]
+end
+
 function Conn:syn_of(a)
-    local xs = a and self.a_is_x or not self.a_is_x
-    if self.simultaneous or a then return self.syn[xs] end
+    local xs
+    if a then xs = self.a_is_x else xs = not self.a_is_x end
+    if self.simultaneous then return self.syn[xs] end
+    if xs == self:active_is_x() then return self.syn[xs] end
     return self.synack[xs]
+end
+
+function Conn:decide_roles()
+    local first_x = self.simultaneous or self:active_is_x()
+    if self.neg then self.a_is_x = (first_x == self.neg.a_is_first) else self.a_is_x = first_x end
+end
+
+-- the outcome as the hosts see it from the SYNs alone (a stripped ACK cannot change it)
+function Conn:view()
+    local first, second = self:first_second()
+    if not first or not second or self.legacy then return nil end
+    return negotiate(first.eno, second.eno, true, self.simultaneous, true)
+end
+
+-- RFC 8547 §4.6 for non-SYN segments sent before their sender received one
+function Conn:check_nonsyn_eno(got, from_x, packet)
+    if next(self.syn) == nil and next(self.synack) == nil then self.eno_phase_done = true end
+    if self.eno_phase_done then return nil end
+    if self.nonsyn_from[not from_x] then
+        if self.nonsyn_from[from_x] then self.eno_phase_done = true end
+        return nil
+    end
+    local g = got()
+    self.legacy = self.legacy or g.legacy
+    local has = #g.options > 0
+    local view = self:view()
+    if not view then return has end
+    local wants = view.status == "negotiated"
+    local first_of_sender = self.nonsyn_from[from_x] == nil
+    local active = (from_x == self:active_is_x()) and not self.simultaneous
+    for _, option in ipairs(g.options) do
+        if #option.contents > 0 and wants and TEPS[view.tep or 0] then
+            note(packet, "eno-nonsyn-contents", "non-SYN-form ENO option with " .. istr(#option.contents) ..
+                " bytes of contents: tcpcrypt gives them no meaning, so they must be sent empty")
+        end
+    end
+    local state = self.nonsyn_eno[from_x]
+    if wants and not has then
+        if state == nil and active and first_of_sender then
+            note(packet, "eno-ack-missing", "A's third segment (the handshake ACK) carries no ENO option although the SYN-ACK it answers carried a valid, compatible one (or a middlebox between A and the capture point stripped it)")
+        elseif state then
+            note(packet, "eno-option-missing", "a segment sent before its sender received any non-SYN segment carries no ENO option (every such segment must, until encryption is disabled)")
+        end
+        self.nonsyn_eno[from_x] = false
+    elseif wants and state ~= false then
+        self.nonsyn_eno[from_x] = true
+    elseif has and state ~= false then
+        note(packet, "eno-after-fallback", "an ENO option on a segment sent after its sender fell back to plain TCP (no further ENO options may be sent)")
+        self.nonsyn_eno[from_x] = false
+    end
+    return has
+end
+
+-- RFC 8548 §3.5's once-only rules across the capture
+local function resume_halves(se)
+    local option = se and syn_option(se.eno)
+    local out = {}
+    if not option then return out end
+    for _, sub in ipairs(opt_teps(option)) do
+        if TEPS[sub.tep] and sub.data and tcpcrypt_kind(sub) == "resume" then out[#out + 1] = ssub(sub.data, 1, RESUME_HALF) end
+    end
+    return out
+end
+
+function Conn:check_resumes()
+    local first, second = self:first_second()
+    if not first then return end
+    for _, half in ipairs(resume_halves(first)) do
+        local earlier = RESUMES.proposed[half]
+        if earlier and earlier[1] ~= self.id then
+            note(first.packet, "resume-identifier-reused", "the SYN proposes resumption with identifier half " .. tohex(half) ..
+                ", already proposed in packet " .. istr(earlier[2]) .. ": a host must propose the lowest i it has not used before")
+        elseif not earlier then
+            RESUMES.proposed[half] = { self.id, first.packet }
+        end
+    end
+    local neg = self.neg
+    if neg.status ~= "negotiated" or not neg.resumed or not second then return end
+    local ours, theirs = resume_halves(first), resume_halves(second)
+    if #ours == 0 or #theirs == 0 then return end
+    local pair = (ours[1] < theirs[1]) and (ours[1] .. theirs[1]) or (theirs[1] .. ours[1])
+    local earlier = RESUMES.resumed[pair]
+    if earlier then
+        note(second.packet, "resume-identifier-reused", "this connection resumes with the same identifier as the one of packet " ..
+            istr(earlier[2]) .. ": the session secret ss[i] secures two connections")
+    else
+        RESUMES.resumed[pair] = { self.id, second.packet }
+    end
 end
 
 function Conn:decide_eno(ack_has_eno, packet)
     if self.neg then return end
-    self:decide_roles()
-    local syn_a, syn_b = self:syn_of(true), self:syn_of(false)
-    local eno_a = nil
-    if syn_a and not self.legacy then eno_a = syn_a.eno end
-    local seen = syn_a ~= nil and (syn_b ~= nil or eno_a == nil)
+    local first, second = self:first_second()
+    local eno_first = (self.legacy or not first) and EMPTY_SYN or first.eno
+    local seen = first ~= nil and (second ~= nil or not syn_present(eno_first))
+    if self.simultaneous then
+        local s1, s2 = self.synack[true], self.synack[false]
+        if s1 == nil or s2 == nil then ack_has_eno = nil
+        else ack_has_eno = syn_present(s1.eno) and syn_present(s2.eno) end
+    end
     self.ack_eno = ack_has_eno
     self.ack_packet = packet
-    self.neg = negotiate(eno_a, syn_b and syn_b.eno or nil, ack_has_eno, self.simultaneous, seen)
-    if syn_a and syn_a.eno and not self.legacy then self.encoding = syn_a.eno.encoding end
+    self.neg = negotiate(eno_first, second and second.eno or nil, ack_has_eno, self.simultaneous, seen)
+    self:decide_roles()
+    local neg = self.neg
+    if seen then self:check_resumes() end
     if not seen then
         self.handshake_seen = false
-        note(packet, "handshake-not-captured", (syn_a and "B's SYN-ACK" or "A's SYN") ..
+        note(packet, "handshake-not-captured", (first and "B's SYN-ACK" or "A's SYN") ..
             " is not in the capture: roles and ENO outcome are inferred")
     end
+    if neg.roles == "pre-rfc" then
+        self.pre_rfc = true
+        note(second and second.packet or packet, "pre-rfc-dialect", "pre-RFC experimental ENO: the SYN-ACK has no global " ..
+            "suboption, so under RFC 8547 §4.3 both hosts have b = 0 (a role conflict); the pre-RFC drafts made the " ..
+            "passive opener host B, and the handshake is judged by them")
+    end
     if self.legacy then
-        note(syn_a and syn_a.packet or packet, "legacy-tcpcrypt-option",
+        note(first and first.packet or packet, "legacy-tcpcrypt-option",
             "kind 69 is used as the pre-2015 tcpcrypt CRYPT option (with kind 70 MAC), not as ENO")
     end
-    if self.neg.status == "fallback" then
-        note(packet, "eno-fallback", "ENO fell back to plain TCP: " .. self.neg.reason)
+    if neg.status == "fallback" then
+        if neg.reason == "synack-without-eno" and not self.simultaneous then
+            note(second and second.packet or packet, "eno-downgrade", "A's SYN offered ENO and B's SYN-ACK carries none: " ..
+                "B lacks ENO, or ENO was stripped on the path (a downgrade to plain TCP)")
+        end
+        note(packet, "eno-fallback", "ENO fell back to plain TCP: " .. neg.reason)
     end
     self:setup_streams()
 end
@@ -1512,8 +2221,8 @@ end
 function Conn:setup_streams()
     local neg = self.neg
     local tep = neg.tep
-    local modes = { [true] = nil, [false] = nil }
-    if neg.status == "negotiated" and TEP_PUBLEN[tep or 0] then
+    local modes = {}
+    if neg.status == "negotiated" and TEPS[tep or 0] then
         modes[true] = neg.resumed and "frames" or "init1"
         modes[false] = neg.resumed and "frames" or "init2"
     elseif neg.status == "unknown" then
@@ -1524,15 +2233,17 @@ function Conn:setup_streams()
     if modes[true] or modes[false] then
         local b_ep = self.a_is_x and self.y or self.x
         claim_port(tonumber(string.match(b_ep, ":(%d+)$")))
+        self.watch = self.watch or new_watch()
     end
     for _, a_side in ipairs({ true, false }) do
         local from_x = (a_side == self.a_is_x)
         local mode = modes[a_side]
         local label = a_side and "ab" or "ba"
         if mode then
-            local d = new_dir(self, label, mode, TEP_PUBLEN[tep or 0] and tep or nil)
+            local d = new_dir(self, label, mode, TEPS[tep or 0] and tep or nil)
             local s = self.streams[from_x] or new_stream(label)
-            s.consumer, s.label = d, label
+            s.consumer, s.label, s.tc = d, label, mode ~= "detect"
+            d.track_init = (mode == "init1" or mode == "init2")
             self.streams[from_x] = s
             self.tc[from_x] = d
         else
@@ -1560,164 +2271,478 @@ function Conn:dir_of(label)
 end
 
 -- Without a handshake, the side whose stream starts with Init1 is A.
-function Conn:fix_roles_from_init(d)
-    if self.handshake_seen then return end
-    local from_x = (self.tc[true] == d)
-    local a_side = (d.mode == "init1")
-    if (from_x == self.a_is_x) ~= a_side then
-        self.a_is_x = not self.a_is_x
-        for _, fx in ipairs({ true, false }) do
-            local dd = self.tc[fx]
-            if dd then dd.label = (fx == self.a_is_x) and "ab" or "ba" end
-            if self.streams[fx] then self.streams[fx].label = (fx == self.a_is_x) and "ab" or "ba" end
-        end
+function Conn:detected(d)
+    if (d.mode == "init1") == (d.label == "ab") then return end
+    self.a_is_x = not self.a_is_x
+    for _, fx in ipairs({ true, false }) do
+        local label = (fx == self.a_is_x) and "ab" or "ba"
+        local dd = self.tc[fx]
+        if dd then dd.label = label end
+        if self.streams[fx] then self.streams[fx].label = label end
     end
 end
 
--- ---------------------------------------------------------------- decryption glue
-function Conn:resolve_keys(packet)
-    if self.keys_gen == KEYLOG.generation and self.keys_tried then return end
-    keylog_refresh()
-    if self.keys and self.keys_gen == KEYLOG.generation then return end
-    self.keys_gen = KEYLOG.generation
-    self.keys_tried = true
-    if self.keys then return end
-    local neg = self.neg or {}
-    local i1 = self.inits and self.inits[1]
-    local i2 = self.inits and self.inits[2]
-    local tep = (neg.status == "negotiated" and neg.tep) or (self:dir_of("ab") or {}).tep or (self:dir_of("ba") or {}).tep
-    local aead = i2 and i2.cipher or self.aead
-    self.tep_used = tep
-    local id = neg.resumed and neg.resume_id or (i1 and i1.nonce)
-    local anything = next(KEYLOG.secrets) or next(KEYLOG.traffic) or next(KEYLOG.privates)
-    if not KEYLOG.path then return end
-    if not ossl.ok then
-        if anything then
-            self:note_once("noossl", packet, "tcpcrypt-no-luaossl",
-                "cannot decrypt: lua-luaossl is not available (" .. tostring(ossl.why):sub(1, 120) ..
-                "); install the Debian package lua-luaossl")
+-- an Init message is complete: PSH rule (§3.3), cipher choice (§3.3), the 2016 dialect
+function Conn:on_init(d, pdu)
+    local m = d.init
+    self.inits[m.is1 and 1 or 2] = m
+    m.packet = cur_packet
+    if d.track_init then
+        d.track_init = false
+        local last = d:init_len() - 1
+        local covering = {}
+        for _, s in ipairs(d.init_segs) do
+            if s[1] <= last and last < s[2] then covering[#covering + 1] = s end
         end
-        return
-    end
-    if not id then return end
-    local ss, from = KEYLOG.secrets[id], "session_secret"
-    if not ss and neg.resumed then
-        local r = KEYLOG.resume[id]
-        if r then ss, from = r.ss, "resumption"; aead = aead or r.aead end
-    end
-    local tk = KEYLOG.traffic[id]
-    if not ss and not tk then
-        local priv = (i1 and i1.pubkey and KEYLOG.privates[i1.pubkey]) or (i2 and i2.pubkey and KEYLOG.privates[i2.pubkey])
-        if priv then
-            self:note_once("ecdh", packet, "tcpcrypt-keylog-needs-ecdh",
-                "the key log has only an ephemeral private key for this session: computing the " ..
-                "shared secret needs ECDH, which lua-luaossl lacks; decrypt with tcpinc-analyze instead")
-        elseif anything then
-            self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry for this session (" ..
-                (neg.resumed and "resumption id " or "N_A ") .. tohex(id):sub(1, 16) .. "...)")
+        local psh = false
+        for _, s in ipairs(covering) do psh = psh or s[3] end
+        if #covering > 0 and not psh then
+            note(covering[1][4], "init-no-psh", "the segment holding " .. (m.is1 and "Init1" or "Init2") ..
+                "'s last byte (packet " .. istr(covering[1][4]) .. ") does not have PSH set")
         end
-        return
+        d.init_segs = {}
     end
-    self.keys = { ss = ss, from = ss and from or "traffic_keys", tk = tk, tep = tep }
-    self:set_aead(aead)
+    if m.is1 and self.neg and self.neg.status == "fallback" then
+        self:note_once("after-fallback", cur_packet, "tcpcrypt-after-fallback", "A sent a tcpcrypt Init1 although ENO " ..
+            "fell back: A believes ENO succeeded (was ENO stripped from its ACK on the way?)")
+    end
+    local i1, i2 = self.inits[1], self.inits[2]
+    if i1 and i2 and i1.ciphers and i2.cipher and not self.cipher_checked then
+        self.cipher_checked = true
+        local offered = false
+        for _, c in ipairs(i1.ciphers) do if c == i2.cipher then offered = true end end
+        if not offered then
+            note(i2.packet, "init2-cipher-not-offered", sfmt("B chose %s (0x%04x), which A's Init1 did not offer (A must abort)",
+                VALS.aead[i2.cipher] or "an unknown AEAD", i2.cipher))
+        end
+    end
+    if m.dialect == "tcpcryptd-2016" and not self.pre_rfc then
+        self:note_once("dialect", cur_packet, "pre-rfc-dialect", "the 2016 tcpcryptd dialect (drafts eno-03 / tcpcrypt-02), " ..
+            "judged by its own rules: one-byte sym_cipher identifiers and uncompressed points (RFC 8548 §4.1, §5)")
+    end
+    if m.dialect then self.dialect = m.dialect end
 end
 
-function Conn:set_aead(aead)
-    local k = self.keys
-    if not k or not aead or not AEAD_KEYLEN[aead] then return end
-    self.aead = aead
+-- ---------------------------------------------------------------- decryption
+-- Key sources, most capable first (tcpinc_analyze/decryption.py): a session secret (ss[0]
+-- under N_A, ss[i] under resume[i]); an ephemeral private key (needs ECDH: not in Lua);
+-- the resumption chain ss[0] -> ss[i] of a session known from the key log or decrypted
+-- earlier in the capture; a master key mk[0]; generation-0 traffic keys.
+
+-- resume[j] -> ss[j] for j = index+1 .. index+16; a capture-derived entry (with its AEAD)
+-- replaces one known from the key log only
+local function add_chain(ss, index, aead, origin)
+    if not ossl.ok then return end
+    for j = index + 1, index + RESUME_DEPTH do
+        ss = cprf(ss, C_NEXTK, K_LEN)
+        local ident = cprf(ss, C_RESUME, RESUME_LEN)
+        local old = CHAIN[ident]
+        if not old or old.origin == nil then CHAIN[ident] = { ss = ss, index = j, aead = aead, origin = origin } end
+    end
+end
+
+local function chain_lookup(ident)
+    local entry = CHAIN[ident]
+    if entry then return entry end
+    for id, ss in pairs(KEYLOG.secrets) do
+        if #id == 32 and not CHAINED[id] then
+            CHAINED[id] = true
+            add_chain(ss, 0, nil, nil)
+        end
+    end
+    return CHAIN[ident]
+end
+
+-- the traffic key (K || NR) a direction uses in a generation, nil when the source cannot
+-- give it (traffic keys past generation 0, AEAD unknown)
+local function source_key(src, gen, label)
+    if not src.aead then return nil end
+    local ab = (label == "ab") == src.ab_uses_k_ab
+    local ck = (ab and "ab" or "ba") .. istr(gen)
+    local cached = src.cache[ck]
+    if cached ~= nil then return cached or nil end
+    local key = false
+    if src.mk0 then
+        local mks = src.mks
+        while #mks <= gen do mks[#mks + 1] = cprf(mks[#mks], C_REKEY, K_LEN) end
+        key = traffic_key(mks[gen + 1], src.aead, ab)
+    elseif src.traffic and gen == 0 then
+        local k = src.traffic[ab and 1 or 2]
+        if #k == AEAD_KEYLEN[src.aead] + NR_LEN then key = k end
+    end
+    src.cache[ck] = key
+    return key or nil
+end
+
+local function set_aead(src, aead)
+    src.aead, src.cache = aead, {}
+end
+
+local function open_frame(aead, tk, offset, control, clen, body)
     local klen = AEAD_KEYLEN[aead]
-    if k.ss then
-        k.k_ab, k.k_ba = cprf(k.ss, CONST_KEY_A, klen), cprf(k.ss, CONST_KEY_B, klen)
-        -- shown once a frame authenticates: a wrong logged secret must not show an ID
-        if k.tep then k.sid = schar(k.tep) .. cprf(k.ss, CONST_SESSID, 32) end
-        add_resume_chain(k.ss, aead, 1)
-    elseif k.tk and #k.tk[1] == klen then
-        k.k_ab, k.k_ba = k.tk[1], k.tk[2]
-    end
-    k.ready = k.k_ab ~= nil
-end
-
-local function open_frame(aead, key, nonce_offset, control, length, body)
-    local ok, pt = pcall(aead_open, aead, key, frame_nonce(nonce_offset), schar(control, floor(length / 256), length % 256), body)
-    if ok then return pt end
+    if not klen or not tk or #tk ~= klen + NR_LEN then return nil end
+    local nonce = frame_nonce(ssub(tk, klen + 1), offset)
+    local ok, pt = pcall(aead_open, aead, ssub(tk, 1, klen), nonce, schar(control, floor(clen / 256), clen % 256), body)
+    if ok and pt then return pt, nonce end
     return nil
 end
 
--- candidate frames during resynchronisation: true/false when keys can tell
-function Conn:authenticates(d, nonce_offset, control, length, body)
-    local k = self.keys
-    if not (k and k.ready and d.key) then return nil end
-    local key = d.key
-    if control % 2 == 1 then key = cprf(key, CONST_REKEY, #key) end
-    return open_frame(self.aead, key, nonce_offset, control, length, body) ~= nil
+local function frame_id_offset(stream_offset, init_len, base)
+    if base == "after-init" then return stream_offset - init_len end
+    return stream_offset
 end
 
-local function split_plaintext(pt)
-    if #pt < 1 then return nil end
-    local flags = sbyte(pt, 1)
-    if floor(flags / 2) % 2 == 1 then
-        if #pt < 3 then return nil end
-        return flags, be16(pt, 2), 3
+function Conn:set_source(src)
+    src.cache, src.mks = {}, src.mk0 and { src.mk0 } or nil
+    self.keys = src
+    if src.aead then self:chain_from(src) end
+    for _, fx in ipairs({ true, false }) do
+        local d = self.tc[fx]
+        if d and #d.queue > 0 then
+            local q = d.queue
+            d.queue, d.queued = {}, 0
+            for _, pdu in ipairs(q) do self:decrypt(d, pdu) end
+        end
     end
-    return flags, nil, 1
+end
+
+function Conn:chain_from(src)
+    self.aead = src.aead
+    if src.ss then
+        if (src.from == "session_secret") and not src.index and src.sn == "" then
+            add_chain(src.ss, 0, src.aead, self.id)
+        elseif src.index then
+            add_chain(src.ss, src.index, src.aead, self.resumes)
+        end
+    end
+end
+
+function Conn:from_ss(ss, sn, tep_byte, aead, from, ab_uses, index)
+    self:set_source({ from = from, aead = aead, ss = ss, sn = sn, tep_byte = tep_byte,
+                      mk0 = cprf(ss, C_REKEY .. sn, K_LEN), ab_uses_k_ab = ab_uses, index = index })
+end
+
+-- the resumption halves and nonces of a resumed connection, from both SYNs
+function Conn:resume_view()
+    local neg = self.neg
+    local parts = {}
+    for _, a in ipairs({ true, false }) do
+        local syn = self:syn_of(a)
+        local option = syn and syn_option(syn.eno)
+        local sub = nil
+        if option then
+            for _, t in ipairs(opt_teps(option)) do
+                if t.tep == neg.tep then sub = t break end
+            end
+        end
+        if not sub or not sub.data or tcpcrypt_kind(sub) ~= "resume" then return nil end
+        parts[#parts + 1] = { ssub(sub.data, 1, RESUME_HALF), ssub(sub.data, RESUME_HALF + 1) }
+    end
+    return { half_a = parts[1][1], nonce_a = parts[1][2], half_b = parts[2][1], nonce_b = parts[2][2] }
+end
+
+function Conn:resolve_resumed()
+    local neg = self.neg
+    local v = self:resume_view()
+    if not v or not neg.tep_byte then return false end
+    -- both orders of the halves: the one equal to resume[i] tells who was originally A
+    for _, cand in ipairs({ { v.half_a .. v.half_b, true }, { v.half_b .. v.half_a, false } }) do
+        local ident, a_was_a = cand[1], cand[2]
+        local sn = a_was_a and (v.nonce_a .. v.nonce_b) or (v.nonce_b .. v.nonce_a)
+        local entry = chain_lookup(ident)
+        local aead = entry and entry.aead or nil
+        if KEYLOG.secrets[ident] then
+            self:from_ss(KEYLOG.secrets[ident], sn, neg.tep_byte, aead, "session_secret", a_was_a, nil)
+            return true
+        end
+        if entry then
+            self.resumes, self.resume_index = entry.origin, entry.index
+            self:from_ss(entry.ss, sn, neg.tep_byte, aead, "resumption", a_was_a, entry.index)
+            return true
+        end
+        if KEYLOG.masters[ident] then
+            self:set_source({ from = "master_key", aead = aead, mk0 = KEYLOG.masters[ident], ab_uses_k_ab = a_was_a })
+            return true
+        end
+        if KEYLOG.traffic[ident] then
+            self:set_source({ from = "traffic_keys", aead = aead, traffic = KEYLOG.traffic[ident], ab_uses_k_ab = a_was_a })
+            return true
+        end
+    end
+    return false
+end
+
+function Conn:resolve_fresh(packet)
+    local ab, ba = self:dir_of("ab"), self:dir_of("ba")
+    local i1, i2 = ab and ab.init, ba and ba.init
+    if not (i1 and i1.is1 and not i1.failed and i2 and not i2.is1 and not i2.failed) then return nil end
+    local tep = (ab and ab.tep) or (ba and ba.tep)
+    local aead = i2.cipher
+    if not tep or not AEAD_KEYLEN[aead] then return false end
+    local neg = self.neg
+    local tep_byte = (neg and neg.tep_byte) or tep
+    local n_a = i1.nonce
+    if KEYLOG.secrets[n_a] then
+        self:from_ss(KEYLOG.secrets[n_a], "", tep_byte, aead, "session_secret", true, nil)
+        return true
+    end
+    for _, pub in ipairs({ i1.pubkey, i2.pubkey }) do
+        if KEYLOG.privates[canonical_public(pub)] then
+            self:note_once("ecdh", packet, "tcpcrypt-keylog-needs-ecdh",
+                "the key log has only an ephemeral private key for this session: computing the shared secret " ..
+                "needs ECDH, which lua-luaossl lacks; decrypt with tcpinc-analyze instead")
+            break
+        end
+    end
+    if KEYLOG.masters[n_a] then
+        self:set_source({ from = "master_key", aead = aead, mk0 = KEYLOG.masters[n_a], ab_uses_k_ab = true })
+        return true
+    end
+    local tk = KEYLOG.traffic[n_a]
+    if tk then
+        if #tk[1] ~= AEAD_KEYLEN[aead] + NR_LEN then
+            self:note_once("tklen", packet, "tcpcrypt-keylog-error", "logged traffic keys are " .. istr(#tk[1]) ..
+                " bytes but " .. (VALS.aead[aead] or "this AEAD's") .. " traffic keys (K || NR) are " .. istr(AEAD_KEYLEN[aead] + NR_LEN))
+            return false
+        end
+        self:set_source({ from = "traffic_keys", aead = aead, traffic = tk, ab_uses_k_ab = true })
+        return true
+    end
+    return false
+end
+
+-- Try every way to get keys; true once they are known. A failed attempt is retried only
+-- when the key log has grown.
+function Conn:resolve(packet)
+    if self.keys then return true end
+    if not p_tc.prefs.decrypt then return false end
+    if last_refresh ~= cur_packet then
+        last_refresh = cur_packet
+        keylog_refresh()
+    end
+    if self.hopeless_gen == KEYLOG.generation then return false end
+    if not KEYLOG.path or keylog_empty() then
+        self.hopeless_gen = KEYLOG.generation
+        return false
+    end
+    if not ossl.ok then
+        self:note_once("noossl", packet, "tcpcrypt-no-luaossl",
+            "cannot decrypt: lua-luaossl is not available (" .. tostring(ossl.why):sub(1, 120) ..
+            "); install the Debian package lua-luaossl")
+        self.hopeless_gen = KEYLOG.generation
+        return false
+    end
+    local got
+    if self.neg and self.neg.resumed then got = self:resolve_resumed() else got = self:resolve_fresh(packet) end
+    if got == nil then return false end -- the Init messages are not both in yet
+    if not got then
+        self.hopeless_gen = KEYLOG.generation
+        if not self.notes.ecdh then
+            local id = self.inits[1] and self.inits[1].nonce
+            self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
+                (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
+        end
+    end
+    return got
+end
+
+function Conn:bases(d, init_len)
+    local base = d.base or self.base
+    if base then return { base } end
+    if init_len > 0 then return { "tcp-stream", "after-init" } end
+    return { "tcp-stream" }
+end
+
+-- candidate frames during resynchronisation: true/false when keys can tell
+function Conn:authenticates(d, f)
+    if not self:resolve(cur_packet) then return nil end
+    local src = self.keys
+    local rk = f.control % 2
+    local start = d.gen + rk
+    for g = start, start + 3 do
+        local key = source_key(src, g, d.label)
+        if not key then return nil end
+        for _, base in ipairs(self:bases(d, f.init_len)) do
+            if open_frame(src.aead, key, frame_id_offset(f.stream_offset, f.init_len, base), f.control, f.length, f.body) then
+                d.resync_gen = { f.stream_offset, g - rk }
+                return true
+            end
+        end
+    end
+    return false
 end
 
 function Conn:on_frame(d, pdu)
-    if not p_tc.prefs.decrypt then return end
-    self:resolve_keys(pdu.first_packet)
-    local k = self.keys
-    if not k then return end
-    if not k.ready then
-        -- resumed with a secret of unknown AEAD: try each on this frame
-        for _, a in ipairs({ 0x10, 0x02, 0x01 }) do
-            self:set_aead(a)
-            local key = (d.label == "ab") and k.k_ab or k.k_ba
-            if pdu.control % 2 == 1 then key = cprf(key, CONST_REKEY, #key) end
-            if open_frame(a, key, pdu.nonce_offset, pdu.control, pdu.length, ssub(pdu.raw, 4)) then break end
-            k.ready = false
+    pdu.generation = d.rekeys
+    if not self:resolve(pdu.first_packet) then
+        if self.hopeless_gen ~= KEYLOG.generation and d.queued + pdu.length <= PENDING_LIMIT then
+            d.queue[#d.queue + 1] = pdu
+            d.queued = d.queued + pdu.length
         end
-        if not k.ready then return end
+        return
     end
-    if not d.key then
-        d.key = (d.label == "ab") and k.k_ab or k.k_ba
-        d.gen = 0
+    self:decrypt(d, pdu)
+end
+
+-- a resumed session of unknown AEAD: the AEAD that opens this frame
+function Conn:probe_aead(d, pdu)
+    local src = self.keys
+    for _, aead in ipairs(AEAD_ORDER) do
+        set_aead(src, aead)
+        local key = source_key(src, d.gen, d.label)
+        if key and open_frame(aead, key, pdu.stream_offset, pdu.control, pdu.length, pdu.body) then
+            self.aead_probed = true
+            self:chain_from(src)
+            return true
+        end
     end
-    if pdu.control % 2 == 1 then
-        d.key = cprf(d.key, CONST_REKEY, #d.key)
-        d.gen = d.gen + 1
+    set_aead(src, nil)
+    return false
+end
+
+function Conn:undecryptable(d, pdu, why)
+    d.undecryptable = d.undecryptable + 1
+    d.last_ok = false
+    pdu.undecryptable = true
+    note(pdu.packet, "tcpcrypt-no-key-for-frame", ARROW[d.label] .. ": frame at stream offset " ..
+        istr(pdu.stream_offset) .. " cannot be decrypted: " .. why .. "; counted as undecryptable, not as a failure")
+end
+
+function Conn:decrypt(d, pdu)
+    local src = self.keys
+    if d.resync_gen and d.resync_gen[1] == pdu.stream_offset then
+        d.gen = d.resync_gen[2]
+        d.resync_gen = nil
     end
+    if pdu.control % 2 == 1 then d.gen = d.gen + 1 end
     pdu.generation = d.gen
-    local pt = open_frame(self.aead, d.key, pdu.nonce_offset, pdu.control, pdu.length, ssub(pdu.raw, 4))
+    if not src.aead and not self:probe_aead(d, pdu) then
+        self:undecryptable(d, pdu, "no AEAD authenticates the frame with the resumed session's keys")
+        return
+    end
+    local key = source_key(src, d.gen, d.label)
+    if not key then
+        self:undecryptable(d, pdu, "the key log gives no key for generation " .. istr(d.gen) ..
+            " (traffic keys cover generation 0 only; log TCPCRYPT_MASTER_KEY or the session secret)")
+        return
+    end
+    local pt, nonce = nil, nil
+    for _, base in ipairs(self:bases(d, pdu.init_len)) do
+        local off = frame_id_offset(pdu.stream_offset, pdu.init_len, base)
+        pt, nonce = open_frame(src.aead, key, off, pdu.control, pdu.length, pdu.body)
+        if pt then
+            if not d.base then
+                d.base = base
+                if not self.base then self.base = base elseif self.base ~= base then self.base = "mixed" end
+            end
+            pdu.offset, pdu.nonce = off, nonce
+            break
+        end
+    end
+    local arrow = ARROW[d.label]
+    if d.base and not pdu.offset then pdu.offset = frame_id_offset(pdu.stream_offset, pdu.init_len, d.base) end
+    d.last_ok = pt ~= nil
     if not pt then
         d.failed = d.failed + 1
         pdu.verified = false
-        note(cur_packet, "tcpcrypt-auth-failed", (ARROW[d.label] or "") .. ": frame at offset " ..
-            istr(pdu.stream_offset) .. " does not authenticate (wrong key, or corrupted bytes)")
+        self.first_failed = self.first_failed or pdu
+        note(pdu.packet, "frame-tag-failed", arrow .. ": frame at stream offset " .. istr(pdu.stream_offset) ..
+            " (key generation " .. istr(d.gen) .. ") fails authentication; its bytes are not shown", { conn = self })
+        return
+    end
+    local flags = sbyte(pt, 1)
+    local data_at = 1
+    if not flags or (floor(flags / 2) % 2 == 1 and #pt < 3) then
+        d.failed = d.failed + 1
+        d.last_ok = false
+        pdu.verified = false
+        note(pdu.packet, "tcpcrypt-short-frame", arrow .. ": decrypted frame too short for its flags and urgent fields")
         return
     end
     d.ok = d.ok + 1
     pdu.verified = true
-    if k.sid and not self.session_id then self.session_id = k.sid end
     pdu.plaintext = pt
-    local flags, urgent, data_at = split_plaintext(pt)
-    pdu.flags, pdu.urgent, pdu.data_at = flags, urgent, data_at
-    if flags then
-        if flags % 2 == 1 then d.fin_seen = true end
-        if flags >= 4 then
-            note(cur_packet, "tcpcrypt-plaintext-reserved", sfmt("plaintext flags 0x%02x set reserved bits", flags))
-        end
+    pdu.flags = flags
+    if floor(flags / 2) % 2 == 1 then
+        pdu.urgent = be16(pt, 2)
+        data_at = 3
+    end
+    pdu.data_at = data_at
+    if flags >= 4 then
+        note(pdu.packet, "plaintext-reserved-bits", sfmt("%s: plaintext flags 0x%02x set reserved fres bits (must be sent as zero)", arrow, flags))
+    end
+    if d.fin_seen then
+        note(pdu.packet, "frames-after-finp", arrow .. ": frame at stream offset " .. istr(pdu.stream_offset) ..
+            " follows the frame with FINp (FINp must be on the sender's last frame only)")
+    end
+    if flags % 2 == 1 and not d.fin_seen then
+        d.fin_seen = true
+        if self.watch then self.watch:finp(d.label, pdu.stream_offset) end
+    end
+    if pdu.urgent then
+        local fo = frame_id_offset(pdu.stream_offset, pdu.init_len, d.base or "tcp-stream")
+        note(pdu.packet, "tcpcrypt-urgent", arrow .. ": URGp frame, urgent field " .. istr(pdu.urgent) .. " (frame offset " ..
+            istr(fo) .. " + urgent = " .. istr(fo + pdu.urgent) .. ", which RFC 8548 §3.7 calls the last urgent byte's " ..
+            "index in the application stream although the frame offset counts framing bytes)")
     end
 end
 
-function Conn:check_fin_frames(packet, which)
-    for _, fx in ipairs(which) do
+-- the session ID once keys with a session secret are known and not proven wrong (§3.4)
+function Conn:session_id()
+    local src = self.keys
+    if not src or not src.ss or not src.aead then return nil end
+    local ok, failed = 0, 0
+    for _, fx in ipairs({ true, false }) do
         local d = self.tc[fx]
-        if d and d.key and d.ok > 0 and not d.fin_seen and not d.fin_reported then
-            d.fin_reported = true
-            note(packet, "tcpcrypt-no-fin-frame", (ARROW[d.label] or "") ..
-                ": the direction ended without a FIN-flagged frame: possibly truncated")
-        end
+        if d then ok, failed = ok + d.ok, failed + d.failed end
+    end
+    if failed > 0 and ok == 0 then return nil end
+    if not src.sid then src.sid = schar(src.tep_byte) .. cprf(src.ss, C_SESSID .. src.sn, K_LEN) end
+    return src.sid
+end
+
+function Conn:any_ok()
+    for _, fx in ipairs({ true, false }) do
+        local d = self.tc[fx]
+        if d and d.ok > 0 then return true end
+    end
+    return false
+end
+
+-- §3.7: a TCP FIN (or the end of the connection) without a FINp frame
+function Conn:check_fin_frames(packet, from_x, tcp_fin)
+    local d = self.tc[from_x]
+    if not d or d.fin_reported or d.fin_seen or d.ok == 0 or not d.last_ok or not d:clean() then return end
+    d.fin_reported = true
+    if tcp_fin then
+        note(packet, "fin-without-finp", ARROW[d.label] .. ": TCP FIN without a frame carrying FINp: the receiver " ..
+            "must not report end-of-file (truncation or an injected FIN)")
+    else
+        note(packet, "tcpcrypt-no-fin-frame", ARROW[d.label] .. ": the stream ends without a frame carrying FINp: the data may be truncated")
+    end
+end
+
+-- End of the capture (tcpinc_analyze: Connection.finish and the decryptor's finalize):
+-- holes become gaps, half-parsed messages are reported, a direction that ended without a
+-- FINp frame is reported, and a key log that matched nothing says so.
+function Conn:finish()
+    cur_packet = self.last_packet or cur_packet
+    if not self.neg then self:decide_eno(nil, nil) end
+    for _, fx in ipairs({ true, false }) do
+        local s = self.streams[fx]
+        if s then s:finish() end
+        local d = self.tc[fx]
+        if d then d:finish() end
+    end
+    local seen = false
+    for _, fx in ipairs({ true, false }) do
+        local d = self.tc[fx]
+        if d and not d.plain and (d.init or d.frames > 0) then seen = true end
+        if d and not (self.fin[fx] or self.rst) then self:check_fin_frames(self.last_packet, fx, false) end
+    end
+    if seen and not self.keys and KEYLOG.path and not keylog_empty() and ossl.ok
+        and not self.notes.ecdh and not self.notes.nokeys then
+        self:note_once("nokeys", self.last_packet, "tcpcrypt-no-keys", "no key-log entry matches this connection")
     end
 end
 
@@ -1755,6 +2780,12 @@ local function last_addr()
     return bsrc, bdst
 end
 
+local function count(t)
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    return n
+end
+
 local function process_packet(pinfo)
     local fi_stream = fval("tcp.stream")
     if not fi_stream then return end
@@ -1766,6 +2797,10 @@ local function process_packet(pinfo)
     if not src_ip then return end
     local num = pinfo.number
     cur_packet = num
+    if #KEYLOG.pending_errors > 0 then
+        for _, msg in ipairs(KEYLOG.pending_errors) do note(num, "tcpcrypt-keylog-error", msg) end
+        KEYLOG.pending_errors = {}
+    end
     local id = fi_stream.value
     local src, dst = ep_text(src_ip, fi_sport.value), ep_text(dst_ip, fi_dport.value)
     local flags = fi_flags.value
@@ -1791,6 +2826,8 @@ local function process_packet(pinfo)
     local ackf = floor(flags / 16) % 2 == 1
     local fin = flags % 2 == 1
     local rst = floor(flags / 4) % 2 == 1
+    local psh = floor(flags / 8) % 2 == 1
+    local ackno = (ackf and fi_ack) and fi_ack.value or nil
 
     local c = conns[id]
     if not c then
@@ -1798,18 +2835,22 @@ local function process_packet(pinfo)
         conns[id] = c
     end
     local from_x = (src == c.x)
+    c.last_packet = num
     local r = prec(num)
     r.conn, r.from_x = id, from_x
-    local info = { packet = num, seq = seq, flags = flags, opts = opts }
+    local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = #payload + missing }
 
     if syn and not ackf then
         local prev = c.syn[from_x]
-        if prev and prev.isn == seq then
-            note(num, "tcp-retransmission", "SYN retransmitted (same ISN as packet " .. istr(prev.packet) .. ")")
-        elseif prev == nil and c.packets == c.nsyn and (c.nsyn == 0 or (not from_x and next(c.synack) == nil)) then
+        if c.packets == 0 then
             c:on_syn(info, from_x)
+            c:start_stream(from_x, seq)
+        elseif prev and prev.isn == seq and not c:closed() then
+            note(num, "tcp-retransmission", "SYN retransmitted (same ISN as packet " .. istr(prev.packet) .. ")")
+            c:on_syn(info, from_x)
+        elseif prev == nil and not from_x and next(c.synack) == nil and c.packets == count(c.syn) then
+            c:on_syn(info, from_x) -- the peer's SYN: a simultaneous open
         end
-        r.syn = true
     end
     c.packets = c.packets + 1
     if missing > 0 then
@@ -1817,55 +2858,80 @@ local function process_packet(pinfo)
             " payload bytes (snaplen): " .. istr(missing) .. " payload bytes missing")
     end
     if syn then
-        if ackf and not c.simultaneous then
+        if ackf then
             local prev = c.synack[from_x]
-            if prev == nil then c:on_synack(info, from_x)
-            elseif prev.isn == seq then
+            if prev and prev.isn == seq then
                 note(num, "tcp-retransmission", "SYN-ACK retransmitted (as packet " .. istr(prev.packet) .. ")")
             end
+            c:on_synack(info, from_x)
         end
         c:start_stream(from_x, seq)
         return
     end
+    local cached = nil
+    local function got()
+        if not cached then cached = c:segment_eno(opts, flags, num) end
+        return cached
+    end
+    local has_eno = nil
+    if not c.eno_phase_done then has_eno = c:check_nonsyn_eno(got, from_x, num) end
     if not c.neg then
         if next(c.syn) == nil and next(c.synack) == nil then
             c:decide_eno(nil, num)
-        else
-            c:decide_roles()
-            if c:side_is_a(from_x) then
-                local eno, legacy = c:parse_eno(opts, flags, num)
-                c.legacy = c.legacy or legacy
-                c:decide_eno(eno ~= nil, num)
+        elseif c.simultaneous or from_x == c:active_is_x() then
+            if has_eno == nil then
+                local g = got()
+                c.legacy = c.legacy or g.legacy
+                has_eno = #g.options > 0
             end
+            c:decide_eno(has_eno, num)
         end
     end
+    if c.nonsyn_from[from_x] == nil then c.nonsyn_from[from_x] = num end
     local s = c.streams[from_x]
+    local size = #payload + missing
+    if s and c.watch and c.watch.active then
+        local peer = c.streams[not from_x]
+        local ack_off = (ackno and peer and peer.base) and peer:offset_of(ackno) or nil
+        local start = s:offset_of(seq)
+        c.watch:segment(c:label(from_x), start, start + size, ack_off, fin, num)
+    end
     if s then
         local d = c.tc[from_x]
-        local before_mode = d and d.mode
+        if d and d.track_init and size > 0 and #d.init_segs < 64 then
+            local start = s:offset_of(seq)
+            d.init_segs[#d.init_segs + 1] = { start, start + size, psh, num }
+        end
         r.seg_off = s:segment(seq, payload, num, missing)
         r.plen = #payload
-        if d and before_mode == "detect" and d.mode ~= "detect" then c:fix_roles_from_init(d) end
+        d = c.tc[from_x]
         if fin and d and d.state == S_RESYNC and #d.buf > 0 then d:process(true) end
-        if fin then c:check_fin_frames(num, { from_x }) end
+        if fin then c:check_fin_frames(num, from_x, true) end
     end
-    if ackf and fi_ack then
+    if ackno then
         local peer = c.streams[not from_x]
-        if peer then peer:ack(fi_ack.value) end
+        if peer then peer:ack(ackno) end
     end
     if fin then c.fin[from_x] = c.fin[from_x] or num end
     if rst and not c.rst then
         c.rst = num
-        c:check_fin_frames(num, { true, false })
+        for _, fx in ipairs({ true, false }) do
+            if not c.fin[fx] then c:check_fin_frames(num, fx, false) end
+        end
     end
 end
 
 -- ------------------------------------------------------------------ display helpers
-local function add_expert(tree, code, msg)
+local function add_expert(tree, code, msg, conf)
     local e = E[code]
     if not e then e = E["tcpcrypt-lua-error"] end
-    -- the analyzer's finding code ends the message, so both outputs can be matched
-    if msg then tree:add_proto_expert_info(e, msg .. " [" .. code .. "]") else tree:add_proto_expert_info(e) end
+    -- the analyzer's finding code starts the message (labels are cut at 240 characters), so
+    -- both outputs can be matched
+    if msg then tree:add_proto_expert_info(e, "[" .. code .. "] " .. msg) else tree:add_proto_expert_info(e) end
+    if conf and CONFORMANCE[code] then
+        tree:add(F["tcpeno.conformance"], code):set_generated()
+        tree:add(F["tcpeno.conformance.rfc"], CONFORMANCE[code]):set_generated()
+    end
 end
 
 local function u64(n)
@@ -1882,13 +2948,19 @@ local function bytes_tvb(raw, name)
     return ba:tvb(name)
 end
 
-local function show_eno_option(tree, tvb, opt_len, encoding)
-    -- tvb: the whole option (kind, length[, ExID], contents)
+local function current_syn_flag()
+    local fl = fval("tcp.flags")
+    if not fl then return true end
+    return floor(fl.value / 2) % 2 == 1
+end
+
+-- tvb: the whole option (kind, length[, ExID], contents)
+local function show_eno_option(tree, tvb, encoding, syn_form)
     local n = tvb:len()
     if n < 2 then return end
-    local kind = tvb(0, 1):uint()
     local t = tree:add(p_eno, tvb(0, n))
-    t:set_text("TCP-ENO option" .. (encoding == "experimental" and " (experimental encoding)" or ""))
+    t:set_text("TCP-ENO option" .. (encoding == "experimental" and " (experimental encoding)" or "") ..
+        (syn_form and "" or ", non-SYN form"))
     t:add(F["tcpeno.kind"], tvb(0, 1))
     t:add(F["tcpeno.length"], tvb(1, 1))
     local base = 2
@@ -1899,39 +2971,54 @@ local function show_eno_option(tree, tvb, opt_len, encoding)
     end
     t:add(F["tcpeno.option.encoding"], encoding):set_generated()
     local contents = (n > base) and tvb(base, n - base):raw() or ""
-    local subs, findings, malformed = parse_suboptions(contents, base)
-    local info = {}
+    if not syn_form then
+        -- a one-bit acknowledgment: ENO ignores the contents (tcpcrypt gives them none)
+        t:append_text(#contents > 0 and (": " .. istr(#contents) .. " bytes of contents") or ": acknowledgment")
+        return
+    end
+    local subs, _, malformed = parse_suboptions(contents, base)
+    local info, seen_global = {}, false
     for _, s in ipairs(subs) do
         if s.off + s.len <= n then
             local r = tvb(s.off, s.len)
-            if s.kind == "general" then
-                local st = t:add(F["tcpeno.general"], r)
-                st:add(F["tcpeno.general.b"], r)
-                st:add(F["tcpeno.general.aa"], r)
-                st:add(F["tcpeno.general.zz"], r)
-                info[#info + 1] = sfmt("general 0x%02x", s.cs)
+            if s.kind == "global" then
+                local st = t:add(F["tcpeno.global"], r)
+                st:add(F["tcpeno.global.b"], r)
+                st:add(F["tcpeno.global.a"], r)
+                st:add(F["tcpeno.global.z"], r)
+                if not s.first then st:append_text(" (ignored: only the first global suboption counts)") end
+                seen_global = true
+                info[#info + 1] = sfmt("global 0x%02x", s.byte)
             else
                 local st = t:add(F["tcpeno.suboption"], r)
+                local kind = TEPS[s.tep] and tcpcrypt_kind(s) or nil
                 st:set_text("TEP suboption: " .. (VALS.tep[s.tep] or sfmt("0x%02x", s.tep)) ..
-                    (s.data and (" with " .. istr(#s.data) .. " data bytes") or ""))
-                local tep_at = s.off
+                    (s.data and (" with " .. istr(#s.data) .. " data bytes") or "") ..
+                    (kind == "resume" and " (resumption)" or ""))
                 if s.length_byte then
                     st:add(F["tcpeno.length_byte"], tvb(s.off, 1))
                     st:add(F["tcpeno.length_byte.data_len"], tvb(s.off, 1), #s.data):set_generated()
-                    tep_at = s.off + 1
                 end
-                if tep_at < n then
-                    st:add(F["tcpeno.tep"], tvb(tep_at, 1))
-                    st:add(F["tcpeno.tep.v"], tvb(tep_at, 1))
+                if s.tep_off < n then
+                    st:add(F["tcpeno.tep"], tvb(s.tep_off, 1))
+                    st:add(F["tcpeno.tep.v"], tvb(s.tep_off, 1))
                 end
                 if s.data and #s.data > 0 and s.data_off + #s.data <= n then
                     st:add(F["tcpeno.tep.data"], tvb(s.data_off, #s.data))
+                    if kind == "resume" then
+                        st:add(F["tcpcrypt.resume.half"], tvb(s.data_off, RESUME_HALF))
+                        if #s.data > RESUME_HALF then
+                            st:add(F["tcpcrypt.resume.nonce"], tvb(s.data_off + RESUME_HALF, #s.data - RESUME_HALF))
+                        end
+                    end
                 end
-                info[#info + 1] = VALS.tep[s.tep] or sfmt("TEP 0x%02x", s.tep)
+                info[#info + 1] = (VALS.tep[s.tep] or sfmt("TEP 0x%02x", s.tep)) .. (kind == "resume" and " (resume)" or "")
             end
         end
     end
-    for _, f in ipairs(findings) do add_expert(t, f[1], f[2]) end
+    if not seen_global and not malformed then
+        t:add(F["tcpeno.global.implicit"], true):set_generated()
+    end
     if malformed then
         t:add(F["tcpeno.malformed"], true):set_generated()
     end
@@ -1957,20 +3044,25 @@ local function show_conn(tree, c, from_x, gen)
     if neg and neg.tep and status == "negotiated" then
         t:add(F["tcpeno.negotiated_tep"], neg.tep):set_generated()
     end
-    if c.encoding then t:add(F["tcpeno.encoding"], c.encoding):set_generated() end
+    local sa, sb = c:syn_of(true), c:syn_of(false)
+    if sa and #sa.eno.options > 0 and not c.legacy then
+        t:add(F["tcpeno.encoding"], sa.eno.options[1].encoding):set_generated()
+    end
+    if neg and neg.roles then
+        it = t:add(F["tcpeno.roles"], neg.roles)
+        it:set_generated()
+        if VALS.roles[neg.roles] then it:append_text(" (" .. VALS.roles[neg.roles] .. ")") end
+    end
     local a_ep = c.a_is_x and c.x or c.y
     local b_ep = c.a_is_x and c.y or c.x
     t:add(F["tcpeno.role"], c:side_is_a(from_x) and "A" or "B"):set_generated()
     t:add(F["tcpeno.host_a"], a_ep):set_generated()
     t:add(F["tcpeno.host_b"], b_ep):set_generated()
     if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
-    if neg and neg.resumed then t:add(F["tcpeno.resumed"], true):set_generated() end
-    if c.session_id then
-        if gen and gen.sid_at then
-            t:add(F["tcpeno.session_id"], gen.tvb(gen.sid_at, #c.session_id)):set_generated()
-        end
+    if neg and neg.resumed and status == "negotiated" then t:add(F["tcpeno.resumed"], true):set_generated() end
+    if gen and gen.sid_at then
+        t:add(F["tcpeno.session_id"], gen.tvb(gen.sid_at, gen.sid_len)):set_generated()
     end
-    local sa, sb = c:syn_of(true), c:syn_of(false)
     if sa then t:add(F["tcpeno.syn_a"], sa.packet):set_generated() end
     if sb then t:add(F["tcpeno.syn_b"], sb.packet):set_generated() end
     if c.ack_packet then t:add(F["tcpeno.ack_a"], c.ack_packet):set_generated() end
@@ -1983,21 +3075,32 @@ local function show_init(t, tvb, m)
     if n < 9 then return end
     t:add(F[pre .. "magic"], tvb(0, 4))
     t:add(F[pre .. "length"], tvb(4, 4))
-    if m.is1 then
-        t:add(F["tcpcrypt.init1.nciphers"], tvb(8, 1))
-        for i = 1, #(m.ciphers or {}) do
-            if 8 + i < n then t:add(F["tcpcrypt.init1.sym_cipher"], tvb(8 + i, 1)) end
+    if m.is1 then t:add(F["tcpcrypt.init1.nciphers"], tvb(8, 1)) end
+    local width = m.width or 2
+    for i, c in ipairs(m.ciphers or {}) do
+        local at = (m.cipher_off or 9) + width * (i - 1)
+        if at + width <= n then
+            t:add(F[m.is1 and "tcpcrypt.init1.sym_cipher" or "tcpcrypt.init2.sym_cipher"], tvb(at, width), c)
         end
-    else
-        t:add(F["tcpcrypt.init2.sym_cipher"], tvb(8, 1))
     end
     if m.nonce_off and m.nonce_off + 32 <= n then t:add(F[pre .. "nonce"], tvb(m.nonce_off, 32)) end
-    if m.draft and m.draft_off + 2 <= n then t:add(F["tcpcrypt.init.draft_pubkey_len"], tvb(m.draft_off, 2)) end
-    if m.pub_off and m.pub_len and m.pub_len > 0 and m.pub_off + m.pub_len <= n then
-        t:add(F[pre .. "pubkey"], tvb(m.pub_off, m.pub_len))
+    local pub = m.pub
+    if pub and m.pub_off + pub.wire_len <= n then
+        if pub.length_field then
+            t:add(F[pre .. "pubkey_len"], tvb(m.pub_off, 2))
+            t:add(F[pre .. "pubkey"], tvb(m.pub_off + 2, pub.wire_len - 2))
+            t:add(F["tcpcrypt.pubkey_len_reading"], pub.reading):set_generated()
+        else
+            t:add(F[pre .. "pubkey"], tvb(m.pub_off, pub.wire_len))
+        end
     end
     if m.ign_off and m.ign_len and m.ign_len > 0 and m.ign_off + m.ign_len <= n then
         t:add(F[pre .. "ignored"], tvb(m.ign_off, m.ign_len))
+    end
+    if m.dialect then
+        local it = t:add(F["tcpcrypt.dialect"], m.dialect)
+        it:set_generated()
+        if VALS.dialect[m.dialect] then it:append_text(" (" .. VALS.dialect[m.dialect] .. ")") end
     end
 end
 
@@ -2074,7 +3177,8 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
         end
         local t = tree:add(p_tc, tvb())
         local arrow = ARROW[pdu.dir] or pdu.dir
-        t:add(F["tcpcrypt.direction"], pdu.dir):set_generated()
+        local d = pdu.d
+        t:add(F["tcpcrypt.direction"], d and d.label or pdu.dir):set_generated()
         t:add(F["tcpcrypt.stream_offset"], u64(pdu.stream_offset)):set_generated()
         if pdu.first_packet ~= pinfo.number then
             t:add(F["tcpcrypt.first_packet"], pdu.first_packet):set_generated()
@@ -2086,43 +3190,47 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
             t:set_text("tcpcrypt " .. name .. " (" .. arrow .. ", " .. istr(len) .. " bytes)")
             local sub = t:add(F["tcpcrypt." .. pdu.kind], tvb())
             show_init(sub, tvb, m)
-            if m.draft then add_expert(t, "tcpcrypt-draft-layout") end
-            if not m.is1 and m.cipher then
-                t:add(F["tcpcrypt.aead"], m.cipher):set_generated()
-                local i1 = c.inits and c.inits[1]
-                if i1 and i1.ciphers then
-                    local offered = false
-                    for _, x in ipairs(i1.ciphers) do if x == m.cipher then offered = true end end
-                    if not offered then add_expert(t, "tcpcrypt-aead-not-offered", "B chose a cipher A's Init1 did not offer") end
-                end
-            end
+            if not m.is1 and m.cipher then t:add(F["tcpcrypt.aead"], m.cipher):set_generated() end
             apps[#apps + 1] = name
         else
+            local k = c.keys
             if c.aead then t:add(F["tcpcrypt.aead"], c.aead):set_generated() end
-            if c.keys and c.keys.from and pdu.verified ~= nil then
-                t:add(F["tcpcrypt.keys_from"], c.keys.from):set_generated()
+            if k and k.from and (pdu.verified ~= nil or pdu.undecryptable) then
+                t:add(F["tcpcrypt.keys_from"], k.from):set_generated()
             end
-            if c.neg and c.neg.resumed then t:add(F["tcpcrypt.resumed"], true):set_generated() end
-            local ok_text = (pdu.verified == true) and ", verified" or (pdu.verified == false and ", NOT verified" or "")
-            t:set_text("tcpcrypt frame " .. istr(pdu.number) .. " (" .. arrow .. ", offset " .. istr(pdu.nonce_offset) ..
-                ", " .. istr(pdu.length) .. " bytes" .. (pdu.control % 2 == 1 and ", rekey" or "") .. ok_text .. ")")
+            if c.neg and c.neg.resumed and c.neg.status == "negotiated" then
+                t:add(F["tcpcrypt.resumed"], true):set_generated()
+                if c.resume_index then t:add(F["tcpcrypt.resume.index"], c.resume_index):set_generated() end
+            end
+            if c.base and c.base ~= "mixed" and pdu.init_len > 0 then
+                local it = t:add(F["tcpcrypt.nonce_offset_base"], c.base)
+                it:set_generated()
+                if VALS.nonce_offset_base[c.base] then it:append_text(" (" .. VALS.nonce_offset_base[c.base] .. ")") end
+            end
+            local ok_text = (pdu.verified == true) and ", verified" or (pdu.verified == false and ", NOT verified" or
+                (pdu.undecryptable and ", undecryptable" or ""))
+            t:set_text("tcpcrypt frame " .. istr(pdu.number) .. " (" .. arrow .. ", offset " .. istr(pdu.stream_offset) ..
+                ", clen " .. istr(pdu.length) .. (pdu.control % 2 == 1 and ", rekey" or "") .. ok_text .. ")")
             local ft = t:add(F["tcpcrypt.frame"], tvb())
             ft:set_text("Frame")
             ft:add(F["tcpcrypt.frame.number"], pdu.number):set_generated()
             local ct = ft:add(F["tcpcrypt.frame.control"], tvb(0, 1))
             ct:add(F["tcpcrypt.frame.control.rekey"], tvb(0, 1))
-            ct:add(F["tcpcrypt.frame.control.reserved"], tvb(0, 1))
-            ft:add(F["tcpcrypt.frame.length"], tvb(1, 2))
-            ft:add(F["tcpcrypt.frame.offset"], u64(pdu.nonce_offset)):set_generated()
+            ct:add(F["tcpcrypt.frame.control.cres"], tvb(0, 1))
+            ft:add(F["tcpcrypt.frame.clen"], tvb(1, 2))
+            if pdu.offset then ft:add(F["tcpcrypt.frame.offset"], u64(pdu.offset)):set_generated() end
             if gen and gen.nonce_at[pdu] then
                 ft:add(F["tcpcrypt.frame.nonce"], gen.tvb(gen.nonce_at[pdu], 12)):set_generated()
             end
+            ft:add(F["tcpcrypt.frame.generation"], pdu.generation or 0):set_generated()
             if len - 3 - 16 > 0 then ft:add(F["tcpcrypt.frame.ciphertext"], tvb(3, len - 19)) end
             if len >= 19 then ft:add(F["tcpcrypt.frame.tag"], tvb(len - 16, 16)) end
-            if pdu.generation then ft:add(F["tcpcrypt.frame.key_generation"], pdu.generation):set_generated() end
             if pdu.verified ~= nil then
                 ft:add(F["tcpcrypt.frame.verified"], pdu.verified):set_generated()
-                if pdu.verified == false then add_expert(ft, "tcpcrypt-auth-failed") end
+            end
+            if pdu.verified == false and c.first_failed == pdu and not c:any_ok() then
+                add_expert(ft, "tcpcrypt-wrong-key", "no frame authenticates with the keys from " ..
+                    tostring(k and k.from) .. ": the key-log entry is wrong")
             end
             if pdu.plaintext then
                 local pt = pdu.plaintext
@@ -2131,9 +3239,9 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
                 pl:set_text("Plaintext (" .. istr(#pt) .. " bytes)")
                 if #pt >= 1 then
                     local fl = pl:add(F["tcpcrypt.plaintext.flags"], ptvb(0, 1))
-                    fl:add(F["tcpcrypt.plaintext.flags.fin"], ptvb(0, 1))
-                    fl:add(F["tcpcrypt.plaintext.flags.urgent"], ptvb(0, 1))
-                    fl:add(F["tcpcrypt.plaintext.flags.reserved"], ptvb(0, 1))
+                    fl:add(F["tcpcrypt.plaintext.flags.finp"], ptvb(0, 1))
+                    fl:add(F["tcpcrypt.plaintext.flags.urgp"], ptvb(0, 1))
+                    fl:add(F["tcpcrypt.plaintext.flags.fres"], ptvb(0, 1))
                 end
                 if pdu.urgent and #pt >= 3 then pl:add(F["tcpcrypt.plaintext.urgent"], ptvb(1, 2)) end
                 local at = pdu.data_at or 1
@@ -2141,10 +3249,8 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
                 pl:add(F["tcpcrypt.plaintext.data_len"], dlen > 0 and dlen or 0):set_generated()
                 if dlen > 0 then
                     pl:add(F["tcpcrypt.plaintext.data"], ptvb(at, dlen))
-                    local d = c:dir_of(pdu.dir)
-                    if d then
-                        apps[pdu.dir] = (apps[pdu.dir] or "") .. ssub(pt, at + 1)
-                    end
+                    local label = d and d.label or pdu.dir
+                    apps[label] = (apps[label] or "") .. ssub(pt, at + 1)
                 end
             end
         end
@@ -2159,57 +3265,71 @@ local function show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen)
     return apps
 end
 
-local function show_experimental(tree, tvb, pinfo)
-    local fe, fd = FLD["tcp.options.experimental.exid"], FLD["tcp.options.experimental.data"]
+local function show_experimental(tree, tvb)
+    local fe = FLD["tcp.options.experimental.exid"]
     if not fe then return end
     local exids = { fe() }
     if #exids == 0 then return end
-    local datas = fd and { fd() } or {}
+    local syn_form = current_syn_flag()
     for _, e in ipairs(exids) do
         if e.value == 0x454E then
             local start = e.offset - 2
             if start >= 0 and start + 4 <= tvb:len() then
                 local kind, olen = tvb(start, 1):uint(), tvb(start + 1, 1):uint()
                 if (kind == 253 or kind == 254) and olen >= 4 and start + olen <= tvb:len() then
-                    show_eno_option(tree, tvb(start, olen):tvb(), olen, "experimental")
+                    show_eno_option(tree, tvb(start, olen):tvb(), "experimental", syn_form)
                 end
             end
         end
     end
-    local _ = datas
 end
 
 -- ------------------------------------------------------------------ the postdissector
 local post = Proto("tcpinc_post", "TCP-ENO/tcpcrypt state")
 
+-- tshark -2's second pass marks the end of the capture for the analysis: its first
+-- re-dissection finishes every connection. Not in the GUI, which re-dissects packets
+-- while a file is still being read or a live capture runs (holes would become gaps and
+-- frames in progress truncated); there, the FIN/RST-time checks are all there is.
+local finished = false
+local in_gui = type(gui_enabled) == "function" and gui_enabled()
+local function finish_all()
+    finished = true
+    local ids = {}
+    for id in pairs(conns) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+        local ok, err = pcall(Conn.finish, conns[id])
+        if not ok then note(conns[id].last_packet, "tcpcrypt-lua-error", "finishing the connection: " .. tostring(err)) end
+    end
+end
+
 local function post_impl(tvb, pinfo, tree)
     local visited = pinfo.visited
-    if not visited then process_packet(pinfo) end
+    if not visited then process_packet(pinfo) elseif not finished and not in_gui then finish_all() end
     local r = pkts[pinfo.number]
     if not r or not r.conn then return end
     local c = conns[r.conn]
     if not c then return end
     cur_packet = pinfo.number
-    show_experimental(tree, tvb, pinfo)
+    show_experimental(tree, tvb)
     -- generated byte values (session ID, nonces) live in one small data source per packet
-    local gen = nil
-    if #r.pdus > 0 then
-        local parts, at = {}, 0
-        gen = { nonce_at = {} }
-        if c.session_id then
-            parts[#parts + 1] = c.session_id
-            gen.sid_at = 0
-            at = #c.session_id
-        end
-        for _, pdu in ipairs(r.pdus) do
-            if pdu.kind == "frame" then
-                parts[#parts + 1] = frame_nonce(pdu.nonce_offset)
-                gen.nonce_at[pdu] = at
-                at = at + 12
-            end
-        end
-        if at > 0 then gen.tvb = bytes_tvb(table.concat(parts), "tcpcrypt generated values") else gen = nil end
+    local gen = { nonce_at = {} }
+    local parts, at = {}, 0
+    local sid = c:session_id()
+    if sid then
+        parts[#parts + 1] = sid
+        gen.sid_at, gen.sid_len = 0, #sid
+        at = #sid
     end
+    for _, pdu in ipairs(r.pdus) do
+        if pdu.kind == "frame" and pdu.nonce then
+            parts[#parts + 1] = pdu.nonce
+            gen.nonce_at[pdu] = at
+            at = at + 12
+        end
+    end
+    if at > 0 then gen.tvb = bytes_tvb(table.concat(parts), "tcpcrypt generated values") else gen = nil end
     local et = show_conn(tree, c, r.from_x, gen)
     local payload_tvb = nil
     local fi_pay = fval("tcp.payload")
@@ -2218,9 +3338,8 @@ local function post_impl(tvb, pinfo, tree)
         if ok then payload_tvb = ptvb end
     end
     local target = et
-    local apps = {}
     if #r.pdus > 0 then
-        apps = show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen) or {}
+        local apps = show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen) or {}
         local names = {}
         for _, pdu in ipairs(r.pdus) do
             names[#names + 1] = (pdu.kind == "frame") and "Frame" or ((pdu.kind == "init1") and "Init1" or "Init2")
@@ -2239,10 +3358,10 @@ local function post_impl(tvb, pinfo, tree)
     for _, e in ipairs(r.experts) do
         local def = EXPERT_DEFS[e.code]
         if def and def.protocol == "tcpcrypt" and target == et then
-            local t = tree:add(p_tc, "tcpcrypt analysis")
-            target = t
+            target = tree:add(p_tc, "tcpcrypt analysis")
         end
-        add_expert(target, e.code, e.msg)
+        local conf = e.conf ~= false and not (e.code == "frame-tag-failed" and e.conn and not e.conn:any_ok())
+        add_expert(target, e.code, e.msg, conf)
     end
 end
 
@@ -2257,7 +3376,8 @@ function post.dissector(tvb, pinfo, tree)
 end
 
 function post.init()
-    conns, pkts, cur_packet = {}, {}, 0
+    conns, pkts, cur_packet, last_refresh, finished = {}, {}, 0, -1, false
+    CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }
     keylog_pref_path = p_tc.prefs.keylog_file or ""
     KEYLOG.path, KEYLOG.size = nil, -1
     keylog_refresh()
@@ -2278,12 +3398,13 @@ function p_eno.dissector(tvb, pinfo, tree)
         local n = tvb:len()
         if n < 2 then return end
         local first = tvb(0, 1):uint()
+        local syn_form = current_syn_flag()
         if first == 69 then
-            show_eno_option(tree, tvb, n, "rfc")
+            show_eno_option(tree, tvb, "rfc", syn_form)
         else
             -- some versions hand over the option without kind and length
             local raw = "\69" .. schar((n + 2) % 256) .. tvb(0, n):raw()
-            show_eno_option(tree, bytes_tvb(raw, "ENO option"), n + 2, "rfc")
+            show_eno_option(tree, bytes_tvb(raw, "ENO option"), "rfc", syn_form)
         end
     end)
     if not ok then

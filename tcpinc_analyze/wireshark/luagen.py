@@ -47,7 +47,12 @@ def lua_str(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    return f"[0x{int(key, 16):02x}]" if key.startswith("0x") else f"[{lua_str(key)}]"
+    """A Lua table key: hex keys keep their width (``0x0001`` for the two-byte AEAD
+    identifiers, ``0x21`` for TEPs), other keys are strings."""
+    if key.startswith("0x"):
+        digits = max(2, len(key) - 2)
+        return f"[0x{int(key, 16):0{digits}x}]"
+    return f"[{lua_str(key)}]"
 
 
 def _field_line(f: dict) -> str:
@@ -55,7 +60,7 @@ def _field_line(f: dict) -> str:
     desc = lua_str(f.get("description", ""))
     vals = f"VALS.{f['values']}" if f.get("values") and ftype in _UINT_TYPES else "nil"
     mask = f.get("mask")
-    mask_lua = f"0x{int(mask, 16):02x}" if mask else "nil"
+    mask_lua = f"0x{int(mask, 16):0{max(2, len(mask) - 2)}x}" if mask else "nil"
     a, n = lua_str(abbrev), lua_str(name)
     if ftype in _UINT_TYPES:
         base = _BASES.get(f.get("base", "dec"))
