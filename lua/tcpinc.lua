@@ -1207,6 +1207,24 @@ EXPERT_DEFS["tcpcrypt-no-luaossl"] = { protocol = "tcpcrypt", group = "decryptio
 E["tcpcrypt-no-luaossl"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_luaossl", "Decryption needs the lua-luaossl package (openssl.cipher, openssl.hmac), which could not be loaded", xgroup("DECRYPTION"), expert.severity.NOTE)
 EXPERT_DEFS["tcpcrypt-keylog-error"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
 E["tcpcrypt-keylog-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_error", "Malformed key-log line skipped", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["tcp-option-padding"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
+E["tcp-option-padding"] = ProtoExpert.new("tcpeno.expert.tcp_option_padding", "Non-zero bytes after end-of-options", xgroup("PROTOCOL"), expert.severity.NOTE)
+EXPERT_DEFS["tcpcrypt-plaintext-malformed"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["tcpcrypt-plaintext-malformed"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_plaintext_malformed", "Decrypted frame too short for its flags and urgent fields", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["keylog-wrong-key-length"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keylog-wrong-key-length"] = ProtoExpert.new("tcpcrypt.expert.keylog_wrong_key_length", "Logged traffic keys have the wrong length for the session's AEAD", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["keylog-private-mismatch"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keylog-private-mismatch"] = ProtoExpert.new("tcpcrypt.expert.keylog_private_mismatch", "Logged private key does not belong to the Init message's public key", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["keylog-private-unusable"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keylog-private-unusable"] = ProtoExpert.new("tcpcrypt.expert.keylog_private_unusable", "Logged private key cannot be used", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["keys-need-handshake"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keys-need-handshake"] = ProtoExpert.new("tcpcrypt.expert.keys_need_handshake", "A private key needs both SYNs' ENO options (the transcript), which are not in the capture", xgroup("DECRYPTION"), expert.severity.WARN)
+EXPERT_DEFS["capture-damaged"] = { protocol = "tcpcrypt", group = "malformed", severity = "error" }
+E["capture-damaged"] = ProtoExpert.new("tcpcrypt.expert.capture_damaged", "Capture file damaged at this record", xgroup("MALFORMED"), expert.severity.ERROR)
+EXPERT_DEFS["packet-malformed"] = { protocol = "tcpcrypt", group = "malformed", severity = "warn" }
+E["packet-malformed"] = ProtoExpert.new("tcpcrypt.expert.packet_malformed", "Malformed link, IP or TCP header", xgroup("MALFORMED"), expert.severity.WARN)
+EXPERT_DEFS["unsupported-linktype"] = { protocol = "tcpcrypt", group = "undecoded", severity = "warn" }
+E["unsupported-linktype"] = ProtoExpert.new("tcpcrypt.expert.unsupported_linktype", "Link type not supported: packets skipped", xgroup("UNDECODED"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", severity = "warn" }
 E["tcpcrypt-lua-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_lua_error", "Internal dissector problem caught (please report)", xgroup("DEBUG"), expert.severity.WARN)
 P.tcpeno.experts = {
@@ -1233,6 +1251,7 @@ P.tcpeno.experts = {
     E["handshake-not-captured"],
     E["legacy-tcpcrypt-option"],
     E["pre-rfc-dialect"],
+    E["tcp-option-padding"],
 }
 P.tcpcrypt.experts = {
     E["tcp-gap"],
@@ -1278,6 +1297,14 @@ P.tcpcrypt.experts = {
     E["tcpcrypt-keylog-needs-ecdh"],
     E["tcpcrypt-no-luaossl"],
     E["tcpcrypt-keylog-error"],
+    E["tcpcrypt-plaintext-malformed"],
+    E["keylog-wrong-key-length"],
+    E["keylog-private-mismatch"],
+    E["keylog-private-unusable"],
+    E["keys-need-handshake"],
+    E["capture-damaged"],
+    E["packet-malformed"],
+    E["unsupported-linktype"],
     E["tcpcrypt-lua-error"],
 }
 -- END GENERATED FIELDS
@@ -1648,16 +1675,40 @@ function Dir:gap(offset, size)
             self.state = S_DONE
         end
     elseif self.state == S_FRAMES then
+        -- The next frame boundary is known when the cut frame's header is in hand (or the
+        -- gap starts right at a boundary): resume there without a search if it lies past
+        -- the gap; if it lies inside, the frame starting there is lost too.
+        local boundary = self.buf_off
         if #self.buf > 0 then
             self.lost = self.lost + 1
             self:find("tcpcrypt-frame-lost", "frame at offset " .. istr(self.buf_off) .. " is cut by a gap of " .. istr(size) .. " bytes", nil)
+            boundary = nil
+            if #self.buf >= 3 then
+                local length = be16(self.buf, 2)
+                if length >= 17 then boundary = self.buf_off + 3 + length end
+            end
         end
+        self:lose_boundary(boundary, offset, size)
         self.state = S_RESYNC
+    elseif self.state == S_RESYNC and self.resume_at then
+        local boundary = self.resume_at
+        self.resume_at = nil
+        self:lose_boundary(boundary, offset, size)
     end
     self.buf = ""
     self.buf_off = offset + size
     self.first_packet = cur_packet
     self.packets = 0
+end
+
+-- a known frame start meets a gap: resume there, or count its frame as lost
+function Dir:lose_boundary(boundary, offset, size)
+    if boundary == nil or boundary < offset then return end
+    if boundary >= offset + size then
+        self.resume_at = boundary
+    else
+        self.lost = self.lost + 1
+    end
 end
 
 -- the stream stopped on a frame boundary with nothing cut off
@@ -1819,6 +1870,17 @@ function Dir:candidate(pos, at_end)
 end
 
 function Dir:resync(at_end)
+    if self.resume_at then
+        local skip = math.min(#self.buf, self.resume_at - self.buf_off)
+        self.buf = ssub(self.buf, skip + 1)
+        self.buf_off = self.buf_off + skip
+        if self.buf_off < self.resume_at then return false end
+        self.resume_at = nil
+        self.first_packet = cur_packet
+        self.packets = 1
+        self.state = S_FRAMES
+        return true
+    end
     if self.origin and self.buf_off < self.origin then
         local skip = math.min(#self.buf, self.origin - self.buf_off)
         self.buf = ssub(self.buf, skip + 1)
@@ -2331,13 +2393,16 @@ end
 
 -- resume[j] -> ss[j] for j = index+1 .. index+16; a capture-derived entry (with its AEAD)
 -- replaces one known from the key log only
+-- (index nil: a chain started from a resumed session's ss[i], i itself unknown)
 local function add_chain(ss, index, aead, origin)
     if not ossl.ok then return end
-    for j = index + 1, index + RESUME_DEPTH do
+    for step = 1, RESUME_DEPTH do
         ss = cprf(ss, C_NEXTK, K_LEN)
         local ident = cprf(ss, C_RESUME, RESUME_LEN)
         local old = CHAIN[ident]
-        if not old or old.origin == nil then CHAIN[ident] = { ss = ss, index = j, aead = aead, origin = origin } end
+        if not old or old.origin == nil then
+            CHAIN[ident] = { ss = ss, index = index and (index + step) or nil, aead = aead, origin = origin }
+        end
     end
 end
 
@@ -2409,10 +2474,10 @@ end
 function Conn:chain_from(src)
     self.aead = src.aead
     if src.ss then
-        if (src.from == "session_secret") and not src.index and src.sn == "" then
+        if not (self.neg and self.neg.resumed) then
             add_chain(src.ss, 0, src.aead, self.id)
-        elseif src.index then
-            add_chain(src.ss, src.index, src.aead, self.resumes)
+        else
+            add_chain(src.ss, src.index, src.aead, self.resumes or self.id)
         end
     end
 end

@@ -358,3 +358,22 @@ def test_python_field_names_come_from_the_shared_field_spec() -> None:
     assert {"tcpeno.tep", "tcpeno.global.b", "tcpcrypt.frame.clen", "tcpcrypt.resume.half",
             "tcpcrypt.stream_offset"} <= names
     assert names - set(FIELDS) == set()
+
+
+def test_every_finding_code_is_declared_in_the_field_spec() -> None:
+    """Each code the analyzer reports on the samples (with and without keys) has an
+    expert-info definition in dissectors/fields.json, so Wireshark can show it too."""
+    from tcpinc_analyze.decryption import DecryptionContext
+    from tcpinc_analyze.fieldspec import EXPERTS
+    from tcpinc_analyze.keylog import load_keylogs
+
+    codes: set[str] = set()
+    for entry in CATALOG:
+        path = str(SAMPLES / entry["capture"])
+        keys = [str(SAMPLES / entry["keylog"])] if entry["keylog"] else []
+        for ctx in (None, DecryptionContext(load_keylogs(keys, use_env=False).log)):
+            result = analyze_file(path, decryption=ctx)
+            codes |= {f.code for r in result.reports for f in r.findings}
+            codes |= {f.code for f in result.summary.findings}
+    assert len(codes) > 40
+    assert codes <= set(EXPERTS), sorted(codes - set(EXPERTS))
