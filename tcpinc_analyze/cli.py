@@ -43,6 +43,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
             table.add_row(sc.name, str(sc.seed), sc.capture.format, sc.summary)
         Console().print(table)
         return EXIT_OK
+    if args.vectors:
+        from .synth.vectors import build_vectors, write_vectors
+
+        try:
+            write_vectors(Path(args.vectors))
+        except OSError as exc:
+            _err(f"cannot write {args.vectors}: {exc.strerror or exc}")
+            return EXIT_USAGE
+        count = len(build_vectors()["vectors"])
+        Console(stderr=True).print(f"wrote {count} RFC 8548 test vectors to {args.vectors}")
+        return EXIT_OK
     if args.catalog:
         written = write_catalog(Path(args.catalog))
         Console(stderr=True).print(f"wrote {len(written)} synthetic samples to {args.catalog}")
@@ -466,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--list", action="store_true", help="list the named scenarios")
     synth.add_argument("--catalog", metavar="DIR",
                        help="regenerate every synthetic sample of the catalog into DIR")
+    synth.add_argument("--vectors", metavar="FILE",
+                       help="write the RFC 8548 known-answer test vectors (JSON) to FILE")
     synth.set_defaults(func=cmd_synth)
 
     rec = sub.add_parser("record", help="record a sample over the real Linux TCP stack "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .sample import generate
 from .scenarios import SCENARIOS
+from .vectors import write_vectors
 
 README_TABLE_START = "<!-- catalog:start -->"
 README_TABLE_END = "<!-- catalog:end -->"
@@ -109,6 +110,7 @@ def write_catalog(directory: Path) -> list[str]:
             "notes": static.notes,
             "sha256": _sha256(path) if path.exists() else None,
         })
+    write_vectors(directory / "vectors.json")
     (directory / "catalog.json").write_text(json.dumps({"samples": entries}, indent=1) + "\n")
     _write_readme_table(directory / "README.md", entries)
     return [e["name"] for e in entries if e["origin"] == "synthetic"]
