@@ -365,6 +365,9 @@ class Negotiation:
     """The byte B sent for the negotiated TEP, v bit included: the session ID's first."""
     resumed: bool = False
     """B's and A's suboptions for the negotiated TEP are both resumption suboptions."""
+    pre_rfc_resume: bool = False
+    """The 2016 tcpcryptd's session resumption (see ``pre_rfc_resumption``): the streams
+    start with frames, unless B refused and an Init message comes after all."""
     a_is_first: bool = True
     """Host A sent ``first`` (the active opener's SYN, or the first SYN of a
     simultaneous open); False when the b bits made the other host A."""
@@ -411,14 +414,17 @@ def negotiate(first: SynEno | None, second: SynEno | None, ack_has_eno: bool | N
                                detail=f"both hosts sent b = {int(opt_first.b_bit)}")
     a_is_first = roles == ROLES_PRE_RFC or not opt_first.b_bit
     syn_a, syn_b = (opt_first, opt_second) if a_is_first else (opt_second, opt_first)
-    chosen = choose_tep(syn_a, syn_b)
+    pre_resume = pre_rfc_resumption(syn_a, syn_b) if roles == ROLES_PRE_RFC else None
+    chosen = pre_resume or choose_tep(syn_a, syn_b)
     if chosen is None:
         detail = "vacuous ENO option" if syn_a.vacuous or syn_b.vacuous else ""
         return Negotiation(EnoStatus.FALLBACK, FallbackReason.NO_COMMON_TEP,
                            a_is_first=a_is_first, roles=roles, detail=detail)
-    resumed = (chosen.tep in TCPCRYPT_TEPS and tcpcrypt_suboption_kind(chosen) == SUB_RESUME)
+    resumed = pre_resume is not None or (
+        chosen.tep in TCPCRYPT_TEPS and tcpcrypt_suboption_kind(chosen) == SUB_RESUME)
     common = {"tep": chosen.tep, "tep_byte": chosen.byte, "resumed": resumed,
-              "a_is_first": a_is_first, "roles": roles}
+              "a_is_first": a_is_first, "roles": roles,
+              "pre_rfc_resume": pre_resume is not None}
     if ack_has_eno is None:
         return Negotiation(EnoStatus.UNKNOWN, FallbackReason.HANDSHAKE_NOT_CAPTURED,
                            detail="A's first non-SYN segment not captured", **common)
@@ -430,8 +436,26 @@ def negotiate(first: SynEno | None, second: SynEno | None, ack_has_eno: bool | N
 
 def pre_rfc_roles(first: EnoOption, second: EnoOption, simultaneous: bool) -> bool:
     """Whether a b-bit tie is the pre-RFC dialect's normal handshake (digest 2.8): both
-    options in the experimental encoding, a three-way handshake, and a SYN-ACK with no
-    global suboption at all (the 2016 drafts had none), so the passive opener is B."""
+    options in the experimental encoding, a three-way handshake, and a SYN-ACK whose b is
+    0 (the 2016 drafts had no role bit: the daemon's SYN-ACK has no global suboption, or
+    only its application-aware byte 0x02), so the passive opener is B."""
     return (not simultaneous and first.encoding == ENCODING_EXPERIMENTAL
             and second.encoding == ENCODING_EXPERIMENTAL and not first.b_bit
-            and second.global_suboption is None)
+            and not second.b_bit)
+
+
+def pre_rfc_resumption(syn_a: EnoOption, syn_b: EnoOption) -> TepSuboption | None:
+    """The 2016 tcpcryptd's session resumption, recognised by its shape.
+
+    The daemon's SYN lists its TEPs and appends a suboption with v = 1 carrying the
+    cached session's identifier; a passive opener that has the session answers with
+    that suboption's identifier byte alone (no data), and both streams then start with
+    frames, no Init messages. Under RFC 8547 the repeated or unknown identifier makes
+    no TEP valid, so this is judged only in the pre-RFC dialect. Returns B's answering
+    suboption (the session ID byte), or None.
+    """
+    offers = {sub.tep for sub in syn_a.teps if sub.data}
+    for sub in reversed(syn_b.teps):
+        if sub.tep in offers and not sub.data:
+            return sub
+    return None

@@ -461,6 +461,41 @@ def test_pre_rfc_experimental_roles():
     assert rfc.reason == FallbackReason.ROLE_CONFLICT
 
 
+def test_pre_rfc_synack_with_the_application_aware_byte():
+    """tcpcryptd 2016 appends its application-aware byte 0x02 (a = 1, b = 0) to the
+    SYN-ACK when the application asks: still the drafts' handshake, not a conflict."""
+    a = decode_option(253, bytes.fromhex("454e212202"))
+    b = decode_option(253, bytes.fromhex("454e2102"))
+    assert a is not None and b is not None
+    result = negotiate(syn(a), syn(b), True)
+    assert result.status == EnoStatus.NEGOTIATED and result.roles == ROLES_PRE_RFC
+    assert result.tep == 0x21 and not result.resumed
+    # b = 1 in an experimental SYN-ACK is an RFC-style handshake, judged by the RFC.
+    b1 = decode_option(253, bytes.fromhex("454e0121"))
+    assert b1 is not None
+    assert negotiate(syn(a), syn(b1), True).roles != ROLES_PRE_RFC
+
+
+@pytest.mark.parametrize("answer, tep", [("a1", 0x21), ("21", 0x21), ("2002", 0x20)])
+def test_pre_rfc_resumption_shape(answer: str, tep: int) -> None:
+    """tcpcryptd 2016 resumes a cached session by appending a v = 1 suboption with the
+    session's identifier to its TEP list; a passive opener that has the session answers
+    with that identifier byte alone. Under RFC 8547 the repetition makes no TEP valid, so
+    only the pre-RFC dialect reads it as a resumption (frames from the first byte)."""
+    resume = "a1" if tep == 0x21 else "a0"
+    a = decode_option(253, bytes.fromhex(f"454e2122{resume}0102030405060708"))
+    b = decode_option(253, bytes.fromhex(f"454e{answer}"))
+    assert a is not None and b is not None
+    result = negotiate(syn(a), syn(b), True)
+    assert result.status == EnoStatus.NEGOTIATED and result.roles == ROLES_PRE_RFC
+    assert result.resumed and result.pre_rfc_resume and result.tep == tep
+    # The same shape in the RFC encoding is judged by the RFC: no valid TEP.
+    a69 = decode_option(69, bytes.fromhex(f"2122{resume}0102030405060708"))
+    b69 = decode_option(69, bytes.fromhex(f"01{answer}"))
+    assert a69 is not None and b69 is not None
+    assert not negotiate(syn(a69), syn(b69), True).pre_rfc_resume
+
+
 def test_tcpcrypt_suboption_data_kinds():
     """RFC 8548 §3.2/§3.5: v = 1 with < 9 bytes is a fresh offer; 9..17 resumption;
     longer is invalid (the nonce is at most 8 bytes)."""

@@ -34,6 +34,7 @@ from ..tcpcrypt.stream import (
     MODE_FRAMES,
     MODE_INIT1,
     MODE_INIT2,
+    MODE_RESUME_OR_INIT,
     FrameHandler,
     TcpcryptDirection,
 )
@@ -353,7 +354,7 @@ class Connection:
             return
         self.held("synack-eno", info.packet)
         glob = option.global_suboption
-        pre_rfc = (option.encoding == ENCODING_EXPERIMENTAL and glob is None
+        pre_rfc = (option.encoding == ENCODING_EXPERIMENTAL and not option.b_bit
                    and a_eno is not None and a_eno.option is not None
                    and a_eno.option.encoding == ENCODING_EXPERIMENTAL)
         if glob is None or not glob.b:
@@ -544,7 +545,11 @@ class Connection:
         assert neg is not None
         tep = neg.tep
         modes: dict[bool, str | None] = {True: None, False: None}
-        if neg.status == EnoStatus.NEGOTIATED and tep in TCPCRYPT_TEPS:
+        if neg.status == EnoStatus.NEGOTIATED and neg.pre_rfc_resume:
+            # The 2016 daemon's resumption: frames from the first byte, or an Init
+            # message if B refused after all (the parser tells by the magic).
+            modes = {True: MODE_RESUME_OR_INIT, False: MODE_RESUME_OR_INIT}
+        elif neg.status == EnoStatus.NEGOTIATED and tep in TCPCRYPT_TEPS:
             modes = {True: MODE_FRAMES if neg.resumed else MODE_INIT1,
                      False: MODE_FRAMES if neg.resumed else MODE_INIT2}
         elif neg.status == EnoStatus.UNKNOWN:

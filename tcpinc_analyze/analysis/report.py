@@ -188,21 +188,29 @@ def _pre_rfc_note(conn: Connection, tcpcrypt: dict | None) -> None:
     """One note on how the pre-RFC dialect differs from the RFCs (digest 2.8)."""
     dialect = tcpcrypt.get("dialect") if tcpcrypt else None
     roles_packet = conn.data.get("pre_rfc_roles")
+    resumed = bool(tcpcrypt and tcpcrypt.get("resumed"))
     if dialect == DIALECT_TCPCRYPTD_2016:
         packet = roles_packet or min((p.init_packet for p in conn.tcpcrypt.values()
                                       if p is not None and p.init_packet), default=None)
+        how = ("resumes a cached session the 2016 way: a v = 1 suboption carrying the "
+               "session's identifier, answered by the identifier byte alone, then frames "
+               "without Init messages (RFC 8548 §3.5 instead sends resume[i] halves and "
+               "nonces, and under RFC 8547 §4.5 this shape names no valid TEP)"
+               if resumed else
+               "sym_cipher identifiers are two bytes and public keys compressed points "
+               "(RFC 8548 §4.1, §5)")
         conn.add(Severity.NOTE, "pre-rfc-dialect",
                  "the 2016 tcpcryptd dialect (drafts eno-03 / tcpcrypt-02), judged by its own "
                  "rules; under the RFCs it differs: ENO must use kind 69, not 253/ExID "
-                 "(RFC 8547 §11); a SYN-ACK without a global suboption has b = 0, a role "
-                 "conflict (RFC 8547 §4.3); sym_cipher identifiers are two bytes and public "
-                 "keys compressed points (RFC 8548 §4.1, §5)", packet)
+                 "(RFC 8547 §11); a SYN-ACK whose b bit is 0 (no global suboption, or only "
+                 "the application-aware bit) means a role conflict (RFC 8547 §4.3); it "
+                 f"{how}", packet)
     elif roles_packet is not None:
         conn.add(Severity.NOTE, "pre-rfc-dialect",
-                 "pre-RFC experimental ENO: the SYN-ACK has no global suboption, so under "
-                 "RFC 8547 §4.3 both hosts have b = 0 (a role conflict); the pre-RFC drafts "
-                 "made the passive opener host B, and the handshake is judged by them",
-                 roles_packet)
+                 "pre-RFC experimental ENO: the SYN-ACK's b bit is 0 (no global suboption, "
+                 "or only the application-aware bit), so under RFC 8547 §4.3 both hosts "
+                 "have b = 0 (a role conflict); the pre-RFC drafts made the passive opener "
+                 "host B, and the handshake is judged by them", roles_packet)
 
 
 def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
@@ -233,9 +241,13 @@ def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
             conn.held("init2-cipher-not-offered", ba.init_packet if ba else None)
     tep = (neg.tep if neg and neg.tep else None) or (ab.tep if ab else None) or (
         ba.tep if ba else None)
-    resumed = bool(neg and neg.resumed)
+    # A 2016-style resumption that B refused goes on with Init messages after all.
+    resumed = bool(neg and neg.resumed) and not any(
+        p is not None and p.init is not None for p in (ab, ba))
     decrypted = conn.data.get("decrypted")
     dialects = {p.dialect for p in (ab, ba) if p is not None and p.dialect}
+    if resumed and neg is not None and neg.pre_rfc_resume:
+        dialects = {DIALECT_TCPCRYPTD_2016}
     aead = aead if aead is not None else conn.data.get("aead")
     return {
         "resumed": resumed,

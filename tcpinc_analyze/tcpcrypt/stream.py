@@ -36,6 +36,9 @@ MODE_INIT1 = "init1"
 MODE_INIT2 = "init2"
 MODE_FRAMES = "frames"
 MODE_DETECT = "detect"
+MODE_RESUME_OR_INIT = "resume-or-init"
+"""The 2016 tcpcryptd's resumption: frames from the first byte, unless the stream
+starts with this direction's Init magic (B refused to resume)."""
 
 _INIT = 0
 _FRAMES = 1
@@ -224,6 +227,17 @@ class TcpcryptDirection:
                 return
 
     def _init(self, packet: int) -> bool:
+        if self.mode == MODE_RESUME_OR_INIT:
+            if len(self.buf) < 4:
+                return False
+            magic = int.from_bytes(self.buf[:4], "big")
+            if magic in (INIT1_MAGIC, INIT2_MAGIC):
+                self.mode = MODE_INIT1 if self.label == "ab" else MODE_INIT2
+            else:
+                self.mode = MODE_FRAMES
+                self.state = _FRAMES
+                self.frames_origin = self.buf_off
+                return True
         if len(self.buf) < 8:
             return False
         magic, length = _HEAD.unpack_from(self.buf)
