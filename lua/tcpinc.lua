@@ -1553,7 +1553,7 @@ local function new_watch()
     return setmetatable({ active = false, gen = { ab = 0, ba = 0 }, rekey_frames = { ab = {}, ba = {} },
                           obligations = { ab = {}, ba = {} }, segments = { ab = {}, ba = {} },
                           sent_end = { ab = 0, ba = 0 }, tcp_fin = { ab = false, ba = false },
-                          finp_offset = {}, empty_outstanding = {} }, Watch)
+                          finp_offset = {}, empty_outstanding = {}, fin_packet = {} }, Watch)
 end
 
 function Watch:finp(dir, offset)
@@ -1578,7 +1578,10 @@ function Watch:segment(dir, start, stop, ack, fin, packet)
             end
         end
     end
-    if fin then self.tcp_fin[dir] = true end
+    if fin then
+        self.tcp_fin[dir] = true
+        if #self.obligations[dir] > 0 and not self.fin_packet[dir] then self.fin_packet[dir] = packet end
+    end
 end
 
 function Watch:remote_known(dir, offset)
@@ -1597,19 +1600,18 @@ function Watch:remote_known(dir, offset)
     return nil
 end
 
+-- Frames queued under the old key may precede the answer ("immediately" is not judged
+-- by stream order): a host that closes its side with the answer owed breaks the rule.
 function Watch:frame(dir, f)
     local rekey = f.control % 2 == 1
-    local pending = self.obligations[dir]
-    if #pending > 0 and f.stream_offset >= pending[1].from_offset then
-        local due = table.remove(pending, 1)
-        if not rekey and f.generation < due.required then
-            note(f.packet, "rekey-not-answered", ARROW[dir] .. ": the frame at stream offset " .. istr(f.stream_offset) ..
-                " is not a rekey frame, although its sender had received (it acknowledged in packet " .. istr(due.evidence) ..
-                ") the rekey frame of packet " .. istr(due.rekey_packet) .. " taking the peer to generation " ..
-                istr(due.required) .. ": it must move to that generation and send a frame with rekey = 1 at once")
-        end
-    end
     if not rekey then return end
+    -- a rekey frame raises its sender's generation by one: it settles the answers owed
+    -- up to that generation
+    local pending, kept = self.obligations[dir], {}
+    for _, ob in ipairs(pending) do
+        if not (ob.from_offset <= f.stream_offset and ob.required <= f.generation) then kept[#kept + 1] = ob end
+    end
+    self.obligations[dir] = kept
     self.active = true
     if f.generation > self.gen[dir] then self.gen[dir] = f.generation end
     local list = self.rekey_frames[dir]
@@ -2790,6 +2792,23 @@ end
 -- End of the capture (tcpinc_analyze: Connection.finish and the decryptor's finalize):
 -- holes become gaps, half-parsed messages are reported, a direction that ended without a
 -- FINp frame is reported, and a key log that matched nothing says so.
+function Watch:finish(complete)
+    for _, dir in ipairs({ "ab", "ba" }) do
+        local pending = self.obligations[dir]
+        local fin = self.fin_packet[dir]
+        if #pending > 0 and fin and complete[dir] then
+            local due = pending[#pending]
+            local owed = (#pending == 1) and ("the rekey frame of packet " .. istr(due.rekey_packet))
+                or (istr(#pending) .. " rekey frames (the last in packet " .. istr(due.rekey_packet) .. ")")
+            note(fin, "rekey-not-answered", ARROW[dir] .. ": closed its side (FIN in packet " .. istr(fin) ..
+                ") without sending a rekey frame, although it had received (acknowledged in packet " ..
+                istr(pending[1].evidence) .. ") " .. owed .. " taking the peer to generation " ..
+                istr(due.required) .. ": it must move to that generation and send a frame with rekey = 1 at once")
+        end
+        self.obligations[dir] = {}
+    end
+end
+
 function Conn:finish()
     cur_packet = self.last_packet or cur_packet
     if not self.neg then self:decide_eno(nil, nil) end
@@ -2798,6 +2817,14 @@ function Conn:finish()
         if s then s:finish() end
         local d = self.tc[fx]
         if d then d:finish() end
+    end
+    if self.watch then
+        local complete = {}
+        for _, fx in ipairs({ true, false }) do
+            local d = self.tc[fx]
+            if d then complete[d.label] = d.ended_clean and d.lost == 0 end
+        end
+        self.watch:finish(complete)
     end
     local seen = false
     for _, fx in ipairs({ true, false }) do

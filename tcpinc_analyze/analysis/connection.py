@@ -660,7 +660,11 @@ class Connection:
             if parser is not None:
                 parser.finish()
         if self.rekey_watch is not None:
-            self.rekey_watch.finish()
+            complete = {}
+            for parser in self.tcpcrypt.values():
+                if parser is not None:
+                    complete[parser.label] = parser.ended_clean and not parser.incomplete_frames
+            self.rekey_watch.finish(complete)
 
 
 def looks_legacy(data: bytes, flags: int) -> bool:

@@ -323,8 +323,9 @@ class Analyzer:
         stream = streams.get(from_x)
         if stream is None:
             pass
-        elif conn.init_open or (conn.rekey_watch is not None and conn.rekey_watch.unacked):
-            # an Init message's PSH segment is awaited, or a rekey frame its ACK
+        elif conn.init_open or (conn.rekey_watch is not None and conn.rekey_watch.active):
+            # an Init message's PSH segment is awaited, or a rekey frame its ACK, or an
+            # owed rekey answer the sender's FIN
             self._watched(conn, seg, from_x, stream, size)
         elif size:
             stream.segment(seg.seq, payload, seg.number, seg.missing)

@@ -3,10 +3,17 @@
 The rekey bit and clen are in the clear, and TCP's acknowledgment numbers say what
 each host had received when it sent a segment: so the capture shows, wherever it was
 taken, whether a host that received a rekey frame raising the peer past its own
-generation made its next frame a rekey frame ("rekey-not-answered"), and whether a
-host started a second empty rekey while its first was still unanswered as far as it
-knew ("rekey-empty-repeated"). Nothing is tracked until the first rekey frame, so
-connections that never rekey pay nothing.
+generation answered with a rekey frame before it closed its side ("rekey-not-answered"),
+and whether a host started a second empty rekey while its first was still unanswered
+as far as it knew ("rekey-empty-repeated"). Nothing is tracked until the first rekey
+frame, so connections that never rekey pay nothing.
+
+"Immediately" (§3.8) is not judged by stream order: a host that encrypts when the
+application writes may have frames queued under the old key ahead of its answer, so
+frames without the rekey bit after the evidence are not a violation by themselves. A
+violation is a host that closes its stream (TCP FIN) with the answer still owed; an
+obligation still open when the capture ends, or a stream with frames missing from the
+capture, is not judged.
 """
 
 from __future__ import annotations
@@ -58,13 +65,15 @@ class RekeyWatch:
         self.tcp_fin = {"ab": False, "ba": False}
         self.finp_offset: dict[str, int | None] = {"ab": None, "ba": None}
         self.empty_outstanding: dict[str, int | None] = {"ab": None, "ba": None}
+        self.fin_packet: dict[str, int | None] = {"ab": None, "ba": None}
+        """The packet with the direction's TCP FIN, sent while an answer was owed."""
 
     @property
     def active(self) -> bool:
         """Segments must be looked at: a rekey frame awaits its ACK (which makes its
-        receiver owe an answer). Otherwise the flow table skips the watch: an owed
-        answer is settled by the next frame alone."""
-        return self.unacked > 0
+        receiver owe an answer), or an owed answer awaits the sender's FIN. Otherwise
+        the flow table skips the watch."""
+        return self.unacked > 0 or bool(self.obligations["ab"] or self.obligations["ba"])
 
     # ------------------------------------------------------------------ inputs
     def finp(self, direction: str, offset: int) -> None:
@@ -94,27 +103,23 @@ class RekeyWatch:
                         _Obligation(frame.generation, from_offset, packet, frame.packet))
         if fin:
             self.tcp_fin[direction] = True
+            if self.obligations[direction] and self.fin_packet[direction] is None:
+                self.fin_packet[direction] = packet
 
     def frame(self, direction: str, info: FrameInfo) -> None:
         """A complete frame of ``direction``, in stream order."""
         rekey = bool(info.control & 1)
-        pending = self.obligations[direction]
-        if pending and info.stream_offset >= pending[0].from_offset:
-            due = pending.popleft()
-            if rekey:
-                self.held("rekey-not-answered", info.packet)
-            elif info.generation < due.required:
-                self.findings.append(Finding(
-                    Severity.ERROR, "rekey-not-answered",
-                    f"{ARROW[direction]}: the frame at stream offset {info.stream_offset} is "
-                    f"not a rekey frame, although its sender had received (it acknowledged "
-                    f"in packet {due.evidence_packet}) the rekey frame of packet "
-                    f"{due.rekey_packet} taking the peer to generation {due.required}: it "
-                    "must move to that generation and send a frame with rekey = 1 at once",
-                    info.stream_offset, info.packet, direction, rfc=RFC))
-            # Later obligations stay for the following frames.
         if not rekey:
-            return
+            return  # frames queued under the old key may precede the answer
+        # A rekey frame raises its sender's generation by one, so it settles the owed
+        # answers up to its own generation (two peer rekeys need two answers).
+        pending = self.obligations[direction]
+        settled = [o for o in pending
+                   if o.from_offset <= info.stream_offset and o.required <= info.generation]
+        if settled:
+            for due in settled:
+                pending.remove(due)
+            self.held("rekey-not-answered", info.packet)
         self.gen[direction] = max(self.gen[direction], info.generation)
         end = info.stream_offset + FRAME_HEADER_LEN + info.length
         self.rekey_frames[direction].append(_RekeyFrame(end, info.generation, info.packet))
@@ -154,9 +159,25 @@ class RekeyWatch:
             self.held("rekey-empty-repeated", info.packet)
         self.empty_outstanding[direction] = info.generation
 
-    def finish(self) -> None:
-        """End of the connection: an obligation no later frame broke stays unjudged (the
-        host may have answered after the capture ended, or been exempt by a FINp frame
-        that only keys would show)."""
+    def finish(self, complete: dict[str, bool] | None = None) -> None:
+        """End of the connection: a host that closed its side (TCP FIN) with an answer
+        still owed broke the rule. ``complete`` says which directions' frames were all
+        in the capture (an answer in a gap cannot be ruled out otherwise). Obligations
+        without a FIN stay unjudged: the host may have answered after the capture ended."""
         for direction in ("ab", "ba"):
-            self.obligations[direction].clear()
+            pending = self.obligations[direction]
+            fin = self.fin_packet[direction]
+            if pending and fin is not None and (complete or {}).get(direction, False):
+                due = pending[-1]
+                owed = (f"the rekey frame of packet {due.rekey_packet}" if len(pending) == 1
+                        else f"{len(pending)} rekey frames (the last in packet "
+                             f"{due.rekey_packet})")
+                self.findings.append(Finding(
+                    Severity.ERROR, "rekey-not-answered",
+                    f"{ARROW[direction]}: closed its side (FIN in packet {fin}) without "
+                    f"sending a rekey frame, although it had received (acknowledged in "
+                    f"packet {pending[0].evidence_packet}) {owed} taking the peer to "
+                    f"generation {due.required}: it must move to that generation and send a "
+                    "frame with rekey = 1 at once", self.sent_end[direction], fin, direction,
+                    rfc=RFC))
+            pending.clear()
