@@ -1340,6 +1340,7 @@ local CONFORMANCE = {
     ["eno-syn-changed"] = "RFC 8547 §4.6",
     ["eno-syn-data"] = "RFC 8547 §4.7",
     ["eno-both-encodings"] = "RFC 8547 §11",
+    ["tcpcrypt-bad-magic"] = "RFC 8547 §4.6",
     ["init-no-psh"] = "RFC 8548 §3.3",
     ["init2-cipher-not-offered"] = "RFC 8548 §3.3",
     ["init-ignored-nonempty"] = "RFC 8548 §4.1",

@@ -196,6 +196,10 @@ RULES: tuple[Rule, ...] = (
              "eno-syn-data", "no SYN with ENO in the capture")),
     Rule("eno-both-encodings", f"{R47} §11", MUST,
          "a segment never carries both option 69 and option 253 with ExID 0x454E", _syn_eno),
+    Rule("tcpcrypt-bad-magic", f"{R47} §4.6", MUST,
+         "once ENO negotiated tcpcrypt, each direction's data starts with its Init message "
+         "(no plaintext application data)",
+         _observed("tcpcrypt-bad-magic", "no direction's first data bytes in the capture")),
     Rule("init-no-psh", f"{R48} §3.3", MUST,
          "the segment holding an Init message's last byte has PSH",
          _observed("init-no-psh", "no Init message's last segment in the capture")),

@@ -230,6 +230,9 @@ def _tcpcrypt_json(conn: Connection, a_is_x: bool) -> dict | None:
     aead = None
     init1 = ab.init if ab else None
     init2 = ba.init if ba else None
+    for parser in (ab, ba):
+        if parser is not None and parser.init is not None:
+            conn.held("tcpcrypt-bad-magic", parser.init_packet)
     if isinstance(init2, Init2):
         aead = init2.sym_cipher
         if isinstance(init1, Init1) and aead not in init1.sym_ciphers:

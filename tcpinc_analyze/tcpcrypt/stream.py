@@ -206,10 +206,11 @@ class TcpcryptDirection:
 
     # ------------------------------------------------------------------ parsing
     def _note(self, severity: Severity, code: str, message: str, packet: int | None,
-              offset: int | None = None, size: int | None = None) -> None:
+              offset: int | None = None, size: int | None = None, rfc: str | None = None
+              ) -> None:
         arrow = {"ab": "A->B", "ba": "B->A"}.get(self.label, self.label)
         self.findings.append(Finding(severity, code, f"{arrow}: {message}", offset, packet,
-                                     self.label, size))
+                                     self.label, size, rfc=rfc))
 
     def _process(self, packet: int, *, at_end: bool) -> None:
         while True:
@@ -258,7 +259,9 @@ class TcpcryptDirection:
         if magic != expected:
             self._note(Severity.ERROR, "tcpcrypt-bad-magic",
                        f"stream starts with 0x{magic:08x}, expected the {name} magic "
-                       f"0x{expected:08x}", self.first_packet, self.buf_off)
+                       f"0x{expected:08x}: once ENO has negotiated tcpcrypt, the data "
+                       "stream must follow it (no plaintext application data)",
+                       self.first_packet, self.buf_off, rfc="RFC 8547 §4.6")
             self.state = _DONE
             return False
         fixed = INIT1_FIXED
