@@ -592,9 +592,24 @@ local function choose_tep(a, b) -- the last valid TEP in B's option
     return chosen
 end
 
+-- the 2016 drafts had no role bit: the daemon's SYN-ACK has no global suboption, or only its
+-- application-aware byte 0x02 (b = 0); the passive opener is B
 local function pre_rfc_roles(first, second, simultaneous)
     return not simultaneous and first.encoding == "experimental" and second.encoding == "experimental"
-        and not opt_b(first) and opt_global(second) == nil
+        and not opt_b(first) and not opt_b(second)
+end
+
+-- the 2016 daemon's resumption: a v = 1 suboption with the cached session's identifier in
+-- A's list, answered by that identifier byte alone (eno.pre_rfc_resumption)
+local function pre_rfc_resumption(sa, sb)
+    local offers = {}
+    for _, s in ipairs(opt_teps(sa)) do if s.data and #s.data > 0 then offers[s.tep] = true end end
+    local teps = opt_teps(sb)
+    for i = #teps, 1, -1 do
+        local s = teps[i]
+        if offers[s.tep] and not (s.data and #s.data > 0) then return s end
+    end
+    return nil
 end
 
 -- The ENO outcome with exactly one reason, most specific first (RFC 8547 §4.1-§4.6).
@@ -627,12 +642,14 @@ local function negotiate(first, second, ack_has_eno, simultaneous, seen)
     local a_is_first = roles == "pre-rfc" or not opt_b(of)
     local sa, sb = of, os_
     if not a_is_first then sa, sb = os_, of end
-    local chosen = choose_tep(sa, sb)
+    local pre_resume = (roles == "pre-rfc") and pre_rfc_resumption(sa, sb) or nil
+    local chosen = pre_resume or choose_tep(sa, sb)
     if not chosen then
         return { status = "fallback", reason = "no-common-tep", a_is_first = a_is_first, roles = roles }
     end
-    local resumed = TEPS[chosen.tep] ~= nil and tcpcrypt_kind(chosen) == "resume"
-    local neg = { tep = chosen.tep, tep_byte = chosen.byte, resumed = resumed, a_is_first = a_is_first, roles = roles }
+    local resumed = pre_resume ~= nil or (TEPS[chosen.tep] ~= nil and tcpcrypt_kind(chosen) == "resume")
+    local neg = { tep = chosen.tep, tep_byte = chosen.byte, resumed = resumed, a_is_first = a_is_first, roles = roles,
+                  pre_rfc_resume = pre_resume ~= nil }
     if ack_has_eno == nil then
         neg.status, neg.reason = "unknown", "handshake-not-captured"
     elseif not ack_has_eno then
@@ -680,13 +697,15 @@ end
 local LEGACY_OTHER = { [0x05] = true, [0x06] = true, [0x07] = true, [0x08] = true, [0x83] = true, [0x84] = true, [0x85] = true }
 
 -- kind-69 data that is the pre-2015 tcpcrypt CRYPT option, not ENO (unambiguous shapes only)
-local function looks_legacy(data, flags)
+-- seen: the connection already showed the legacy option (a non-SYN ENO's contents are
+-- ignored by its receiver, RFC 8547 §4.1, so on their own they prove nothing)
+local function looks_legacy(data, flags, seen)
     if #data == 0 then return false end
     local op = sbyte(data, 1)
     local syn, ack = floor(flags / 2) % 2 == 1, floor(flags / 16) % 2 == 1
     if syn and not ack then return false end
     if syn and (op == 0x41 or op == 0x42) and #data > 1 and (#data - 1) % 3 == 0 then return true end
-    if not syn and LEGACY_OTHER[op] and #data >= 2 then
+    if seen and not syn and LEGACY_OTHER[op] and #data >= 2 then
         local _, _, malformed = parse_suboptions(data, 0)
         return malformed
     end
@@ -1605,7 +1624,14 @@ end
 -- by stream order): a host that closes its side with the answer owed breaks the rule.
 function Watch:frame(dir, f)
     local rekey = f.control % 2 == 1
-    if not rekey then return end
+    if not rekey then
+        -- frames queued under the old key may precede the answer; they show the host was
+        -- still sending frames (not exempt by an earlier FINp frame)
+        for _, ob in ipairs(self.obligations[dir]) do
+            if ob.from_offset <= f.stream_offset then ob.frames_after = (ob.frames_after or 0) + 1 end
+        end
+        return
+    end
     -- a rekey frame raises its sender's generation by one: it settles the answers owed
     -- up to that generation
     local pending, kept = self.obligations[dir], {}
@@ -1768,6 +1794,18 @@ function Dir:emit(kind, len, extra)
 end
 
 function Dir:init_step()
+    if self.mode == "resume-or-init" then
+        -- the 2016 daemon's resumption: frames from the first byte, unless this direction's
+        -- Init magic says B refused to resume
+        if #self.buf < 4 then return false end
+        local magic = be32(self.buf, 1)
+        if magic == INIT1_MAGIC or magic == INIT2_MAGIC then
+            self.mode = (self.label == "ab") and "init1" or "init2"
+        else
+            self.mode, self.state, self.origin = "frames", S_FRAMES, self.buf_off
+            return true
+        end
+    end
     if #self.buf < 8 then return false end
     local magic, length = be32(self.buf, 1), be32(self.buf, 5)
     if self.mode == "detect" then
@@ -1784,7 +1822,8 @@ function Dir:init_step()
     local name = is1 and "Init1" or "Init2"
     local expected = is1 and INIT1_MAGIC or INIT2_MAGIC
     if magic ~= expected then
-        self:find("tcpcrypt-bad-magic", sfmt("stream starts with 0x%08x, expected the %s magic 0x%08x", magic, name, expected), self.first_packet)
+        self:find("tcpcrypt-bad-magic", sfmt("stream starts with 0x%08x, expected the %s magic 0x%08x: once ENO has " ..
+            "negotiated tcpcrypt, the data stream must follow it (no plaintext application data)", magic, name, expected), self.first_packet)
         self.state = S_DONE
         return false
     end
@@ -1959,7 +1998,7 @@ function Conn:segment_eno(opts, flags, packet)
         if o.kind == 69 or o.kind == 253 or o.kind == 254 then
             local opt = decode_eno(o.kind, o.data)
             if opt then
-                if o.kind == 69 and looks_legacy(o.data, flags) then
+                if o.kind == 69 and looks_legacy(o.data, flags, self.legacy) then
                     legacy = true
                 else
                     if not kinds[opt.encoding] then kinds[opt.encoding] = true nkinds = nkinds + 1 end
@@ -2079,13 +2118,30 @@ function Conn:on_synack(info, from_x)
         if own and raw_eno(own.eno) ~= raw_eno(se) and syn_present(se) then
             note(info.packet, "eno-syn-changed", "simultaneous open: the SYN-ACK in packet " .. istr(info.packet) ..
                 " does not repeat the ENO option of the same host's SYN (packet " .. istr(own.packet) .. ")")
+        elseif own and raw_eno(own.eno) ~= raw_eno(se) then
+            -- dropping ENO is allowed only when the received SYN made this host disable encryption
+            local other = self.syn[not from_x]
+            if other and negotiate(own.eno, other.eno, true, true, true).status == "negotiated" then
+                note(info.packet, "eno-syn-changed", "simultaneous open: the SYN-ACK in packet " .. istr(info.packet) ..
+                    " drops the ENO option of the same host's SYN (packet " .. istr(own.packet) ..
+                    "), although the SYN it received (packet " .. istr(other.packet) .. ") left encryption possible")
+            end
         end
     else
         self:check_passive_synack(s, from_x)
     end
     -- a receiver that discards SYN data acknowledges only the ISN (§4.7)
+    -- (only a receiver known to implement ENO, its SYN-ACK carrying ENO, is bound, and only a
+    -- tcpcrypt or no SYN TEP is known to define no SYN data)
     local syn = self.syn[not from_x]
-    if syn and syn.data_len > 0 and syn_present(syn.eno) and info.ack and (info.ack - syn.isn) % SEQ_MOD > 1 then
+    local syn_tep = nil
+    local syn_opt = syn and syn_option(syn.eno)
+    if syn_opt then
+        local teps = opt_teps(syn_opt)
+        if #teps > 0 then syn_tep = teps[#teps].tep end
+    end
+    if syn and syn.data_len > 0 and syn_present(syn.eno) and syn_present(se) and (syn_tep == nil or TEPS[syn_tep])
+        and info.ack and (info.ack - syn.isn) % SEQ_MOD > 1 then
         note(info.packet, "eno-syn-data", "the SYN-ACK acknowledges " .. istr(syn.data_len) ..
             " SYN data bytes of a SYN with ENO; tcpcrypt defines no SYN data, so they must be discarded and not acknowledged")
     end
@@ -2099,7 +2155,7 @@ function Conn:check_passive_synack(s, from_x)
     if not option or option.malformed then return end
     local glob = opt_global(option)
     local a_opt = a_eno and syn_option(a_eno)
-    local pre = option.encoding == "experimental" and glob == nil and a_opt ~= nil and a_opt.encoding == "experimental"
+    local pre = option.encoding == "experimental" and not opt_b(option) and a_opt ~= nil and a_opt.encoding == "experimental"
     if (glob == nil or glob.byte % 2 == 0) and not pre then
         note(s.packet, "eno-synack-no-explicit-b", "the passive opener's SYN-ACK ENO option has " ..
             (glob and sfmt("global suboption 0x%02x", glob.byte) or "no global suboption") ..
@@ -2251,9 +2307,11 @@ function Conn:decide_eno(ack_has_eno, packet)
     end
     if neg.roles == "pre-rfc" then
         self.pre_rfc = true
-        note(second and second.packet or packet, "pre-rfc-dialect", "pre-RFC experimental ENO: the SYN-ACK has no global " ..
-            "suboption, so under RFC 8547 §4.3 both hosts have b = 0 (a role conflict); the pre-RFC drafts made the " ..
-            "passive opener host B, and the handshake is judged by them")
+        note(second and second.packet or packet, "pre-rfc-dialect", "pre-RFC experimental ENO: the SYN-ACK's b bit is 0 " ..
+            "(no global suboption, or only the application-aware bit), so under RFC 8547 §4.3 both hosts have b = 0 (a role " ..
+            "conflict); the pre-RFC drafts made the passive opener host B, and the handshake is judged by them" ..
+            (neg.pre_rfc_resume and "; it resumes a cached session the 2016 way (a v = 1 identifier suboption answered by " ..
+             "its identifier byte, frames without Init messages)" or ""))
     end
     if self.legacy then
         note(first and first.packet or packet, "legacy-tcpcrypt-option",
@@ -2287,7 +2345,9 @@ function Conn:setup_streams()
     local neg = self.neg
     local tep = neg.tep
     local modes = {}
-    if neg.status == "negotiated" and TEPS[tep or 0] then
+    if neg.status == "negotiated" and neg.pre_rfc_resume then
+        modes[true], modes[false] = "resume-or-init", "resume-or-init"
+    elseif neg.status == "negotiated" and TEPS[tep or 0] then
         modes[true] = neg.resumed and "frames" or "init1"
         modes[false] = neg.resumed and "frames" or "init2"
     elseif neg.status == "unknown" then
@@ -2795,7 +2855,10 @@ end
 -- FINp frame is reported, and a key log that matched nothing says so.
 function Watch:finish(complete)
     for _, dir in ipairs({ "ab", "ba" }) do
-        local pending = self.obligations[dir]
+        local pending = {}
+        for _, ob in ipairs(self.obligations[dir]) do
+            if (ob.frames_after or 0) > 0 then pending[#pending + 1] = ob end
+        end
         local fin = self.fin_packet[dir]
         if #pending > 0 and fin and complete[dir] then
             local due = pending[#pending]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 from pathlib import Path
+
+import pytest
 
 from tcpinc_analyze.analysis.run import analyze_file
 from tcpinc_analyze.synth.capture_writer import PcapWriter
@@ -82,3 +85,25 @@ def test_2016_resumption_refused_falls_back_to_init_messages(tmp_path: Path) -> 
     tc = conn["tcpcrypt"]
     assert tc["resumed"] is False and tc["init1"] is not None and tc["init2"] is not None
     assert tc["frames"] == {"ab": 1, "ba": 2}
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("refused", [False, True], ids=["resumed", "refused"])
+def test_lua_dissector_reads_the_2016_resumption_alike(tmp_path: Path, refused: bool) -> None:
+    """tshark with the plugin agrees with the analyzer on both shapes."""
+    from test_wireshark import assert_parity, per_connection, tshark_fields
+
+    extra: dict[str, bytes] = {}
+    if refused:
+        rng = random.Random(3)
+        a = EndpointA(0x21, [0x0001], rng)
+        b = EndpointB(0x21, [0x0001], rng)
+        extra = {"a_first": a.init1, "b_first": b.receive_init1(a.init1, b"", 0x21)}
+    conv = _conversation(f"fd0f454e2122a1{SID.hex()}", "fd05454e21", **extra)
+    report = _analyse(conv, tmp_path)
+    got = per_connection(tshark_fields(tmp_path / "c.pcap", None))
+    assert_parity("2016 resumption", [report], got)
+    (lua,) = got.values()
+    assert lua["codes"]["tcpcrypt-bad-magic"] == 0
+    assert lua["frames"] == {"ab": 1, "ba": 2}

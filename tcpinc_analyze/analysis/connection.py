@@ -204,7 +204,7 @@ class Connection:
             option = decode_option(kind, data, pos + 20)
             if option is None:
                 continue
-            if kind == ENO_KIND and looks_legacy(data, seg.flags):
+            if kind == ENO_KIND and looks_legacy(data, seg.flags, self.legacy):
                 legacy = True
                 continue
             kinds.add(option.encoding)
@@ -314,10 +314,10 @@ class Connection:
         if self.simultaneous:
             own = self.syn.get(from_x)
             if own is not None:
-                self._compare_simultaneous(own, info)
+                self._compare_simultaneous(own, info, from_x)
         else:
             self._check_passive_synack(info, from_x)
-        self._check_syn_data_acked(seg, from_x)
+        self._check_syn_data_acked(seg, from_x, info)
 
     def _compare_retransmission(self, previous: SynInfo, info: SynInfo, *, bare: bool) -> None:
         if previous.raw_eno == info.raw_eno:
@@ -334,12 +334,22 @@ class Connection:
                  f"changes the SYN-form ENO option of packet {previous.packet}", info.packet,
                  rfc=f"{R8547} §4.6")
 
-    def _compare_simultaneous(self, own: SynInfo, info: SynInfo) -> None:
+    def _compare_simultaneous(self, own: SynInfo, info: SynInfo, from_x: bool) -> None:
         if own.raw_eno == info.raw_eno:
             self.held("eno-syn-changed", info.packet)
             return
         if not info.eno.present:
-            return  # allowed when the received SYN made this host disable encryption
+            # Allowed only when the received SYN made this host disable encryption.
+            other = self.syn.get(not from_x)
+            outcome = negotiate(own.eno, other.eno if other else None, True,
+                                simultaneous=True)
+            if other is not None and outcome.status == EnoStatus.NEGOTIATED:
+                self.add(Severity.ERROR, "eno-syn-changed",
+                         f"simultaneous open: the SYN-ACK in packet {info.packet} drops the ENO "
+                         f"option of the same host's SYN (packet {own.packet}), although the SYN "
+                         f"it received (packet {other.packet}) left encryption possible",
+                         info.packet, rfc=f"{R8547} §4.6")
+            return
         self.add(Severity.ERROR, "eno-syn-changed",
                  f"simultaneous open: the SYN-ACK in packet {info.packet} does not repeat the "
                  f"ENO option of the same host's SYN (packet {own.packet})", info.packet,
@@ -390,10 +400,16 @@ class Connection:
                          "it answers made ENO fail (no usable ENO option, same b bit, or no "
                          "TEP in common)", info.packet, rfc=f"{R8547} §4.6")
 
-    def _check_syn_data_acked(self, seg: Segment, from_x: bool) -> None:
-        """A receiver that discards SYN data must acknowledge only the ISN (§4.7)."""
+    def _check_syn_data_acked(self, seg: Segment, from_x: bool, info: SynInfo) -> None:
+        """A receiver that discards SYN data must acknowledge only the ISN (§4.7). Only
+        a receiver known to implement ENO (its SYN-ACK carries ENO) is bound, and only a
+        tcpcrypt (or no) SYN TEP is known to define no SYN data."""
         syn = self.syn.get(not from_x)
-        if syn is None or not syn.data_len or not syn.eno.present:
+        if syn is None or not syn.data_len or not syn.eno.present or not info.eno.present:
+            return
+        option = syn.eno.option
+        teps = option.teps if option is not None else []
+        if teps and teps[-1].tep not in TCPCRYPT_TEPS:
             return
         if (seg.ack - syn.isn) % (1 << 32) > 1:
             self.add(Severity.ERROR, "eno-syn-data",
@@ -667,11 +683,14 @@ class Connection:
             self.rekey_watch.finish(complete)
 
 
-def looks_legacy(data: bytes, flags: int) -> bool:
+def looks_legacy(data: bytes, flags: int, seen: bool = False) -> bool:
     """Whether kind-69 option data is the pre-2015 tcpcrypt CRYPT option, not ENO.
 
     Only unambiguous shapes count: a SYN-ACK whose PKCONF carries a cipher list of
-    3-byte specs, and other CRYPT opcodes that are not a valid ENO suboption sequence.
+    3-byte specs, and, once the connection has shown that (``seen``) or a kind-70 MAC
+    option, other CRYPT opcodes that are not a valid ENO suboption sequence. A non-SYN
+    ENO option's contents are ignored by its receiver (RFC 8547 §4.1), so on their own
+    they never turn an ENO option into something else.
     """
     if not data:
         return False
@@ -680,6 +699,6 @@ def looks_legacy(data: bytes, flags: int) -> bool:
         return False  # a bare SYN's 0x01/0x02 is also a valid ENO global suboption
     if flags & SYN and op in LEGACY_PKCONF_OPCODES and len(data) > 1 and (len(data) - 1) % 3 == 0:
         return True
-    if not flags & SYN and op in LEGACY_OTHER_OPCODES and len(data) >= 2:
+    if seen and not flags & SYN and op in LEGACY_OTHER_OPCODES and len(data) >= 2:
         return parse_suboptions(data)[2]
     return False

@@ -11,9 +11,11 @@ frame, so connections that never rekey pay nothing.
 "Immediately" (§3.8) is not judged by stream order: a host that encrypts when the
 application writes may have frames queued under the old key ahead of its answer, so
 frames without the rekey bit after the evidence are not a violation by themselves. A
-violation is a host that closes its stream (TCP FIN) with the answer still owed; an
-obligation still open when the capture ends, or a stream with frames missing from the
-capture, is not judged.
+violation is a host that goes on sending frames and closes its stream (TCP FIN) with
+the answer still owed. A host that sends no frame at all after the evidence may have
+sent its FINp frame before (which exempts it, and only keys show); an obligation still
+open when the capture ends, or a stream with frames missing from the capture, is not
+judged.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class _Obligation:
     from_offset: int
     evidence_packet: int
     rekey_packet: int
+    frames_after: int = 0
+    """Frames without the rekey bit the host sent after the evidence: proof it was still
+    sending frames (so not exempt by an earlier FINp frame only keys would show)."""
 
 
 class RekeyWatch:
@@ -110,7 +115,11 @@ class RekeyWatch:
         """A complete frame of ``direction``, in stream order."""
         rekey = bool(info.control & 1)
         if not rekey:
-            return  # frames queued under the old key may precede the answer
+            # Frames queued under the old key may precede the answer.
+            for due in self.obligations[direction]:
+                if due.from_offset <= info.stream_offset:
+                    due.frames_after += 1
+            return
         # A rekey frame raises its sender's generation by one, so it settles the owed
         # answers up to its own generation (two peer rekeys need two answers).
         pending = self.obligations[direction]
@@ -165,7 +174,7 @@ class RekeyWatch:
         in the capture (an answer in a gap cannot be ruled out otherwise). Obligations
         without a FIN stay unjudged: the host may have answered after the capture ended."""
         for direction in ("ab", "ba"):
-            pending = self.obligations[direction]
+            pending = [due for due in self.obligations[direction] if due.frames_after]
             fin = self.fin_packet[direction]
             if pending and fin is not None and (complete or {}).get(direction, False):
                 due = pending[-1]
@@ -180,4 +189,4 @@ class RekeyWatch:
                     f"generation {due.required}: it must move to that generation and send a "
                     "frame with rekey = 1 at once", self.sent_end[direction], fin, direction,
                     rfc=RFC))
-            pending.clear()
+            self.obligations[direction].clear()

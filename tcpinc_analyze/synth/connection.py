@@ -154,6 +154,8 @@ class ConnectionPlan:
     """B never answers A's rekeys."""
     break_tag_ba: int | None = None
     """B->A frame index whose tag is damaged on the wire."""
+    break_plaintext_b: bytes | None = None
+    """B answers Init1 with these plaintext bytes instead of Init2 (A then resets)."""
     expect_findings: tuple[str, ...] = ()
     """Conformance codes this connection must raise (one entry per expected finding)."""
 
@@ -397,10 +399,17 @@ def build_connection(plan: ConnectionPlan, rng: random.Random,
                              force_cipher=plan.break_cipher)
             conv.send(a_first, ep_a.init1, psh=not plan.break_init1_psh)
             init_len["ab"] = len(ep_a.init1)
-            if not b_runs_tcpcrypt or plan.break_a_pubkey is not None:
-                # B never took part (reads Init1 as data), or must abort: it resets.
-                conv.wait(plan.rtt_ns)
-                conv.reset(from_a=not a_first)
+            if (not b_runs_tcpcrypt or plan.break_a_pubkey is not None
+                    or plan.break_plaintext_b is not None):
+                if plan.break_plaintext_b is not None:
+                    # B answers in plaintext although ENO negotiated tcpcrypt: A aborts.
+                    conv.send(not a_first, plan.break_plaintext_b, think_ns=200_000)
+                    conv.wait(plan.rtt_ns)
+                    conv.reset(from_a=a_first)
+                else:
+                    # B never took part (reads Init1 as data), or must abort: it resets.
+                    conv.wait(plan.rtt_ns)
+                    conv.reset(from_a=not a_first)
                 aborted = None
                 if b_runs_tcpcrypt:
                     aborted = {"init1": {"sym_ciphers": list(plan.aeads_a),

@@ -444,7 +444,8 @@ def _conformance(rng: random.Random) -> list[ConnectionPlan]:
         rng, TEP_X448, AEAD_AES_128_GCM, start_ns=t + 4 * SECOND, size=1000,
         eno_a=EnoSpec([TepSuboption(x, bytes(range(18)), length_byte=True),
                        TepSuboption(TEP_X448)]),
-        expect_findings=("resume-nonce-too-long",))
+        break_plaintext_b=b"HTTP/1.1 400 Bad Request\r\n\r\n",
+        expect_findings=("resume-nonce-too-long", "tcpcrypt-bad-magic"))
     duplicate = tcpcrypt_plan(
         rng, TEP_X448, AEAD_AES_128_GCM, start_ns=t + 5 * SECOND, size=1000,
         eno_a=EnoSpec([TepSuboption(x, bytes(range(9)), length_byte=True),

@@ -1,0 +1,73 @@
+"""RFC 8547 §4.1, §4.6 and §4.7 rules on hand-built handshakes: the cases where a loose
+reading would blame a host the RFC does not bind, or miss one it does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from test_analyze import analyze, handshake, write_pcap
+
+from tcpinc_analyze.synth.packets import TCP_ACK, TCP_SYN, TcpSegment, tcp_options
+
+
+def _codes(got: dict) -> list[str]:
+    return [f["code"] for f in got["findings"]]
+
+
+def test_syn_data_acknowledged_by_a_host_without_eno_is_not_blamed(tmp_path: Path) -> None:
+    """§4.7 binds hosts that implement ENO; a SYN-ACK without ENO shows none."""
+    syn, synack, ack = handshake(tcp_options((69, bytes([0x23]))), tcp_options(),
+                                 tcp_options())
+    syn = replace(syn, payload=b"early")
+    synack = replace(synack, ack=syn.seq + 6)  # it acknowledged the SYN data
+    ack = replace(ack, seq=syn.seq + 6)
+    write_pcap(tmp_path / "c.pcap", [syn, synack, ack])
+    got = analyze(tmp_path / "c.pcap")[0]
+    # Only the sender is blamed (a SYN with ENO and a tcpcrypt SYN TEP carries data).
+    assert [(f["code"], f["packet"]) for f in got["findings"] if f["code"] == "eno-syn-data"] \
+        == [("eno-syn-data", 1)]
+
+
+def test_syn_data_acknowledged_by_an_eno_host_is_blamed(tmp_path: Path) -> None:
+    syn, synack, ack = handshake(tcp_options((69, bytes([0x23]))),
+                                 tcp_options((69, bytes([0x01, 0x23]))), tcp_options((69, b"")))
+    syn = replace(syn, payload=b"early")
+    synack = replace(synack, ack=syn.seq + 6)
+    ack = replace(ack, seq=syn.seq + 6)
+    write_pcap(tmp_path / "c.pcap", [syn, synack, ack])
+    got = analyze(tmp_path / "c.pcap")[0]
+    assert [f["packet"] for f in got["findings"] if f["code"] == "eno-syn-data"] == [1, 2]
+
+
+def _simultaneous(syn_x: bytes, syn_y: bytes, synack_x: bytes) -> list[TcpSegment]:
+    a, b = "10.9.0.1", "10.9.0.2"
+    return [TcpSegment(a, b, 40000, 40001, 100, 0, TCP_SYN, 1000, syn_x),
+            TcpSegment(b, a, 40001, 40000, 500, 0, TCP_SYN, 1000, syn_y),
+            TcpSegment(a, b, 40000, 40001, 100, 501, TCP_SYN | TCP_ACK, 1000, synack_x),
+            TcpSegment(b, a, 40001, 40000, 500, 101, TCP_SYN | TCP_ACK, 1000, syn_y)]
+
+
+def test_simultaneous_open_synack_may_drop_eno_only_after_a_bad_syn(tmp_path: Path) -> None:
+    """§4.6: the SYN-ACK may leave ENO out only if the received SYN disabled encryption."""
+    good_x = tcp_options((69, bytes([0x23])))
+    good_y = tcp_options((69, bytes([0x01, 0x23])))
+    write_pcap(tmp_path / "ok.pcap", _simultaneous(good_x, good_y, tcp_options()))
+    got = analyze(tmp_path / "ok.pcap")[0]
+    assert [f["packet"] for f in got["findings"] if f["code"] == "eno-syn-changed"] == [3]
+    # y's SYN has b = 0 too: a role conflict, so x may drop ENO from its SYN-ACK.
+    same_b = tcp_options((69, bytes([0x23])))
+    write_pcap(tmp_path / "conflict.pcap", _simultaneous(good_x, same_b, tcp_options()))
+    got = analyze(tmp_path / "conflict.pcap")[0]
+    assert "eno-syn-changed" not in _codes(got)
+
+
+def test_nonsyn_eno_contents_never_make_it_a_legacy_option(tmp_path: Path) -> None:
+    """§4.1: a non-SYN ENO option's contents are ignored by the receiver; contents that
+    happen to look like a pre-2015 CRYPT opcode still mean "ENO present"."""
+    segs = handshake(tcp_options((69, bytes([0x23]))), tcp_options((69, bytes([0x01, 0x23]))),
+                     tcp_options((69, bytes([0x83, 0x00]))))
+    write_pcap(tmp_path / "c.pcap", segs)
+    got = analyze(tmp_path / "c.pcap")[0]
+    assert got["eno"]["status"] == "negotiated"
+    assert got["eno"]["legacy_tcpcrypt"] is False
