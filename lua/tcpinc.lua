@@ -1206,6 +1206,8 @@ EXPERT_DEFS["resume-nonce-too-long"] = { protocol = "tcpcrypt", group = "protoco
 E["resume-nonce-too-long"] = ProtoExpert.new("tcpcrypt.expert.resume_nonce_too_long", "Resumption nonce over 8 bytes (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
 EXPERT_DEFS["resume-duplicate-suboption"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
 E["resume-duplicate-suboption"] = ProtoExpert.new("tcpcrypt.expert.resume_duplicate_suboption", "Two resumption suboptions for one TEP (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
+EXPERT_DEFS["resume-unsolicited"] = { protocol = "tcpcrypt", group = "protocol", severity = "error" }
+E["resume-unsolicited"] = ProtoExpert.new("tcpcrypt.expert.resume_unsolicited", "Resumption agreed although A did not propose it (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.ERROR)
 EXPERT_DEFS["resume-multiple-suboptions"] = { protocol = "tcpcrypt", group = "protocol", severity = "note" }
 E["resume-multiple-suboptions"] = ProtoExpert.new("tcpcrypt.expert.resume_multiple_suboptions", "More than one resumption suboption in a SYN (RFC 8548 §3.5)", xgroup("PROTOCOL"), expert.severity.NOTE)
 EXPERT_DEFS["resume-identifier-reused"] = { protocol = "tcpcrypt", group = "security", severity = "error" }
@@ -1306,6 +1308,7 @@ P.tcpcrypt.experts = {
     E["rekey-empty-repeated"],
     E["resume-nonce-too-long"],
     E["resume-duplicate-suboption"],
+    E["resume-unsolicited"],
     E["resume-multiple-suboptions"],
     E["resume-identifier-reused"],
     E["tcpcrypt-no-fin-frame"],
@@ -1375,6 +1378,7 @@ local CONFORMANCE = {
     ["rekey-empty-repeated"] = "RFC 8548 §3.8",
     ["resume-nonce-too-long"] = "RFC 8548 §3.5",
     ["resume-duplicate-suboption"] = "RFC 8548 §3.5",
+    ["resume-unsolicited"] = "RFC 8548 §3.5",
     ["resume-multiple-suboptions"] = "RFC 8548 §3.5",
     ["resume-identifier-reused"] = "RFC 8548 §3.5",
 }
@@ -2160,6 +2164,19 @@ function Conn:check_passive_synack(s, from_x)
         note(s.packet, "eno-synack-no-explicit-b", "the passive opener's SYN-ACK ENO option has " ..
             (glob and sfmt("global suboption 0x%02x", glob.byte) or "no global suboption") ..
             ": passive openers must send an explicit global suboption with b = 1")
+    end
+    -- a passive opener agrees to resume only a session A asked to resume with that TEP (RFC 8548 §3.5)
+    if a_opt and not a_opt.malformed then
+        local asked = {}
+        for _, t in ipairs(opt_teps(a_opt)) do
+            if TEPS[t.tep] and tcpcrypt_kind(t) == "resume" then asked[t.tep] = true end
+        end
+        for _, t in ipairs(opt_teps(option)) do
+            if TEPS[t.tep] and tcpcrypt_kind(t) == "resume" and not asked[t.tep] then
+                note(s.packet, "resume-unsolicited", sfmt("the passive opener sends a resumption suboption for TEP 0x%02x " ..
+                    "although A's SYN proposed no resumption with it: a host agrees to resume only a session it is asked to", t.tep))
+            end
+        end
     end
     local teps = opt_teps(option)
     if #teps == 0 and not syn_present(a_eno) then

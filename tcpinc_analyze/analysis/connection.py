@@ -383,6 +383,7 @@ class Connection:
                      rfc=f"{R8547} §4.6")
         elif option.vacuous:
             self.held("eno-vacuous-reply", info.packet)
+        self._unsolicited_resumption(option, a_eno, info.packet)
         if len(option.teps) > 1:
             self.add(Severity.NOTE, "eno-synack-multiple-teps",
                      f"the passive opener's SYN-ACK lists {len(option.teps)} TEPs (it should "
@@ -399,6 +400,27 @@ class Connection:
                          "the passive opener sends a (non-vacuous) ENO option although the SYN "
                          "it answers made ENO fail (no usable ENO option, same b bit, or no "
                          "TEP in common)", info.packet, rfc=f"{R8547} §4.6")
+
+    def _unsolicited_resumption(self, option: EnoOption, a_eno: SynEno | None,
+                                packet: int) -> None:
+        """A passive opener agrees to resume only a session A asked to resume with that
+        TEP ("Otherwise, it MUST NOT agree to resumption", RFC 8548 §3.5)."""
+        offers = [s for s in option.teps
+                  if s.tep in TCPCRYPT_TEPS and tcpcrypt_suboption_kind(s) == SUB_RESUME]
+        a_opt = a_eno.option if a_eno is not None else None
+        if not offers or a_opt is None or a_opt.malformed:
+            return
+        asked = {s.tep for s in a_opt.teps
+                 if s.tep in TCPCRYPT_TEPS and tcpcrypt_suboption_kind(s) == SUB_RESUME}
+        for sub in offers:
+            if sub.tep in asked:
+                self.held("resume-unsolicited", packet)
+            else:
+                self.add(Severity.ERROR, "resume-unsolicited",
+                         f"the passive opener sends a resumption suboption for TEP "
+                         f"0x{sub.tep:02x} although A's SYN proposed no resumption with it: a "
+                         "host agrees to resume only a session it is asked to", packet,
+                         rfc=f"{R8548} §3.5")
 
     def _check_syn_data_acked(self, seg: Segment, from_x: bool, info: SynInfo) -> None:
         """A receiver that discards SYN data must acknowledge only the ISN (§4.7). Only

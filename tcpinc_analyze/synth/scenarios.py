@@ -439,7 +439,12 @@ def _conformance(rng: random.Random) -> list[ConnectionPlan]:
     frames.messages += [Message(True, b"BYE\r\n"), Message(False, b"OK\r\n")]
     frames.expect_findings += ("rekey-empty-repeated",)
     bad_key = tcpcrypt_plan(rng, x, AEAD_CHACHA20_POLY1305, start_ns=t + 3 * SECOND, size=500,
-                            break_a_pubkey=bytes(32), expect_findings=("pubkey-invalid",))
+                            break_a_pubkey=bytes(32),
+                            eno_b=EnoSpec([PASSIVE, TepSuboption(TEP_X448, bytes(range(9)),
+                                                                 length_byte=True),
+                                           TepSuboption(x)]),
+                            expect_findings=("resume-unsolicited", "eno-synack-multiple-teps",
+                                             "pubkey-invalid"))
     long_nonce = tcpcrypt_plan(
         rng, TEP_X448, AEAD_AES_128_GCM, start_ns=t + 4 * SECOND, size=1000,
         eno_a=EnoSpec([TepSuboption(x, bytes(range(18)), length_byte=True),
