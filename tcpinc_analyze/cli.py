@@ -479,8 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds before the recording is abandoned")
     rec.set_defaults(func=cmd_record)
 
+    from .compare_cli import add_subparser as add_compare_subparser
     from .tui import add_subparser as add_tui_subparser
     from .wireshark.install import add_subparser as add_wireshark_subparser
+
+    add_compare_subparser(sub)
 
     add_wireshark_subparser(sub)
     add_tui_subparser(sub)
