@@ -488,8 +488,7 @@ def _best(v1: View, v2: View, **kw: object) -> tuple[Evidence, View]:
 def _accept(ev: Evidence, unique_in_window: bool) -> bool:
     if _STRONG & set(ev.names):
         return True
-    return "timing" in ev.names and unique_in_window and (
-        "syn-options" in ev.names or True)
+    return "timing" in ev.names and unique_in_window
 
 
 def _greedy(scored: list[tuple[int, int, int, Evidence, View]], used1: set[int],
@@ -684,19 +683,19 @@ def _option_changes(d: str, kind_name: str, r1: SegRec | None, r2: SegRec | None
 
 def _diff_ranges(s1: SideTrace, s2: SideTrace, delta: int) -> list[list[int]]:
     """Stream ranges (first capture's offsets) whose bytes both captures hold and
-    that differ; ``delta`` maps a first-capture offset to the second's."""
+    that differ; ``delta`` is the first capture's offset of the second's offset 0."""
     out: list[list[int]] = []
     for lo1, hi1 in s1.cov:
         for lo2, hi2 in s2.cov:
-            lo = max(lo1, lo2 - delta)
-            hi = min(hi1, hi2 - delta)
+            lo = max(lo1, lo2 + delta)
+            hi = min(hi1, hi2 + delta)
             if lo >= hi:
                 continue
             pos = lo
             while pos < hi:
                 end = min(hi, pos + 4096)
                 a = s1.buf[pos:end]
-                b = s2.buf[pos + delta:end + delta]
+                b = s2.buf[pos - delta:end - delta]
                 if a != b:
                     for k in range(end - pos):
                         if a[k] != b[k]:
@@ -722,8 +721,8 @@ def _boundaries(side: SideTrace, base: int, shift: int, lo: int, hi: int) -> set
 def _covered_range(s1: SideTrace, s2: SideTrace, delta: int) -> tuple[int, int] | None:
     if not s1.cov or not s2.cov:
         return None
-    lo = max(s1.cov[0][0], s2.cov[0][0] - delta)
-    hi = min(s1.cov[-1][1], s2.cov[-1][1] - delta)
+    lo = max(s1.cov[0][0], s2.cov[0][0] + delta)
+    hi = min(s1.cov[-1][1], s2.cov[-1][1] + delta)
     return (lo, hi) if lo < hi else None
 
 
@@ -792,6 +791,14 @@ def _cause(rec: dict, eno_changes: list[dict], near_a: str | None) -> tuple[str,
         else:
             effect = f", and ENO ended {a_status}"
         return cause, f"ENO was {verb} {what} between the two capture points{effect}{tail}"
+    missed = [w for w in ("first", "second") if eno[w] == "unknown"]
+    if missed and not eno_changes:
+        known = next((w for w in ("first", "second") if w not in missed), None)
+        status = eno[known] if known else "unknown"
+        return ("negotiated" if status == "negotiated" else "not-negotiated",
+                f"ENO {outcome(known)} at {point[known]}; " if known else "ENO unknown; "
+                f"{' and '.join(point[w] for w in missed)} missed the handshake, so what the "
+                "path did to ENO cannot be told")
     if statuses and all(s == "negotiated" for s in statuses.values()):
         return "negotiated", f"ENO negotiated, and the path left the ENO options alone{tail}"
     reasons = {eno["reason_first"], eno["reason_second"]}

@@ -137,8 +137,9 @@ def _pass(built: BuiltConnection, mangle: Callable[[SimPacket], TcpSegment] | No
 # ------------------------------------------------------------------------- scenarios
 
 
-def _plain(rng: random.Random, start: int, **kw: object) -> ConnectionPlan:
-    a, b = pair(rng)
+def _plain(rng: random.Random, start: int, b_ip: str = "10.0.0.2", **kw: object
+           ) -> ConnectionPlan:
+    a, b = pair(rng, b_ip=b_ip)
     plan = ConnectionPlan(a=a, b=b, start_ns=start, messages=http_messages(rng, b.ip, 4000),
                           expect_status=EnoStatus.ABSENT, expect_reason=FallbackReason.ABSENT,
                           keylog=KEYS_NONE)
@@ -181,7 +182,7 @@ def _nat(rng: random.Random, count: int = 6, *, timestamps: bool = True,
         start = BASE_NS + n * SECOND // 10 + rng.randrange(SECOND // 20)
         client_ip = f"10.9.{n // 200}.{n % 200 + 1}"
         if n % 3 == 2:
-            plan = _plain(rng, start)
+            plan = _plain(rng, start, b_ip="203.0.113.80")
             cause, eno = "not-negotiated", (*ABSENT, *ABSENT)
         else:
             plan = tcpcrypt_plan(rng, TEP_X25519, AEAD_CHACHA20_POLY1305, start_ns=start,
