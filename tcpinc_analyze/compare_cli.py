@@ -20,6 +20,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .analysis.compare import compare_traces, trace_capture
     from .capture.reader import CaptureError
     from .cli import _decryption, _err
+    from .decryption import DecryptionContext
     from .keylog import KeyLogError
     from .output.compare_table import print_compare
 
@@ -27,10 +28,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _err("only one of FIRST and SECOND can be read from standard input")
         return EXIT_USAGE
     traces = []
+    try:
+        ctx = _decryption(args)  # loads the key logs once (and warns once)
+    except KeyLogError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     for path in (args.first, args.second):
         try:
-            ctx = _decryption(args)
-            traces.append(trace_capture(path, ctx))
+            # each capture gets its own context (resumption chains are per capture),
+            # over the same key log (keys embedded in either capture count for both)
+            own = DecryptionContext(ctx.keylog, show_secrets=args.show_secrets,
+                                    resume_depth=args.resume_depth)
+            traces.append(trace_capture(path, own))
         except (CaptureError, KeyLogError) as exc:
             _err(str(exc))
             return EXIT_USAGE

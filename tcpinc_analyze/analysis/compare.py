@@ -796,9 +796,9 @@ def _cause(rec: dict, eno_changes: list[dict], near_a: str | None) -> tuple[str,
         known = next((w for w in ("first", "second") if w not in missed), None)
         status = eno[known] if known else "unknown"
         return ("negotiated" if status == "negotiated" else "not-negotiated",
-                f"ENO {outcome(known)} at {point[known]}; " if known else "ENO unknown; "
-                f"{' and '.join(point[w] for w in missed)} missed the handshake, so what the "
-                "path did to ENO cannot be told")
+                (f"ENO {outcome(known)} at {point[known]}; " if known else "ENO unknown; ")
+                + f"{' and '.join(point[w] for w in missed)} missed the handshake, so what "
+                "the path did to ENO cannot be told")
     if statuses and all(s == "negotiated" for s in statuses.values()):
         return "negotiated", f"ENO negotiated, and the path left the ENO options alone{tail}"
     reasons = {eno["reason_first"], eno["reason_second"]}

@@ -532,8 +532,14 @@ def write_pairs(directory: Path) -> list[str]:
                         "keylog": f"{sc.name}.keys", "expected": f"{sc.name}.compare.json",
                         "summary": sc.summary, "notes": sc.notes,
                         "sha256": hashlib.sha256(gen.first + gen.second).hexdigest()})
-    index = directory / "pairs.json"
-    old = json.loads(index.read_text())["pairs"] if index.exists() else []
-    entries += [e for e in old if e.get("origin") != "synthetic"]
-    index.write_text(json.dumps({"pairs": entries}, indent=1) + "\n")
+    from .testbed import MIDDLEBOXES, middlebox_catalog_entry
+
+    for kind in MIDDLEBOXES:  # recorded pairs are static files: listed when present
+        entry = middlebox_catalog_entry(kind)
+        files = [directory / entry[k] for k in ("first", "second")]
+        if all(f.exists() for f in files):
+            entry["sha256"] = hashlib.sha256(b"".join(f.read_bytes() for f in files)
+                                             ).hexdigest()
+            entries.append(entry)
+    (directory / "pairs.json").write_text(json.dumps({"pairs": entries}, indent=1) + "\n")
     return [e["name"] for e in entries]
