@@ -8,6 +8,7 @@ tests run the real command on the committed captures and hold it to them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,49 @@ def test_a_segment_lost_between_the_points_is_counted_and_payload_changes_locate
     offset = (p.seg.seq - isn_b - 1) % (1 << 32)
     assert rec["payload_changed"]["ba"] == [[offset + 10, 4]]
     assert rec["payload_changed"]["ab"] == []
+
+
+def test_tui_compare_view_lists_records_and_shows_the_ladder_of_the_selected_one() -> None:
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from tcpinc_analyze.tui.compare_view import CompareApp, load
+
+    entry = next(e for e in INDEX if e["name"] == "strip-eno-syn")
+    result = load(str(PAIRS / entry["first"]), str(PAIRS / entry["second"]), [])
+
+    def text(app: CompareApp) -> str:
+        from rich.console import Console
+
+        console = Console(record=True, width=200, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(app.shown)
+        return console.export_text()
+
+    async def drive() -> tuple[int, str, str, str]:
+        app = CompareApp(result)
+        async with app.run_test(size=(200, 50)) as pilot:
+            await pilot.pause()
+            rows = app.query_one("#records", DataTable).row_count
+            first = text(app)
+            await pilot.press("j", "j")
+            await pilot.pause()
+            third = text(app)
+            await pilot.press("s")
+            await pilot.pause()
+            summary = text(app)
+        return rows, first, third, summary
+
+    rows, first, third, summary = asyncio.run(drive())
+    assert rows == 3
+    assert "ENO was removed from A's SYN" in first
+    assert "B lacks ENO" in third
+    assert "cause path-stripped-eno" in summary and "cause peer-without-eno" in summary
+
+
+def test_partial_overlap_says_which_point_missed_the_handshake() -> None:
+    entry = next(e for e in INDEX if e["name"] == "partial-overlap")
+    records = compare_json(entry)
+    cut = [r for r in records if r["eno"]["second"] == "unknown"]
+    assert cut and all("SECOND missed the handshake" in r["verdict"] for r in cut)
+    assert all(r["cause"] == "not-negotiated" and not r["option_changes"] for r in cut)
