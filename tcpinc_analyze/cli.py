@@ -207,6 +207,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         if not args.second:
             _err("--middlebox needs --second FILE for the capture on B's side")
             return EXIT_USAGE
+        if args.scenario != "http":
+            _err("--middlebox records the http scenario only")
+            return EXIT_USAGE
         try:
             line = record_middlebox(args.middlebox, Path(args.output), Path(args.second),
                                     Path(args.keylog), expected_path=Path(args.expected)

@@ -38,9 +38,9 @@ from .report import ConnectionReport, endpoint_text
 from .run import secrets_into
 
 SEQ_MOD = 1 << 32
-KEEP_BYTES = 4 << 20
+KEEP_BYTES = 1 << 20
 """Stream bytes kept per connection and direction for the payload comparison."""
-MAX_SEGMENTS = 20_000
+MAX_SEGMENTS = 5_000
 """Segments kept per connection and direction (the rest are counted)."""
 PREFIX_LEN = 256
 FINGERPRINT_SEGMENTS = 48

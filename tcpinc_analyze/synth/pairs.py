@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -525,7 +526,10 @@ def write_pairs(directory: Path) -> list[str]:
         gen = generate_pair(sc)
         (directory / f"{sc.name}.first.pcap").write_bytes(gen.first)
         (directory / f"{sc.name}.second.pcap").write_bytes(gen.second)
-        (directory / f"{sc.name}.keys").write_text(gen.keylog)
+        fd = os.open(directory / f"{sc.name}.keys", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o600)
+        with os.fdopen(fd, "w") as fh:  # session secrets: owner only
+            fh.write(gen.keylog)
         (directory / f"{sc.name}.compare.json").write_text(gen.expected_json())
         entries.append({"name": sc.name, "origin": "synthetic", "seed": sc.seed,
                         "first": f"{sc.name}.first.pcap", "second": f"{sc.name}.second.pcap",
