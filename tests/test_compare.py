@@ -291,3 +291,40 @@ def test_partial_overlap_says_which_point_missed_the_handshake() -> None:
     cut = [r for r in records if r["eno"]["second"] == "unknown"]
     assert cut and all("SECOND missed the handshake" in r["verdict"] for r in cut)
     assert all(r["cause"] == "not-negotiated" and not r["option_changes"] for r in cut)
+
+
+def test_eno_modified_or_added_on_the_way_is_named_as_such(tmp_path: Path) -> None:
+    """A's SYN rewritten in transit: its ENO option changed (a negotiated connection),
+    or an ENO option added (a plain one)."""
+    from dataclasses import replace
+
+    from tcpinc_analyze.synth import pairs
+
+    gen = generate_pair(PAIR_SCENARIOS["nat"])
+    negotiated, plain = gen.conns[0], gen.conns[2]
+    assert negotiated.expect["cause"] == "negotiated" and plain.expect["cause"] == \
+        "not-negotiated"
+    syn = negotiated.second[0]
+    options = syn.seg.options
+    eno_at = options.index(bytes.fromhex("450323"))
+    changed = options[:eno_at] + bytes.fromhex("450324") + options[eno_at + 3:]
+    negotiated.second[0] = replace(syn, seg=replace(syn.seg, options=changed))
+    syn = plain.second[0]
+    plain.second[0] = replace(syn, seg=replace(syn.seg, options=syn.seg.options + bytes.fromhex(
+        "450323")))
+    first = [(q.ts_ns, c, q) for c, pc in enumerate(gen.conns) for q in pc.first]
+    second = [(q.ts_ns + pairs.CLOCK_OFFSET_NS, c, q) for c, pc in enumerate(gen.conns)
+              for q in pc.second]
+    (tmp_path / "1.pcap").write_bytes(pairs._write(first)[0])
+    (tmp_path / "2.pcap").write_bytes(pairs._write(second)[0])
+    res = compare_files(str(tmp_path / "1.pcap"), str(tmp_path / "2.pcap"))
+    recs = {r["first"]["id"]: r for r in res.records}
+    mod, add = recs[0], recs[2]
+    assert mod["cause"] == "path-modified-eno"
+    assert changes(mod) == {("ab", "syn", 69, "modified")}
+    assert "modified in A's SYN" in mod["verdict"]
+    assert add["cause"] == "path-added-eno"
+    assert changes(add) == {("ab", "syn", 69, "added")}
+    assert next(c for c in add["option_changes"])["second"] == "450323"
+    summary = res.summary()
+    assert summary["cause"]["path-modified-eno"] == 1 and summary["cause"]["path-added-eno"] == 1
