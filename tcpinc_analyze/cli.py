@@ -212,6 +212,25 @@ def cmd_record(args: argparse.Namespace) -> int:
     """Record a scenario over the real Linux TCP stack between two namespaces."""
     from .synth.recorder import RecorderError, record
 
+    if args.middlebox:
+        from .synth.testbed import record_middlebox
+
+        if not args.second:
+            _err("--middlebox needs --second FILE for the capture on B's side")
+            return EXIT_USAGE
+        if args.scenario != "http":
+            _err("--middlebox records the http scenario only")
+            return EXIT_USAGE
+        try:
+            line = record_middlebox(args.middlebox, Path(args.output), Path(args.second),
+                                    Path(args.keylog), expected_path=Path(args.expected)
+                                    if args.expected else None, seed=args.seed,
+                                    timeout=max(args.timeout, 30.0))
+        except RecorderError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        Console(stderr=True).print(f"recorded {line} -> {args.output}, {args.second}")
+        return EXIT_OK
     try:
         result = record(args.scenario, Path(args.output), Path(args.keylog),
                         expected_path=Path(args.expected) if args.expected else None,
@@ -490,10 +509,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seed", type=int, default=1, help="seed for keys and content")
     rec.add_argument("--timeout", type=float, default=20.0,
                      help="seconds before the recording is abandoned")
+    rec.add_argument("--middlebox", choices=("nat", "mss-clamp", "strip-eno", "seq-shift",
+                                             "proxy"),
+                     help="record through a real middlebox in a third namespace, capturing "
+                     "on both sides of it: -o is A's side (FIRST), --second B's side")
+    rec.add_argument("--second", metavar="FILE",
+                     help="with --middlebox: the capture on B's side of the middlebox")
     rec.set_defaults(func=cmd_record)
 
+    from .compare_cli import add_subparser as add_compare_subparser
     from .tui import add_subparser as add_tui_subparser
     from .wireshark.install import add_subparser as add_wireshark_subparser
+
+    add_compare_subparser(sub)
 
     add_wireshark_subparser(sub)
     add_tui_subparser(sub)

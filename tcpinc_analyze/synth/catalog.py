@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .pairs import write_pairs
 from .sample import generate
 from .scenarios import SCENARIOS
 from .vectors import write_vectors
@@ -112,6 +113,7 @@ def write_catalog(directory: Path) -> list[str]:
         })
     write_vectors(directory / "vectors.json")
     (directory / "catalog.json").write_text(json.dumps({"samples": entries}, indent=1) + "\n")
+    write_pairs(directory / "pairs")
     _write_readme_table(directory / "README.md", entries)
     return [e["name"] for e in entries if e["origin"] == "synthetic"]
 

@@ -10,6 +10,10 @@ import argparse
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "compare", None):
+        from .compare_view import run as run_compare
+
+        return run_compare(args)
     from .app import run
 
     return run(args)
@@ -23,5 +27,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
     p.add_argument("--keylog", action="append", metavar="K", default=[],
                    help="key log file, directory or glob (repeatable)")
+    p.add_argument("--compare", metavar="SECOND",
+                   help="compare CAPTURE (FIRST) with a capture of the same traffic taken at "
+                   "another point: pairs, what the path changed, both ladders side by side")
     p.set_defaults(func=_run)
     return p
