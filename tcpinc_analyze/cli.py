@@ -226,16 +226,43 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    help="progress bar on stderr (default: for files over 20 MB on a terminal)")
 
 
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """Every file the command reads (capture and key logs): outputs must not be one."""
+    import os
+
+    from .keylog import KEYLOG_ENV, expand_keylog_spec
+
+    specs = list(getattr(args, "keylog", None) or [])
+    if not specs and os.environ.get(KEYLOG_ENV):
+        specs = [os.environ[KEYLOG_ENV]]
+    paths = [args.capture]
+    for spec in specs:
+        paths += [str(p) for p in expand_keylog_spec(spec)]
+    return paths
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     """Plaintext files per connection and direction plus index.json, and/or a capture
     whose tcpcrypt payloads are replaced by their plaintext."""
     from .output.plaintext import DirectoryWriter
     from .output.plaintext_capture import PlaintextCapture
+    from .output.safe_files import OutputError, check_output
 
     if not args.output and not args.pcap_out:
         _err("decrypt needs -o DIR and/or --pcap-out FILE")
         return EXIT_USAGE
-    writer = DirectoryWriter(Path(args.output)) if args.output else None
+    if args.pcap_out and args.capture == "-":
+        _err("--pcap-out needs to read the capture twice: give a file, not -")
+        return EXIT_USAGE
+    inputs = _input_paths(args)
+    try:
+        if args.pcap_out:
+            check_output(Path(args.pcap_out), inputs)
+        writer = DirectoryWriter(Path(args.output), force=args.force, inputs=inputs) \
+            if args.output else None
+    except OutputError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     rewrite = PlaintextCapture() if args.pcap_out else None
     sinks = [s for s in (writer, rewrite.sink if rewrite else None) if s is not None]
 
@@ -254,23 +281,25 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if result is None:
             return EXIT_USAGE
         if writer is not None:
-            writer.close()
-            index = writer.write_index(result.reports, args.capture)
-            err.print(f"{len(writer.started)} plaintext file(s) and {index} written")
+            writer.write_index(result.reports, args.capture)
+            writer.commit()
+            err.print(f"{len(writer.started)} plaintext file(s) and index.json written to "
+                      f"{args.output}")
         if rewrite is not None:
-            if args.capture == "-":
-                _err("--pcap-out needs to read the capture twice: give a file, not -")
-                return EXIT_USAGE
-            try:
-                count = rewrite.write(args.capture, Path(args.pcap_out))
-            except (OSError, ValueError) as exc:
-                _err(f"{args.pcap_out}: {exc}")
-                return EXIT_USAGE
+            count = rewrite.write(args.capture, Path(args.pcap_out), inputs=inputs)
+            left = (f"; {rewrite.dropped} segment(s) that carried only tcpcrypt Init or "
+                    "framing bytes left out") if rewrite.dropped else ""
             err.print(f"{args.pcap_out}: {count} segments of decrypted connections rewritten "
-                      "with their plaintext")
+                      f"with their plaintext{left}")
+    except OutputError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _err(f"{args.output or args.pcap_out}: cannot write: {exc.strerror or exc}")
+        return EXIT_USAGE
     finally:
         if writer is not None:
-            writer.close()
+            writer.abort()
         if rewrite is not None:
             rewrite.close()
     return EXIT_OK
@@ -416,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt.add_argument("--pcap-out", metavar="FILE",
                          help="write the capture with each decrypted tcpcrypt connection's "
                          "payload replaced by its plaintext (pcapng if FILE ends in .pcapng)")
+    decrypt.add_argument("--force", action="store_true",
+                         help="write into an existing -o DIR that is not empty (files of the "
+                         "same names are replaced)")
     _capture_options(decrypt)
     decrypt.set_defaults(func=cmd_decrypt)
 

@@ -192,7 +192,9 @@ KEYLOG_SUFFIXES = (".keys", ".keylog", ".log", ".txt")
 """Files a directory given as --keylog contributes (captures may sit beside them)."""
 
 
-def _expand(spec: str) -> list[Path]:
+def expand_keylog_spec(spec: str) -> list[Path]:
+    """The files a ``--keylog`` value names: itself, a directory's key-log files, or a
+    glob's matches."""
     path = Path(spec)
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in KEYLOG_SUFFIXES)
@@ -213,7 +215,7 @@ def load_keylogs(specs: Iterable[str], *, use_env: bool = True) -> LoadedKeyLogs
     files: list[str] = []
     warnings: list[str] = []
     for spec in specs:
-        paths = _expand(spec)
+        paths = expand_keylog_spec(spec)
         if not paths:
             raise KeyLogError(f"{spec}: no key-log file matches")
         for path in paths:
