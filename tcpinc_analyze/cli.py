@@ -102,9 +102,11 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     Raises KeyLogError (reported by the caller) for an unreadable or malformed key log.
     """
     from .decryption import DecryptionContext
-    from .keylog import load_keylogs
+    from .keylog import KeyLogError, load_keylogs
 
-    loaded = load_keylogs(args.keylog or [])
+    if args.capture == "-" and "-" in (args.keylog or []):
+        raise KeyLogError("--keylog - and the capture - cannot both be standard input")
+    loaded = load_keylogs(args.keylog or [], any_file=getattr(args, "keylog_any_file", False))
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
         err.print(Text.assemble(("warning: ", "yellow"), warning))
@@ -149,6 +151,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     from .analysis.handlers import frame_list_factory
     from .output.plaintext import FollowCollector
+    from .output.secrets_view import print_secrets
     from .output.table import connections_table, details_tree, print_findings, summary_line
 
     factories = [frame_list_factory] if args.details else []
@@ -193,6 +196,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 out.print(details_tree(report))
         print_findings(out, result.reports, summary,
                        limit=1 << 30 if args.all_findings else 6)
+        if args.show_secrets and not args.details:
+            print_secrets(out, result.reports)
     out.print(summary_line(result.reports, summary))
     return EXIT_OK
 
@@ -217,8 +222,12 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keylog", action="append", metavar="K",
                    help="key log file, directory or glob (repeatable; default: "
                    "$TCPCRYPT_KEYLOGFILE); keys embedded in a pcapng are read too")
+    p.add_argument("--keylog-any-file", action="store_true",
+                   help="also read key logs that are not regular files (FIFOs, devices, "
+                   "<(...) substitutions); without it they are refused")
     p.add_argument("--show-secrets", action="store_true",
-                   help="include session secrets and traffic keys in the output")
+                   help="include session secrets and traffic keys in the output (never "
+                   "printed without it)")
     p.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
                    help="how far down a session's chain ss[0] -> ss[i] a resumed "
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
@@ -307,6 +316,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """One verdict per tcpcrypt connection; exit 1 on any failure."""
+    from .output.secrets_view import secret_lines
+
     result = _run(args)
     if result is None:
         return EXIT_USAGE
@@ -342,6 +353,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             out.print(head, Text("VERIFIED", style="bold green"),
                       f"  {ok} frames ({tc['keys_from']}{chain}{note})"
                       + (f"  session ID {sid}" if sid else ""))
+        for label, value in secret_lines(r):  # only with --show-secrets
+            out.print(f"      {label}: {value}")
     if not checked:
         out.print("no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK
@@ -374,28 +387,63 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    """Write a pcapng with the key log in a Decryption Secrets Block."""
+    """Write a pcapng with the key log in a Decryption Secrets Block: the entries of
+    connections in the capture, or every entry with --all."""
+    from .analysis.run import analyze_file
     from .capture.reader import CaptureError
-    from .keylog import KeyLogError, load_keylogs
-    from .secrets_block import inject_secrets
+    from .decryption import DecryptionContext
+    from .keylog import KeyLogError, entry_lines, load_keylogs, parse_keylog
+    from .output.safe_files import OutputError
+    from .secrets_block import extract_secrets, inject_secrets
 
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.capture == "-" and not args.all:
+        _err("inject-secrets reads the capture twice to find the key-log entries its "
+             "connections use: give a file, or --all to embed every entry")
+        return EXIT_USAGE
     try:
-        loaded = load_keylogs(args.keylog, use_env=False)
-        text = "".join(Path(f).read_text() for f in loaded.files)
-        packets, problems = inject_secrets(args.capture, text, Path(args.output))
-    except (KeyLogError, CaptureError, OSError) as exc:
+        if args.capture == "-" and "-" in args.keylog:
+            raise KeyLogError("--keylog - and the capture - cannot both be standard input")
+        loaded = load_keylogs(args.keylog, use_env=False, any_file=args.keylog_any_file)
+        for warning in loaded.warnings:
+            err.print(Text.assemble(("warning: ", "yellow"), warning))
+        total = len(loaded.log)
+        if args.all:
+            lines = entry_lines(loaded.log, everything=True)
+        else:
+            embedded = parse_keylog("\n".join(extract_secrets(args.capture)))
+            loaded.log.track()
+            analyze_file(args.capture, decryption=DecryptionContext(
+                loaded.log, resume_depth=args.resume_depth))
+            lines = entry_lines(loaded.log, skip=embedded)
+        if not lines:
+            _err(f"none of the {total} key-log entries matches a connection of "
+                 f"{args.capture}; nothing to embed (--all embeds every entry)")
+            return EXIT_USAGE
+        packets, problems = inject_secrets(args.capture, "\n".join(lines) + "\n",
+                                           Path(args.output), inputs=loaded.files)
+    except (KeyLogError, CaptureError, OutputError) as exc:
         _err(str(exc))
         return EXIT_USAGE
+    except OSError as exc:
+        _err(f"{args.capture}: {exc.strerror or exc}")
+        return EXIT_USAGE
     for problem in problems:
-        Console(stderr=True, soft_wrap=True).print(Text(f"warning: {problem}", style="yellow"))
-    Console(stderr=True).print(f"{packets} packets and {len(loaded.log)} key-log entries "
-                               f"written to {args.output}")
+        err.print(Text(f"warning: {problem}", style="yellow"))
+    left = "" if args.all or len(lines) == total else \
+        f"; {total - len(lines)} matching no connection of the capture left out (--all " \
+        "embeds them)"
+    err.print(f"{packets} packets and {len(lines)} of {total} key-log entries written to "
+              f"{args.output}{left}")
     return EXIT_OK
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    """Print the key logs a capture carries."""
+    """Print (or write with -o) the key logs a capture carries; secret fields are hidden
+    unless --show-secrets."""
     from .capture.reader import CaptureError
+    from .keylog import redact_line
+    from .output.safe_files import OutputError, write_file
     from .secrets_block import extract_secrets
 
     try:
@@ -406,8 +454,23 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not texts:
         _err(f"{args.capture}: no tcpcrypt Decryption Secrets Block")
         return EXIT_FAILED
-    for text in texts:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    text = "".join(t if t.endswith("\n") else t + "\n" for t in texts)
+    if args.output:
+        try:
+            write_file(args.output, text, inputs=[args.capture])
+        except OutputError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        Console(stderr=True).print(f"{len(texts)} key log(s) written to {args.output}")
+        return EXIT_OK
+    if args.show_secrets:
+        sys.stdout.write(text)
+        return EXIT_OK
+    for line in text.splitlines():
+        sys.stdout.write(redact_line(line) + "\n")
+    Console(stderr=True, highlight=False).print(
+        "note: secret fields hidden; --show-secrets prints them, -o FILE writes the key "
+        "log to a file (mode 0600)")
     return EXIT_OK
 
 
@@ -481,10 +544,24 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("capture")
     inject.add_argument("--keylog", action="append", required=True, help="key log(s) to embed")
     inject.add_argument("-o", "--output", required=True, help="pcapng file to write")
+    inject.add_argument("--all", action="store_true",
+                        help="embed every key-log entry, not only those of connections in "
+                        "the capture")
+    inject.add_argument("--keylog-any-file", action="store_true",
+                        help="also read key logs that are not regular files")
+    inject.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
+                        help="how far down a session's chain an identifier is looked for")
     inject.set_defaults(func=cmd_inject)
 
-    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture")
+    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture",
+                             description="Print the key logs embedded in a capture's "
+                             "Decryption Secrets Blocks, secret fields hidden unless "
+                             "--show-secrets; -o FILE writes them whole (mode 0600).")
     extract.add_argument("capture")
+    extract.add_argument("--show-secrets", action="store_true",
+                         help="print the secret fields too")
+    extract.add_argument("-o", "--output", metavar="FILE",
+                         help="write the embedded key log(s) to FILE (mode 0600)")
     extract.set_defaults(func=cmd_extract)
 
     synth = sub.add_parser("synth", help="write a synthetic sample capture with its key log",
