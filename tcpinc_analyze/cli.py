@@ -57,15 +57,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not args.output:
         _err("-o/--output FILE is required")
         return EXIT_USAGE
+    from .output.safe_files import PUBLIC, OutputError, write_file
+
     sample = generate(scenario, args.seed)
     try:
-        Path(args.output).write_bytes(sample.capture)
+        write_file(args.output, sample.capture, mode=PUBLIC)
         if args.keylog:
-            Path(args.keylog).write_text(sample.keylog)
+            write_file(args.keylog, sample.keylog)  # 0600: it holds secrets
         if args.expected:
-            Path(args.expected).write_text(sample.expected_json())
-    except OSError as exc:
-        _err(f"cannot write output: {exc}")
+            write_file(args.expected, sample.expected_json(), mode=PUBLIC)
+    except OutputError as exc:
+        _err(str(exc))
         return EXIT_USAGE
     Console(stderr=True).print(
         f"{scenario.name} (seed {sample.expected['seed']}): "
@@ -354,7 +356,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                       f"  {ok} frames ({tc['keys_from']}{chain}{note})"
                       + (f"  session ID {sid}" if sid else ""))
         for label, value in secret_lines(r):  # only with --show-secrets
-            out.print(f"      {label}: {value}")
+            out.print(Text(f"      {label}: {value}"))
     if not checked:
         out.print("no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK

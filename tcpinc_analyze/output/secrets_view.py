@@ -35,4 +35,4 @@ def print_secrets(console: Console, reports: Iterable[ConnectionReport]) -> None
     for r, lines in blocks:
         console.print(Text.assemble((f"#{r.id} ", "bold"), f"{r.a} -> {r.b}"))
         for label, value in lines:
-            console.print(f"  {label}: {value}", soft_wrap=True)
+            console.print(Text(f"  {label}: {value}"), soft_wrap=True)
