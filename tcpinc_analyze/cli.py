@@ -395,7 +395,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
     from .capture.reader import CaptureError
     from .decryption import DecryptionContext
     from .keylog import KeyLogError, entry_lines, load_keylogs, parse_keylog
-    from .output.safe_files import OutputError
+    from .output.safe_files import OutputError, check_output
     from .secrets_block import extract_secrets, inject_secrets
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -406,10 +406,12 @@ def cmd_inject(args: argparse.Namespace) -> int:
     try:
         if args.capture == "-" and "-" in args.keylog:
             raise KeyLogError("--keylog - and the capture - cannot both be standard input")
+        check_output(Path(args.output), [args.capture, *args.keylog])
         loaded = load_keylogs(args.keylog, use_env=False, any_file=args.keylog_any_file)
         for warning in loaded.warnings:
             err.print(Text.assemble(("warning: ", "yellow"), warning))
         total = len(loaded.log)
+        already = 0
         if args.all:
             lines = entry_lines(loaded.log, everything=True)
         else:
@@ -418,12 +420,13 @@ def cmd_inject(args: argparse.Namespace) -> int:
             analyze_file(args.capture, decryption=DecryptionContext(
                 loaded.log, resume_depth=args.resume_depth))
             lines = entry_lines(loaded.log, skip=embedded)
-        if not lines:
+            already = len(entry_lines(loaded.log)) - len(lines)
+        if not lines and not already:
             _err(f"none of the {total} key-log entries matches a connection of "
                  f"{args.capture}; nothing to embed (--all embeds every entry)")
             return EXIT_USAGE
-        packets, problems = inject_secrets(args.capture, "\n".join(lines) + "\n",
-                                           Path(args.output), inputs=loaded.files)
+        packets, problems = inject_secrets(args.capture, "\n".join(lines) + "\n" if lines
+                                           else "", Path(args.output), inputs=loaded.files)
     except (KeyLogError, CaptureError, OutputError) as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -432,9 +435,11 @@ def cmd_inject(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for problem in problems:
         err.print(Text(f"warning: {problem}", style="yellow"))
-    left = "" if args.all or len(lines) == total else \
-        f"; {total - len(lines)} matching no connection of the capture left out (--all " \
-        "embeds them)"
+    left = "" if args.all or len(lines) + already == total else \
+        f"; {total - len(lines) - already} matching no connection of the capture left " \
+        "out (--all embeds them)"
+    if already:
+        left += f"; {already} already embedded in the capture"
     err.print(f"{packets} packets and {len(lines)} of {total} key-log entries written to "
               f"{args.output}{left}")
     return EXIT_OK

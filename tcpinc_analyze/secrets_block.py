@@ -32,7 +32,8 @@ def inject_secrets(capture: str, keylog_text: str, output: Path, *,
         with atomic_output(output, inputs=[capture, *inputs]) as out:
             items = read_capture(stream, capture)
             writer = PcapngCopy(out, str(output))
-            writer.secrets(DSB_SECRETS_TYPE_TCPCRYPT, keylog_text.encode())
+            if keylog_text:
+                writer.secrets(DSB_SECRETS_TYPE_TCPCRYPT, keylog_text.encode())
             for item in items:
                 if isinstance(item, Record):
                     writer.write(item, item.data)
