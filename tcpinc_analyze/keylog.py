@@ -27,7 +27,14 @@ import tempfile
 from array import array
 from binascii import Error as BinasciiError
 from binascii import unhexlify
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    MutableMapping,
+    ValuesView,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -265,12 +272,23 @@ class _Table(MutableMapping[bytes, Any]):
 
     def __getitem__(self, key: bytes) -> Any:
         self._note(key)
+        return self._get(key)
+
+    def _get(self, key: bytes) -> Any:
         if key in self._mem:
             return self._mem[key]
         raw = self._find(key)
         if raw is None:
             raise KeyError(key)
         return self._decode(raw)
+
+    def items(self) -> ItemsView[bytes, Any]:
+        """Every entry; iterating is not looking up (``asked`` is not touched)."""
+        return _Items(self)
+
+    def values(self) -> ValuesView[Any]:
+        """Every value; iterating is not looking up."""
+        return _Values(self)
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, bytes | bytearray):
@@ -333,6 +351,20 @@ class _Table(MutableMapping[bytes, Any]):
 
     def __repr__(self) -> str:
         return f"_Table({dict(self.items())!r})"
+
+
+class _Items(ItemsView[bytes, Any]):
+    def __iter__(self) -> Iterator[tuple[bytes, Any]]:
+        table = self._mapping
+        for key in table:
+            yield key, table._get(key)
+
+
+class _Values(ValuesView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        table = self._mapping
+        for key in table:
+            yield table._get(key)
 
 
 @dataclass(eq=False)
