@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import struct
+import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -272,3 +275,33 @@ def test_pcap_out_survives_headers_shorter_than_they_claim(tmp_path: Path, damag
     rewritten = {r.data for r in records(plain)}
     for number in (5, 12, 18):
         assert out[number - 1][1] in rewritten  # left as captured
+
+
+# ------------------------------------------------------------------ --pcap-out and tshark
+
+def _analysis_flags(path: Path) -> Counter:
+    """tshark's TCP analysis expert messages of a capture, counted."""
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "tcp.analysis.flags", "-T",
+                          "fields", "-e", "_ws.expert.message"], capture_output=True, text=True,
+                         check=True).stdout
+    return Counter(message for line in out.splitlines() for message in line.split(","))
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("name", ["x25519-chacha20", "busy-mix", "rekey-both-directions",
+                                  "recorded-http", "recorded-bulk", "resumption", "seq-wrap",
+                                  "gap", "retransmission-reorder", "pcapng-multi-interface",
+                                  "linux-sll", "snaplen"])
+def test_pcap_out_keeps_tcp_analysis_as_clean_as_the_original(tmp_path: Path, name: str
+                                                              ) -> None:
+    """Issue 10.13: Init segments and frame fragments rewritten to nothing used to give
+    spurious duplicate ACKs, window updates and keep-alives; the rewritten capture may
+    have no TCP analysis flag the original does not have."""
+    capture = next(SAMPLES.glob(f"{name}.pcap*"))
+    out = tmp_path / f"plain{capture.suffix}"
+    assert main(["decrypt", str(capture), "--keylog", str(SAMPLES / f"{name}.keys"),
+                 "--pcap-out", str(out)]) == 0
+    before, after = _analysis_flags(capture), _analysis_flags(out)
+    extra = after - before
+    assert not extra, f"new TCP analysis flags: {dict(extra)}"
+    assert len(records(out)) >= len(records(capture)) // 2

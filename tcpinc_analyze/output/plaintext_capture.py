@@ -36,7 +36,7 @@ from typing import BinaryIO
 from ..analysis.connection import Connection
 from ..capture.decode import DecodeProblem, link_ip_offset
 from ..capture.reader import Record, open_input, read_capture
-from ..synth.packets import repack_ip_tcp
+from ..synth.packets import ipv4_checksum, repack_ip_tcp
 from .record_writer import PcapCopy, PcapngCopy
 from .safe_files import atomic_output
 
@@ -111,6 +111,22 @@ class _Conn:
     """Per direction, in the original: (next sequence number, last ACK number)."""
     sent: dict[str, tuple[int, int]] = field(default_factory=dict)
     """The same for the segments written."""
+
+
+def _claim_length(frame: bytes, pos: int, version: int, missing: int) -> bytes:
+    """A rebuilt frame whose IP length fields count ``missing`` more bytes than it holds
+    (kept truncated, like the captured packet it replaces)."""
+    out = bytearray(frame)
+    if version == 4:
+        total = struct.unpack_from("!H", out, pos + 2)[0] + missing
+        struct.pack_into("!H", out, pos + 2, min(total, 0xFFFF))
+        struct.pack_into("!H", out, pos + 10, 0)
+        ihl = (out[pos] & 0x0F) * 4
+        struct.pack_into("!H", out, pos + 10, ipv4_checksum(bytes(out[pos:pos + ihl])))
+    else:
+        plen = struct.unpack_from("!H", out, pos + 4)[0] + missing
+        struct.pack_into("!H", out, pos + 4, min(plen, 0xFFFF))
+    return bytes(out)
 
 
 def _advance(state: dict[str, tuple[int, int]], direction: str, seq: int, ack: int,
@@ -210,9 +226,9 @@ class PlaintextCapture:
                 for item in read_capture(stream, capture):
                     if not isinstance(item, Record):
                         continue
-                    data = self._rewrite(item, readers)
-                    if data is not None:
-                        writer.write(item, data)
+                    rewritten = self._rewrite(item, readers)
+                    if rewritten is not None:
+                        writer.write(item, *rewritten)
         finally:
             for handle in readers.values():
                 handle.close()
@@ -227,54 +243,65 @@ class PlaintextCapture:
                 return entry
         return None
 
-    def _rewrite(self, rec: Record, readers: dict[Path, BinaryIO]) -> bytes | None:
-        """The record's new bytes; the original where it is not a whole TCP segment of a
-        decrypted connection; None for a segment that would only repeat the last one."""
+    def _rewrite(self, rec: Record, readers: dict[Path, BinaryIO]
+                 ) -> tuple[bytes, int] | None:
+        """The record's new bytes and original length: the record as read where it is
+        not a TCP segment of a decrypted connection; None for a segment that would only
+        repeat the last one. A segment the capture truncated (snaplen) becomes whole
+        when its IP and TCP headers are there: its plaintext comes from the spool."""
         data = rec.data
-        if rec.orig_len != len(data) or not self.conns:
-            return data
+        keep = (data, rec.orig_len)
+        if not self.conns:
+            return keep
+        truncated = rec.orig_len > len(data)
         try:
             pos = link_ip_offset(rec.linktype, data)
         except (KeyError, ValueError, DecodeProblem):
-            return data
+            return keep
         if pos is None or len(data) < pos + 20:
-            return data
+            return keep
         version = data[pos] >> 4
         if version == 4:
             ihl = (data[pos] & 0x0F) * 4
             total = struct.unpack_from("!H", data, pos + 2)[0]
             frag = struct.unpack_from("!H", data, pos + 6)[0]
             if data[pos + 9] != 6 or frag & 0x3FFF or ihl < 20:
-                return data
+                return keep
             tcp_at, end = pos + ihl, pos + total
             src, dst = data[pos + 12:pos + 16], data[pos + 16:pos + 20]
         elif version == 6 and len(data) >= pos + 40 and data[pos + 6] == 6:
             tcp_at, end = pos + 40, pos + 40 + struct.unpack_from("!H", data, pos + 4)[0]
             src, dst = data[pos + 8:pos + 24], data[pos + 24:pos + 40]
         else:
-            return data  # IPv6 extension headers: left as captured
-        if end > len(data) or end < tcp_at + 20:
-            return data
+            return keep  # IPv6 extension headers: left as captured
+        if end < tcp_at + 20 or len(data) < tcp_at + 20 or (end > len(data) and not truncated):
+            return keep
         sport, dport, seq, ack = struct.unpack_from("!HHII", data, tcp_at)
         hlen = (data[tcp_at + 12] >> 4) * 4
-        if hlen < 20 or tcp_at + hlen > end:
-            return data  # a TCP header longer than its segment: left as captured
+        if hlen < 20 or tcp_at + hlen > min(end, len(data)):
+            return keep  # a TCP header longer than its segment: left as captured
         flags = data[tcp_at + 13]
         entry = self._find((src, sport), (dst, dport), rec.number)
         if entry is None:
-            return data
+            return keep
         mine = "ab" if (src, sport) == entry.a else "ba"
         peer = "ba" if mine == "ab" else "ab"
         payload_len = end - tcp_at - hlen
         d = entry.dirs[mine]
         new_payload = b""
         new_seq = seq
+        # Sequence numbers the rewritten segment covers: more than its plaintext when its
+        # range includes bytes the capture lacks (a snaplen-truncated segment).
+        new_len = 0
         if not flags & _SYN:  # SYNs keep their ISN
             start = d.seq(seq)
             p0, p1 = d.plain_at(start), d.plain_at(start + payload_len)
-            new_seq = (d.base + d.seq_at(start)) % SEQ_MOD
+            s0 = d.seq_at(start)
+            new_seq = (d.base + s0) % SEQ_MOD
+            new_len = d.seq_at(start + payload_len) - s0 if payload_len else 0
             if p1 > p0 and payload_len:
                 new_payload = self._read(readers, entry.spool[mine], p0, p1 - p0)
+            new_len = max(new_len, len(new_payload))
         new_ack = ack
         if flags & _ACK:
             pd = entry.dirs[peer]
@@ -283,19 +310,23 @@ class PlaintextCapture:
                 new_ack = (pd.base + pd.seq_at(rel)) % SEQ_MOD
         extent = (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
         was_redundant = _advance(entry.seen, mine, seq, ack, payload_len + extent)
-        redundant = _advance(entry.sent, mine, new_seq, new_ack, len(new_payload) + extent)
-        if (redundant and not was_redundant and not new_payload
+        redundant = _advance(entry.sent, mine, new_seq, new_ack, new_len + extent)
+        if (redundant and not was_redundant and not new_len
                 and not flags & (_SYN | _FIN | _RST)):
             self.dropped += 1
             return None
         tcp = bytearray(data[tcp_at:tcp_at + hlen]) + new_payload
         struct.pack_into("!II", tcp, 4, new_seq, new_ack)
         try:
-            rebuilt = repack_ip_tcp(data, pos, data[pos:tcp_at], bytes(tcp), data[end:])
+            rebuilt = repack_ip_tcp(data, pos, data[pos:tcp_at], bytes(tcp),
+                                    data[end:] if end <= len(data) else b"")
         except (ValueError, struct.error, OSError):
-            return data
+            return keep
         self.rewritten += 1
-        return rebuilt
+        missing = new_len - len(new_payload)
+        if missing > 0:  # truncated as the original was: the lengths claim the whole
+            rebuilt = _claim_length(rebuilt, pos, version, missing)
+        return rebuilt, len(rebuilt) + max(missing, 0)
 
     @staticmethod
     def _read(readers: dict[Path, BinaryIO], path: Path, offset: int, size: int) -> bytes:

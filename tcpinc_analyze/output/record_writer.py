@@ -34,6 +34,14 @@ def _options(opts: list[tuple[int, bytes]]) -> bytes:
     return body + struct.pack("<HH", 0, 0)
 
 
+def _orig(rec: Record, data: bytes, orig_len: int | None) -> int:
+    """The original length to write: given, or the record's (changed by as much as its
+    bytes were), never below the captured length and within 32 bits."""
+    if orig_len is None:
+        orig_len = rec.orig_len + len(data) - len(rec.data)
+    return min(max(orig_len, len(data)), 0xFFFFFFFF)
+
+
 class PcapngCopy:
     """A pcapng file of copied records, Decryption Secrets Blocks and interfaces made as
     the records need them (per input interface, link type and timestamp range)."""
@@ -78,14 +86,15 @@ class PcapngCopy:
         known.append((iface, offset))
         return iface, offset
 
-    def write(self, rec: Record, data: bytes) -> None:
-        """One Enhanced Packet Block; the original length is kept (never below the
-        captured length)."""
+    def write(self, rec: Record, data: bytes, orig_len: int | None = None) -> None:
+        """One Enhanced Packet Block of ``data`` (the record's own bytes by default);
+        the original length is the record's, or ``orig_len``, never below the captured
+        length."""
         iface, offset = self._interface(rec)
         ts = rec.ts_ns - offset * NS
-        orig = max(rec.orig_len + len(data) - len(rec.data), len(data)) & 0xFFFFFFFF
+        orig = _orig(rec, data, orig_len)
         self._block(_EPB, struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data),
-                                      max(orig, len(data))) + _pad(data))
+                                      orig) + _pad(data))
 
 
 class PcapCopy:
@@ -96,7 +105,7 @@ class PcapCopy:
         self.name = name
         self.linktype: int | None = None
 
-    def write(self, rec: Record, data: bytes) -> None:
+    def write(self, rec: Record, data: bytes, orig_len: int | None = None) -> None:
         """One record; refuses a second link type and times pcap cannot hold."""
         if self.linktype is None:
             if not 0 <= rec.linktype <= 0xFFFFFFFF:
@@ -114,6 +123,5 @@ class PcapCopy:
             raise OutputError(f"{self.name}: packet {rec.number}: timestamp {rec.ts_ns} ns "
                               "is outside pcap's range (1970 to 2106); name the output "
                               "*.pcapng")
-        orig = max(rec.orig_len + len(data) - len(rec.data), len(data)) & 0xFFFFFFFF
-        self.out.write(struct.pack("<IIII", sec, frac, len(data), max(orig, len(data))))
+        self.out.write(struct.pack("<IIII", sec, frac, len(data), _orig(rec, data, orig_len)))
         self.out.write(data)
