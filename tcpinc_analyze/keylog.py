@@ -53,7 +53,6 @@ from .wire import (
     TCPCRYPT_TEPS,
 )
 
-_LINE_BREAK = re.compile(rb"\r\n|[\r\n]")
 LINE_MAX = 4096
 """Longest key-log line read (the longest valid one, a P-521 private-key entry, has about
 420 characters); longer lines are skipped without being kept in memory."""
@@ -578,6 +577,26 @@ class _Reader:
                                       "malformed line(s) skipped")
 
 
+def _split_lines(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines of ``buf`` and the unfinished rest; CR, LF and CRLF end a line.
+    (bytes.split runs at memory speed; a regular expression took 0.2 s per MiB.)"""
+    parts = buf.split(b"\n")
+    pending = parts.pop()
+    lines: list[bytes] = []
+    for part in parts:
+        if part.endswith(b"\r"):
+            part = part[:-1]
+        if b"\r" in part:
+            lines += part.split(b"\r")
+        else:
+            lines.append(part)
+    if b"\r" in pending:
+        more = pending.split(b"\r")
+        pending = more.pop()
+        lines += more
+    return lines, pending
+
+
 def iter_lines(read: Callable[[int], bytes], limit: int | None = None
                ) -> Iterator[tuple[int, bytes | None]]:
     """(line number, line) from a byte source read in chunks; only CR, LF and CRLF end a
@@ -597,8 +616,7 @@ def iter_lines(read: Callable[[int], bytes], limit: int | None = None
         hold = b""
         if buf.endswith(b"\r"):  # maybe half of a CRLF split between chunks
             buf, hold = buf[:-1], b"\r"
-        parts = _LINE_BREAK.split(buf)
-        pending = parts.pop()
+        parts, pending = _split_lines(buf)
         for part in parts:
             number += 1
             if skipping:

@@ -16,6 +16,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpinc_analyze import keylog as keylog_module
 from tcpinc_analyze.analysis.run import analyze_file
@@ -368,3 +370,25 @@ def test_inject_keeps_a_resumption_chains_root(tmp_path: Path,
         for d in ("ab", "ba"):
             assert g["tcpcrypt"]["decrypted"][d]["sha256"] == \
                 e["tcpcrypt"]["decrypted"][d]["sha256"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b"bc", b"#"]), max_size=40),
+       st.integers(1, 7))
+def test_lines_split_like_universal_newlines(pieces: list[bytes], chunk: int) -> None:
+    """Chunked reading ends lines at CR, LF and CRLF exactly as a whole-text split does,
+    wherever the chunk boundaries fall (a CRLF cut in two included)."""
+    import io
+    import re
+
+    data = b"".join(pieces)
+    expected = re.split(rb"\r\n|[\r\n]", data)
+    if expected and expected[-1] == b"":
+        expected.pop()
+    old = keylog_module._CHUNK
+    keylog_module._CHUNK = chunk
+    try:
+        got = list(keylog_module.iter_lines(io.BytesIO(data).read))
+    finally:
+        keylog_module._CHUNK = old
+    assert got == list(enumerate(expected, 1))
