@@ -79,15 +79,28 @@ def test_fifo_without_writer_does_not_hang(tmp_path: Path) -> None:
 
 
 def test_fifo_with_a_writer_and_stdin_are_read(tmp_path: Path) -> None:
+    import threading
+
     fifo = tmp_path / "keys.fifo"
     os.mkfifo(fifo)
+
+    def feed() -> None:  # blocks in open() until the reader opens: a writer from the start
+        with open(fifo, "w") as writer:
+            writer.write(KEYS.read_text())
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     proc = subprocess.Popen([sys.executable, "-m", "tcpinc_analyze.cli", "verify",
                              str(CAPTURE), "--keylog", str(fifo), "--keylog-any-file"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
-    with open(fifo, "w") as writer:
-        writer.write(KEYS.read_text())
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        feeder.join(5)
+        if feeder.is_alive():  # release a writer nobody opened the FIFO for
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
     assert proc.returncode == 0 and "VERIFIED" in out, err
     piped = subprocess.run([sys.executable, "-m", "tcpinc_analyze.cli", "verify", str(CAPTURE),
                             "--keylog", "-"], input=KEYS.read_text(), capture_output=True,
