@@ -68,15 +68,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not args.output:
         _err("-o/--output FILE is required")
         return EXIT_USAGE
+    from .output.safe_files import PUBLIC, OutputError, write_file
+
     sample = generate(scenario, args.seed)
     try:
-        Path(args.output).write_bytes(sample.capture)
+        write_file(args.output, sample.capture, mode=PUBLIC)
         if args.keylog:
-            Path(args.keylog).write_text(sample.keylog)
+            write_file(args.keylog, sample.keylog)  # 0600: it holds secrets
         if args.expected:
-            Path(args.expected).write_text(sample.expected_json())
-    except OSError as exc:
-        _err(f"cannot write output: {exc}")
+            write_file(args.expected, sample.expected_json(), mode=PUBLIC)
+    except OutputError as exc:
+        _err(str(exc))
         return EXIT_USAGE
     Console(stderr=True).print(
         f"{scenario.name} (seed {sample.expected['seed']}): "
@@ -113,9 +115,11 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     Raises KeyLogError (reported by the caller) for an unreadable or malformed key log.
     """
     from .decryption import DecryptionContext
-    from .keylog import load_keylogs
+    from .keylog import KeyLogError, load_keylogs
 
-    loaded = load_keylogs(args.keylog or [])
+    if args.capture == "-" and "-" in (args.keylog or []):
+        raise KeyLogError("--keylog - and the capture - cannot both be standard input")
+    loaded = load_keylogs(args.keylog or [], any_file=getattr(args, "keylog_any_file", False))
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
         err.print(Text.assemble(("warning: ", "yellow"), warning))
@@ -160,6 +164,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     from .analysis.handlers import frame_list_factory
     from .output.plaintext import FollowCollector
+    from .output.secrets_view import print_secrets
     from .output.table import connections_table, details_tree, print_findings, summary_line
 
     factories = [frame_list_factory] if args.details else []
@@ -204,6 +209,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 out.print(details_tree(report))
         print_findings(out, result.reports, summary,
                        limit=1 << 30 if args.all_findings else 6)
+        if args.show_secrets and not args.details:
+            print_secrets(out, result.reports)
     out.print(summary_line(result.reports, summary))
     return EXIT_OK
 
@@ -247,8 +254,12 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keylog", action="append", metavar="K",
                    help="key log file, directory or glob (repeatable; default: "
                    "$TCPCRYPT_KEYLOGFILE); keys embedded in a pcapng are read too")
+    p.add_argument("--keylog-any-file", action="store_true",
+                   help="also read key logs that are not regular files (FIFOs, devices, "
+                   "<(...) substitutions); without it they are refused")
     p.add_argument("--show-secrets", action="store_true",
-                   help="include session secrets and traffic keys in the output")
+                   help="include session secrets and traffic keys in the output (never "
+                   "printed without it)")
     p.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
                    help="how far down a session's chain ss[0] -> ss[i] a resumed "
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
@@ -256,16 +267,43 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    help="progress bar on stderr (default: for files over 20 MB on a terminal)")
 
 
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """Every file the command reads (capture and key logs): outputs must not be one."""
+    import os
+
+    from .keylog import KEYLOG_ENV, expand_keylog_spec
+
+    specs = list(getattr(args, "keylog", None) or [])
+    if not specs and os.environ.get(KEYLOG_ENV):
+        specs = [os.environ[KEYLOG_ENV]]
+    paths = [args.capture]
+    for spec in specs:
+        paths += [str(p) for p in expand_keylog_spec(spec)]
+    return paths
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     """Plaintext files per connection and direction plus index.json, and/or a capture
     whose tcpcrypt payloads are replaced by their plaintext."""
     from .output.plaintext import DirectoryWriter
     from .output.plaintext_capture import PlaintextCapture
+    from .output.safe_files import OutputError, check_output
 
     if not args.output and not args.pcap_out:
         _err("decrypt needs -o DIR and/or --pcap-out FILE")
         return EXIT_USAGE
-    writer = DirectoryWriter(Path(args.output)) if args.output else None
+    if args.pcap_out and args.capture == "-":
+        _err("--pcap-out needs to read the capture twice: give a file, not -")
+        return EXIT_USAGE
+    inputs = _input_paths(args)
+    try:
+        if args.pcap_out:
+            check_output(Path(args.pcap_out), inputs)
+        writer = DirectoryWriter(Path(args.output), force=args.force, inputs=inputs) \
+            if args.output else None
+    except OutputError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     rewrite = PlaintextCapture() if args.pcap_out else None
     sinks = [s for s in (writer, rewrite.sink if rewrite else None) if s is not None]
 
@@ -284,23 +322,25 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if result is None:
             return EXIT_USAGE
         if writer is not None:
-            writer.close()
-            index = writer.write_index(result.reports, args.capture)
-            err.print(f"{len(writer.started)} plaintext file(s) and {index} written")
+            writer.write_index(result.reports, args.capture)
+            writer.commit()
+            err.print(f"{len(writer.started)} plaintext file(s) and index.json written to "
+                      f"{args.output}")
         if rewrite is not None:
-            if args.capture == "-":
-                _err("--pcap-out needs to read the capture twice: give a file, not -")
-                return EXIT_USAGE
-            try:
-                count = rewrite.write(args.capture, Path(args.pcap_out))
-            except (OSError, ValueError) as exc:
-                _err(f"{args.pcap_out}: {exc}")
-                return EXIT_USAGE
+            count = rewrite.write(args.capture, Path(args.pcap_out), inputs=inputs)
+            left = (f"; {rewrite.dropped} segment(s) that carried only tcpcrypt Init or "
+                    "framing bytes left out") if rewrite.dropped else ""
             err.print(f"{args.pcap_out}: {count} segments of decrypted connections rewritten "
-                      "with their plaintext")
+                      f"with their plaintext{left}")
+    except OutputError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _err(f"{args.output or args.pcap_out}: cannot write: {exc.strerror or exc}")
+        return EXIT_USAGE
     finally:
         if writer is not None:
-            writer.close()
+            writer.abort()
         if rewrite is not None:
             rewrite.close()
     return EXIT_OK
@@ -308,6 +348,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """One verdict per tcpcrypt connection; exit 1 on any failure."""
+    from .output.secrets_view import secret_lines
+
     result = _run(args)
     if result is None:
         return EXIT_USAGE
@@ -343,6 +385,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             out.print(head, Text("VERIFIED", style="bold green"),
                       f"  {ok} frames ({tc['keys_from']}{chain}{note})"
                       + (f"  session ID {sid}" if sid else ""))
+        for label, value in secret_lines(r):  # only with --show-secrets
+            out.print(Text(f"      {label}: {value}"))
     if not checked:
         out.print("no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK
@@ -375,28 +419,68 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    """Write a pcapng with the key log in a Decryption Secrets Block."""
+    """Write a pcapng with the key log in a Decryption Secrets Block: the entries of
+    connections in the capture, or every entry with --all."""
+    from .analysis.run import analyze_file
     from .capture.reader import CaptureError
-    from .keylog import KeyLogError, load_keylogs
-    from .secrets_block import inject_secrets
+    from .decryption import DecryptionContext
+    from .keylog import KeyLogError, entry_lines, load_keylogs, parse_keylog
+    from .output.safe_files import OutputError, check_output
+    from .secrets_block import extract_secrets, inject_secrets
 
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.capture == "-" and not args.all:
+        _err("inject-secrets reads the capture twice to find the key-log entries its "
+             "connections use: give a file, or --all to embed every entry")
+        return EXIT_USAGE
     try:
-        loaded = load_keylogs(args.keylog, use_env=False)
-        text = "".join(Path(f).read_text() for f in loaded.files)
-        packets, problems = inject_secrets(args.capture, text, Path(args.output))
-    except (KeyLogError, CaptureError, OSError) as exc:
+        if args.capture == "-" and "-" in args.keylog:
+            raise KeyLogError("--keylog - and the capture - cannot both be standard input")
+        check_output(Path(args.output), [args.capture, *args.keylog])
+        loaded = load_keylogs(args.keylog, use_env=False, any_file=args.keylog_any_file)
+        for warning in loaded.warnings:
+            err.print(Text.assemble(("warning: ", "yellow"), warning))
+        total = len(loaded.log)
+        already = 0
+        if args.all:
+            lines = entry_lines(loaded.log, everything=True)
+        else:
+            embedded = parse_keylog("\n".join(extract_secrets(args.capture)))
+            loaded.log.track()
+            analyze_file(args.capture, decryption=DecryptionContext(
+                loaded.log, resume_depth=args.resume_depth))
+            lines = entry_lines(loaded.log, skip=embedded)
+            already = len(entry_lines(loaded.log)) - len(lines)
+        if not lines and not already:
+            _err(f"none of the {total} key-log entries matches a connection of "
+                 f"{args.capture}; nothing to embed (--all embeds every entry)")
+            return EXIT_USAGE
+        packets, problems = inject_secrets(args.capture, "\n".join(lines) + "\n" if lines
+                                           else "", Path(args.output), inputs=loaded.files)
+    except (KeyLogError, CaptureError, OutputError) as exc:
         _err(str(exc))
         return EXIT_USAGE
+    except OSError as exc:
+        _err(f"{args.capture}: {exc.strerror or exc}")
+        return EXIT_USAGE
     for problem in problems:
-        Console(stderr=True, soft_wrap=True).print(Text(f"warning: {problem}", style="yellow"))
-    Console(stderr=True).print(f"{packets} packets and {len(loaded.log)} key-log entries "
-                               f"written to {args.output}")
+        err.print(Text(f"warning: {problem}", style="yellow"))
+    left = "" if args.all or len(lines) + already == total else \
+        f"; {total - len(lines) - already} matching no connection of the capture left " \
+        "out (--all embeds them)"
+    if already:
+        left += f"; {already} already embedded in the capture"
+    err.print(f"{packets} packets and {len(lines)} of {total} key-log entries written to "
+              f"{args.output}{left}")
     return EXIT_OK
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    """Print the key logs a capture carries."""
+    """Print (or write with -o) the key logs a capture carries; secret fields are hidden
+    unless --show-secrets."""
     from .capture.reader import CaptureError
+    from .keylog import redact_line
+    from .output.safe_files import OutputError, write_file
     from .secrets_block import extract_secrets
 
     try:
@@ -407,8 +491,23 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not texts:
         _err(f"{args.capture}: no tcpcrypt Decryption Secrets Block")
         return EXIT_FAILED
-    for text in texts:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    text = "".join(t if t.endswith("\n") else t + "\n" for t in texts)
+    if args.output:
+        try:
+            write_file(args.output, text, inputs=[args.capture])
+        except OutputError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        Console(stderr=True).print(f"{len(texts)} key log(s) written to {args.output}")
+        return EXIT_OK
+    if args.show_secrets:
+        sys.stdout.write(text)
+        return EXIT_OK
+    for line in text.splitlines():
+        sys.stdout.write(redact_line(line) + "\n")
+    Console(stderr=True, highlight=False).print(
+        "note: secret fields hidden; --show-secrets prints them, -o FILE writes the key "
+        "log to a file (mode 0600)")
     return EXIT_OK
 
 
@@ -446,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt.add_argument("--pcap-out", metavar="FILE",
                          help="write the capture with each decrypted tcpcrypt connection's "
                          "payload replaced by its plaintext (pcapng if FILE ends in .pcapng)")
+    decrypt.add_argument("--force", action="store_true",
+                         help="write into an existing -o DIR that is not empty (files of the "
+                         "same names are replaced)")
     _capture_options(decrypt)
     decrypt.set_defaults(func=cmd_decrypt)
 
@@ -479,10 +581,24 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("capture")
     inject.add_argument("--keylog", action="append", required=True, help="key log(s) to embed")
     inject.add_argument("-o", "--output", required=True, help="pcapng file to write")
+    inject.add_argument("--all", action="store_true",
+                        help="embed every key-log entry, not only those of connections in "
+                        "the capture")
+    inject.add_argument("--keylog-any-file", action="store_true",
+                        help="also read key logs that are not regular files")
+    inject.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
+                        help="how far down a session's chain an identifier is looked for")
     inject.set_defaults(func=cmd_inject)
 
-    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture")
+    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture",
+                             description="Print the key logs embedded in a capture's "
+                             "Decryption Secrets Blocks, secret fields hidden unless "
+                             "--show-secrets; -o FILE writes them whole (mode 0600).")
     extract.add_argument("capture")
+    extract.add_argument("--show-secrets", action="store_true",
+                         help="print the secret fields too")
+    extract.add_argument("-o", "--output", metavar="FILE",
+                         help="write the embedded key log(s) to FILE (mode 0600)")
     extract.set_defaults(func=cmd_extract)
 
     synth = sub.add_parser("synth", help="write a synthetic sample capture with its key log",

@@ -135,9 +135,10 @@ class DecryptionContext:
     chain: dict[bytes, ChainEntry] = field(default_factory=dict)
     """resume[i] -> ss[i], from connections decrypted so far and from the key log."""
     keylog_chained: bool = False
-    frame_map: Callable[[Connection, str, int, int], None] | None = None
+    frame_map: Callable[[Connection, str, int, int, int], None] | None = None
     """Called after every frame: (connection, direction, stream offset just past the
-    frame, plaintext offset just past its data); lets --pcap-out re-map sequence numbers."""
+    frame, plaintext offset just past its data, the frame's stream offset); lets
+    --pcap-out re-map sequence numbers."""
     on_finalize: Callable[[Connection], None] | None = None
 
     def factory(self, conn: Connection, direction: str) -> DirectionDecryptor:
@@ -509,7 +510,7 @@ class DirectionDecryptor:
             hook = self.resolver.ctx.frame_map
             if hook is not None:
                 hook(self.resolver.conn, self.direction, info.stream_offset + 3 + info.length,
-                     self.plain_offset)
+                     self.plain_offset, info.stream_offset)
 
     def _open_frame(self, info: FrameInfo) -> None:
         self.last = {"stream_offset": info.stream_offset, "tcpcrypt.frame.verified": None}

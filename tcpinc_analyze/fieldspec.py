@@ -17,6 +17,9 @@ SPEC_ENV = "TCPINC_FIELD_SPEC"
 """Environment variable naming another spec file (tests, packaging experiments)."""
 
 REPO_SPEC = Path(__file__).resolve().parents[1] / "dissectors" / "fields.json"
+"""The spec in a checkout (what the generator and an editable install use)."""
+PACKAGED_SPEC = Path(__file__).resolve().parent / "dissectors" / "fields.json"
+"""The same file installed as package data (a wheel, ``pip install .``, pipx)."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,12 @@ class ExpertDef:
 
 
 def spec_path() -> Path:
-    """Where the spec is read from: $TCPINC_FIELD_SPEC, else the repository's copy."""
+    """Where the spec is read from: $TCPINC_FIELD_SPEC, else the checkout's copy, else
+    the installed package data."""
     env = os.environ.get(SPEC_ENV)
-    return Path(env) if env else REPO_SPEC
+    if env:
+        return Path(env)
+    return REPO_SPEC if REPO_SPEC.is_file() else PACKAGED_SPEC
 
 
 def _int(text: str | int | None) -> int | None:

@@ -164,9 +164,12 @@ def _read_pcap(buf: _Buffer, name: str, endian: str, ts_mult: int, rec_len: int
         sec, frac, caplen, origlen = unpack(b, p)
         if caplen > limit:
             start = buf.offset
-            yield ReadProblem(f"{name}: packet {number + 1} at offset {start}: captured "
-                              f"length {caplen} is impossible (snaplen {snaplen}); the file is "
-                              "corrupt from here on", start, number + 1, fatal=True)
+            message = (f"{name}: packet {number + 1} at offset {start}: captured length "
+                       f"{caplen} is impossible (snaplen {snaplen})")
+            if not number:
+                raise CaptureError(f"{message}; no packet could be read")
+            yield ReadProblem(f"{message}; the file is corrupt from here on", start,
+                              number + 1, fatal=True)
             return
         need = rec_len + caplen
         if len(b) - p < need:
@@ -184,6 +187,33 @@ def _read_pcap(buf: _Buffer, name: str, endian: str, ts_mult: int, rec_len: int
             data = data[:-fcs]
         yield Record(number, sec * 1_000_000_000 + frac * ts_mult, linktype, 0, data,
                      origlen, buf.base + p)
+
+
+BLOCK_NAMES = {PCAPNG_SHB: "section header block", BLOCK_IDB: "interface description block",
+               BLOCK_OPB: "obsolete packet block", BLOCK_SPB: "simple packet block",
+               0x00000004: "name resolution block", 0x00000005: "interface statistics block",
+               BLOCK_EPB: "enhanced packet block", BLOCK_DSB: "decryption secrets block"}
+_MIN_BLOCK = {PCAPNG_SHB: 28}
+"""Smallest length of a block: 12 bytes of framing, plus the section header's fixed
+fields (other short blocks are reported one by one and skipped)."""
+
+
+def block_name(block_type: int) -> str:
+    """A pcapng block type as people call it."""
+    return BLOCK_NAMES.get(block_type, f"block of type 0x{block_type:08x}")
+
+
+def block_length_fault(block_type: int, length: int) -> str | None:
+    """What is wrong with a pcapng block's total length, or None."""
+    least = _MIN_BLOCK.get(block_type, 12)
+    if length < least:
+        return f"length {length} is below the {least} bytes such a block needs"
+    if length % 4:
+        return f"length {length} is not a multiple of 4"
+    if length > MAX_RECORD:
+        return (f"length {length} ({length / (1 << 20):.0f} MiB) exceeds the "
+                f"{MAX_RECORD >> 20} MiB this reader accepts for one block")
+    return None
 
 
 @dataclass
@@ -224,8 +254,11 @@ def _read_pcapng(buf: _Buffer, name: str) -> Iterator[Record | SecretsBlock | Re
     while True:
         if not buf.ensure(12):
             if buf.available():
-                yield ReadProblem(f"{name}: file ends inside a block header at offset "
-                                  f"{buf.offset}", buf.offset, number + 1)
+                message = (f"{name}: file ends inside a block header at offset {buf.offset} "
+                           f"({buf.available()} of 12 bytes)")
+                if not number and not sections:
+                    raise CaptureError(f"{message}; no packet could be read")
+                yield ReadProblem(message, buf.offset, number + 1)
             return
         start = buf.offset
         block_type = struct.unpack_from(endian + "I", buf.buf, buf.pos)[0]
@@ -245,16 +278,22 @@ def _read_pcapng(buf: _Buffer, name: str) -> Iterator[Record | SecretsBlock | Re
             sections += 1
             interfaces = []
         block_len = struct.unpack_from(endian + "I", buf.buf, buf.pos + 4)[0]
-        if block_len < 12 or block_len % 4 or block_len > MAX_RECORD:
-            if sections == 0:
-                raise CaptureError(f"{name}: pcapng section header with bad length {block_len}")
-            yield ReadProblem(f"{name}: block at offset {start} (after packet {number}) has "
-                              f"length {block_len}: expected a multiple of 4, at least 12; "
-                              "the file is corrupt from here on", start, number + 1, fatal=True)
+        fault = block_length_fault(block_type, block_len)
+        if fault is not None:
+            message = (f"{name}: {block_name(block_type)} at offset {start}"
+                       f"{f' (after packet {number})' if number else ''}: {fault}")
+            if not number:
+                raise CaptureError(f"{message}; no packet could be read")
+            yield ReadProblem(f"{message}; the file is corrupt from here on", start,
+                              number + 1, fatal=True)
             return
         if not buf.ensure(block_len):
-            yield ReadProblem(f"{name}: file ends inside a {block_len}-byte block at offset "
-                              f"{start} (after packet {number})", start, number + 1)
+            message = (f"{name}: file ends inside a {block_len}-byte "
+                       f"{block_name(block_type)} at offset {start}")
+            if not number and block_type != BLOCK_DSB:
+                raise CaptureError(f"{message} ({buf.available()} bytes present); no packet "
+                                   "could be read")
+            yield ReadProblem(f"{message} (after packet {number})", start, number + 1)
             return
         body = buf.buf[buf.pos + 8:buf.pos + block_len - 4]
         trailer = struct.unpack_from(endian + "I", buf.buf, buf.pos + block_len - 4)[0]

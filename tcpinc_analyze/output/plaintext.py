@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from ..analysis.connection import Connection
 from ..analysis.report import ConnectionReport
+from .safe_files import PrivateOutputDir
 
 OPEN_FILES_MAX = 64
 DIRECTION_STYLE = {"ab": "cyan", "ba": "magenta"}
@@ -24,11 +26,17 @@ def file_name(conn_id: int, direction: str) -> str:
 
 
 class DirectoryWriter:
-    """Streams plaintext into one file per connection and direction (bounded open files)."""
+    """Streams plaintext into one file per connection and direction (bounded open files).
 
-    def __init__(self, directory: Path) -> None:
+    The files are written 0600 into a private temporary folder and moved into the output
+    folder by :meth:`commit` (see :class:`PrivateOutputDir`): a symlink planted in the
+    output folder is replaced, never written through.
+    """
+
+    def __init__(self, directory: Path, *, force: bool = False,
+                 inputs: Sequence[str] = ()) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self.out = PrivateOutputDir(directory, force=force, inputs=inputs)
         self.handles: OrderedDict[str, BinaryIO] = OrderedDict()
         self.started: set[str] = set()
 
@@ -38,9 +46,8 @@ class DirectoryWriter:
         name = file_name(conn.id, direction)
         handle = self.handles.get(name)
         if handle is None:
-            mode = "ab" if name in self.started else "wb"
+            handle = self.out.open(name, append=name in self.started)
             self.started.add(name)
-            handle = open(self.directory / name, mode)  # noqa: SIM115 - LRU-managed
             self.handles[name] = handle
             if len(self.handles) > OPEN_FILES_MAX:
                 _, old = self.handles.popitem(last=False)
@@ -77,9 +84,21 @@ class DirectoryWriter:
                     "frames_lost": d.get("lost", 0),
                     "session_id": tc.get("session_id"), "keys_from": tc.get("keys_from"),
                 })
-        index = self.directory / "index.json"
-        index.write_text(json.dumps({"capture": capture, "files": entries}, indent=1) + "\n")
-        return index
+                if r.extra.get("secrets"):  # only with --show-secrets
+                    entries[-1]["secrets"] = r.extra["secrets"]
+        self.close()
+        return self.out.write("index.json", (json.dumps(
+            {"capture": capture, "files": entries}, indent=1) + "\n").encode())
+
+    def commit(self) -> None:
+        """Move every file into the output folder."""
+        self.close()
+        self.out.commit()
+
+    def abort(self) -> None:
+        """Remove everything written (the output folder is left as it was)."""
+        self.close()
+        self.out.abort()
 
 
 class FollowCollector:

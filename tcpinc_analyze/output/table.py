@@ -14,6 +14,7 @@ from ..analysis.engine import CaptureSummary
 from ..analysis.report import ConnectionReport
 from ..fieldspec import value_name
 from ..findings import Severity
+from .secrets_view import secret_lines
 
 STATUS_STYLE = {"negotiated": "bold green", "fallback": "bold yellow", "absent": "dim",
                 "unknown": "magenta"}
@@ -158,6 +159,8 @@ def details_tree(r: ConnectionReport) -> Tree:
                 node.add(f"tcpcrypt.{key} = {_fmt(tc[key])}")
         if tc.get("session_id"):
             node.add(f"tcpeno.session_id = {tc['session_id']}")
+        for label, value in secret_lines(r):  # only with --show-secrets
+            node.add(Text(f"{label} = {value}"))
         frames = r.extra.get("frame_list")
         if frames:
             flist = node.add(f"frames ({len(frames)})")

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..output.safe_files import write_file
 from .pairs import write_pairs
 from .sample import generate
 from .scenarios import SCENARIOS
@@ -80,7 +81,7 @@ def write_catalog(directory: Path) -> list[str]:
         sample = generate(scenario)
         capture = f"{scenario.name}.{scenario.extension}"
         (directory / capture).write_bytes(sample.capture)
-        (directory / f"{scenario.name}.keys").write_text(sample.keylog)
+        write_file(directory / f"{scenario.name}.keys", sample.keylog)  # 0600: secrets
         (directory / f"{scenario.name}.expected.json").write_text(sample.expected_json())
         entries.append({
             "name": scenario.name,

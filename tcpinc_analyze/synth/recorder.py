@@ -777,12 +777,15 @@ def record(scenario: str, output: Path, keylog: Path, *, expected_path: Path | N
     if problems:
         raise RecorderError(f"cannot delete namespaces: {'; '.join(problems)}")
     capture, keylog_text, expected, line = out
+    from ..output.safe_files import PUBLIC, OutputError, write_file
+
     try:
-        output.write_bytes(capture)
-        keylog.write_text(keylog_text)
+        write_file(output, capture, mode=PUBLIC)
+        write_file(keylog, keylog_text)  # 0600: it holds secrets
         if expected_path is not None:
-            expected_path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:
+            write_file(expected_path, json.dumps(expected, indent=1, sort_keys=True) + "\n",
+                       mode=PUBLIC)
+    except OutputError as exc:
         raise RecorderError(f"cannot write output: {exc}") from exc
     return line
 

@@ -18,13 +18,12 @@ message, whose offset is therefore 0).
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..eno import GlobalSuboption, TepSuboption, encode_option
+from ..output.safe_files import write_file
 from ..tcpcrypt.endpoint import EndpointA, EndpointB, resumption
 from ..tcpcrypt.frames import TrafficCipher
 from ..tcpcrypt.keyschedule import KeyChain, SessionKeys, shared_secret
@@ -203,15 +202,6 @@ def vectors_json() -> str:
 
 
 def write_vectors(path: Path) -> None:
-    """Write the vectors through a temporary file in the same folder, renamed when
-    complete; 0600 like every file holding private keys, though these are published."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(vectors_json())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the vectors atomically, 0600 like every file holding private keys (though
+    these are published)."""
+    write_file(path, vectors_json())

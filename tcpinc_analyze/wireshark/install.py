@@ -31,9 +31,13 @@ print("TCPINC_PROBE luaossl=" .. tostring(ok1 and ok2 and ok3) .. " lua=" .. ver
 """
 
 
+PACKAGED_LUA = Path(__file__).resolve().parents[1] / "lua" / PLUGIN_NAME
+"""The dissector installed as package data (a wheel, ``pip install .``, pipx)."""
+
+
 def plugin_source() -> Path:
-    """The dissector shipped with this checkout."""
-    return LUA_PATH
+    """The dissector shipped with this checkout, else the installed package data."""
+    return LUA_PATH if LUA_PATH.is_file() else PACKAGED_LUA
 
 
 def find_tshark() -> str | None:
