@@ -44,12 +44,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
         Console().print(table)
         return EXIT_OK
     if args.vectors:
+        from .output.safe_files import OutputError
         from .synth.vectors import build_vectors, write_vectors
 
         try:
             write_vectors(Path(args.vectors))
-        except OSError as exc:
-            _err(f"cannot write {args.vectors}: {exc.strerror or exc}")
+        except OutputError as exc:
+            _err(str(exc))
             return EXIT_USAGE
         count = len(build_vectors()["vectors"])
         Console(stderr=True).print(f"wrote {count} RFC 8548 test vectors to {args.vectors}")

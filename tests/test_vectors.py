@@ -259,3 +259,11 @@ def test_resumed_session_recomputes_from_the_chain(v: dict) -> None:
     key_len = AEAD[v["aead"]][0] + NONCE_LEN
     assert h(r["k_ab0"]) == cprf(mk0, bytes([CONST_KEY_A]), key_len)
     assert h(r["k_ba0"]) == cprf(mk0, bytes([CONST_KEY_B]), key_len)
+
+
+def test_an_unwritable_path_is_one_error_line(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "tcpinc_analyze.cli", "synth", "--vectors",
+                          str(tmp_path / "missing" / "v.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error:") and "Traceback" not in run.stderr
