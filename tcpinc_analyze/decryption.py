@@ -69,6 +69,10 @@ KEYS_MASTER = "master_key"
 KEYS_TRAFFIC = "traffic_keys"
 
 
+CHAIN_KEYLOG_MAX = 20_000
+"""Key-log ss[0] entries whose resumption chains are built for resumed connections."""
+
+
 @dataclass
 class ChainEntry:
     """A session secret ss[i] reachable by its resumption identifier resume[i]."""
@@ -135,6 +139,8 @@ class DecryptionContext:
     chain: dict[bytes, ChainEntry] = field(default_factory=dict)
     """resume[i] -> ss[i], from connections decrypted so far and from the key log."""
     keylog_chained: bool = False
+    chain_skipped: int = 0
+    """Key-log session secrets left out of the resumption chain (over CHAIN_KEYLOG_MAX)."""
     frame_map: Callable[[Connection, str, int, int, int], None] | None = None
     """Called after every frame: (connection, direction, stream offset just past the
     frame, plaintext offset just past its data, the frame's stream offset); lets
@@ -160,13 +166,22 @@ class DecryptionContext:
 
     def chain_lookup(self, ident: bytes) -> ChainEntry | None:
         """resume[i] -> ss[i]; chains of the key log's ss[0] entries are built on first
-        need, so captures without resumption never pay for them."""
+        need, so captures without resumption never pay for them. At most
+        ``CHAIN_KEYLOG_MAX`` session secrets are chained (each costs ``resume_depth``
+        HKDF steps and as many index entries): a huge key log must not cost minutes and
+        gigabytes for one resumed connection; ``chain_skipped`` says how many were not."""
         entry = self.chain.get(ident)
         if entry is None and not self.keylog_chained:
             self.keylog_chained = True
+            chained = 0
             for n_a, ss0 in self.keylog.session_secrets.items():
-                if len(n_a) == 32:
-                    self.add_chain(ss0, 0, None, None)
+                if len(n_a) != 32:
+                    continue
+                if chained == CHAIN_KEYLOG_MAX:
+                    self.chain_skipped += 1
+                    continue
+                self.add_chain(ss0, 0, None, None)
+                chained += 1
             entry = self.chain.get(ident)
         return entry
 
@@ -650,8 +665,12 @@ def _finalize(conn: Connection, ctx: DecryptionContext) -> None:
         conn.data["keys_from"] = None
         if len(ctx.keylog) and any(p is not None and (p.init is not None or p.frames)
                                    for p in conn.tcpcrypt.values()):
+            skipped = (f" (a resumed session's chain was searched from the first "
+                       f"{CHAIN_KEYLOG_MAX} session secrets of the key log only; "
+                       f"{ctx.chain_skipped} were left out)"
+                       if ctx.chain_skipped and resume_view(conn) is not None else "")
             conn.findings.append(Finding(Severity.NOTE, "tcpcrypt-no-keys",
-                                         "no key-log entry matches this connection"))
+                                         f"no key-log entry matches this connection{skipped}"))
         return
     decrypted = {}
     total_ok = total_failed = 0

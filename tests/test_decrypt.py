@@ -268,3 +268,21 @@ def test_resumption_chain_depth_is_bounded() -> None:
     assert ctx.chain_lookup(resumption(ss0, 2, b"", b"").resume) is None
     deep = DecryptionContext(log, resume_depth=2)
     assert deep.chain_lookup(resumption(ss0, 2, b"", b"").resume).index == 2
+
+
+def test_key_log_chaining_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only CHAIN_KEYLOG_MAX key-log session secrets are chained for resumed connections
+    (a huge key log must not cost minutes for one resumed connection); the rest are
+    counted, and the connection's no-keys note says the search was cut."""
+    import tcpinc_analyze.decryption as decryption
+    from tcpinc_analyze.tcpcrypt.endpoint import resumption
+
+    log = load_keylogs([str(SAMPLES / "resumption.keys")], use_env=False).log
+    ss0 = next(iter(log.session_secrets.values()))
+    monkeypatch.setattr(decryption, "CHAIN_KEYLOG_MAX", 0)
+    ctx = DecryptionContext(log, resume_depth=2)
+    assert ctx.chain_lookup(resumption(ss0, 2, b"", b"").resume) is None
+    assert ctx.chain_skipped == sum(len(k) == 32 for k in log.session_secrets)
+    monkeypatch.setattr(decryption, "CHAIN_KEYLOG_MAX", 1)
+    ctx = DecryptionContext(log, resume_depth=2)
+    assert ctx.chain_lookup(resumption(ss0, 2, b"", b"").resume) is not None
