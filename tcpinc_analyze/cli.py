@@ -118,7 +118,8 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     from .decryption import DecryptionContext
     from .keylog import KeyLogError, load_keylogs
 
-    if args.capture == "-" and "-" in (args.keylog or []):
+    captures = [getattr(args, name, None) for name in ("capture", "first", "second")]
+    if "-" in captures and "-" in (args.keylog or []):
         raise KeyLogError("--keylog - and the capture - cannot both be standard input")
     loaded = load_keylogs(args.keylog or [], any_file=getattr(args, "keylog_any_file", False))
     err = Console(stderr=True, highlight=False, soft_wrap=True)
