@@ -27,6 +27,11 @@ CLOSED_LINGER_NS = 30 * 1_000_000_000
 IDLE_TIMEOUT_NS = 600 * 1_000_000_000
 """Capture time after which a silent open connection is finalised."""
 SWEEP_EVERY = 4096
+LIVE_SWEEP_NS = 1_000_000_000
+"""Reading a live stream, the table is also swept once per second of capture time, so
+a closed connection's record comes out while the capture goes on (not every 4096
+packets, which a quiet link may take hours to send)."""
+NEVER = 1 << 127
 MAX_CAPTURE_FINDINGS_PER_KIND = 20
 
 
@@ -86,6 +91,9 @@ class Analyzer:
         self.unknown_links: set[tuple[int, int]] = set()
         self.resumes = ResumeRegistry()
         self.now = 0
+        self.live = False
+        """Set for a pipe or standard input: sweep by capture time too (LIVE_SWEEP_NS)."""
+        self.next_sweep_ns = NEVER
 
     # ------------------------------------------------------------------ input
     def feed_all(self, items: Iterable[Record | SecretsBlock | ReadProblem]) -> None:
@@ -135,7 +143,7 @@ class Analyzer:
                                   data[34 + hlen:end], 0)
                     s.tcp_packets += 1
                     self.segment(seg, rec)
-                    if s.tcp_packets % SWEEP_EVERY == 0:
+                    if s.tcp_packets % SWEEP_EVERY == 0 or ts >= self.next_sweep_ns:
                         self.sweep()
                     return
         s.linktypes.add(rec.linktype)
@@ -173,7 +181,7 @@ class Analyzer:
             return
         s.tcp_packets += 1
         self.segment(seg, rec)
-        if s.tcp_packets % SWEEP_EVERY == 0:
+        if s.tcp_packets % SWEEP_EVERY == 0 or ts >= self.next_sweep_ns:
             self.sweep()
 
     # ------------------------------------------------------------------ flow table
@@ -203,6 +211,7 @@ class Analyzer:
     def sweep(self) -> None:
         """Finalise connections that closed a while ago or went silent."""
         now = self.now
+        self.next_sweep_ns = now + LIVE_SWEEP_NS if self.live else NEVER
         for conn in list({id(c): c for c in self.table.values()}.values()):
             if (conn.closed_ts is not None and now - conn.closed_ts > CLOSED_LINGER_NS) or (
                     now - conn.last_ts > IDLE_TIMEOUT_NS):
