@@ -16,6 +16,7 @@ from ..capture.decode import DecodeProblem, IpDecoder, Segment, link_ip_offset
 from ..capture.reader import ReadProblem, Record, SecretsBlock
 from ..findings import Finding, Severity
 from ..tcp.reassembly import DirectionStream
+from ..words import plural
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
 from .report import ConnectionReport, build_report
 from .resume_registry import ResumeRegistry
@@ -59,10 +60,6 @@ class CaptureSummary:
         self._counts[finding.code] = n
         if n <= MAX_CAPTURE_FINDINGS_PER_KIND:
             self.findings.append(finding)
-        elif n == MAX_CAPTURE_FINDINGS_PER_KIND + 1:
-            self.findings.append(Finding(Severity.NOTE, finding.code,
-                                         f"further '{finding.code}' findings are counted, not "
-                                         "listed", None, finding.packet))
 
     @property
     def suppressed(self) -> dict[str, int]:
@@ -219,10 +216,34 @@ class Analyzer:
 
     def finish(self) -> None:
         """End of capture: finalise everything still open, in id order."""
+        self._fragment_report()
+        self._capped_report()
         for conn in sorted({id(c): c for c in self.table.values()}.values(),
                            key=lambda c: c.id):
             self._retire(conn)
         self.table.clear()
+
+    def _fragment_report(self) -> None:
+        """Fragment trains that never completed, once for the whole capture: how many
+        and where the first began (their TCP segments are missing from the analysis)."""
+        counts, first = self.ip.incomplete_trains()
+        total = sum(counts.values())
+        if not total:
+            return
+        kinds = " and ".join(f"{n} IPv{v}" for v, n in sorted(counts.items()) if n)
+        self.summary.add(Finding(
+            Severity.WARNING, "ip-fragments-incomplete",
+            f"{kinds} fragment {'train' if total == 1 else 'trains'} never completed "
+            f"(the first began at packet {first}): the TCP segments they carried are "
+            "missing from the analysis", None, first))
+
+    def _capped_report(self) -> None:
+        """Say how many capture-level findings of each flooded kind were not listed."""
+        for code, count in self.summary.suppressed.items():
+            self.summary.findings.append(Finding(
+                Severity.NOTE, "findings-capped",
+                f"{plural(count, 'more ' + repr(code) + ' finding')} after the first "
+                f"{MAX_CAPTURE_FINDINGS_PER_KIND}: counted, not listed"))
 
     # ------------------------------------------------------------------ per segment
     def segment(self, seg: Segment, rec: Record) -> None:
