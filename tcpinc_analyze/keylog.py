@@ -31,6 +31,7 @@ from .wire import (
     RESUME_LEN,
     TCPCRYPT_TEPS,
 )
+from .words import plural
 
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 _LINE_BREAK = re.compile(r"\r\n|[\r\n]")
@@ -230,5 +231,6 @@ def load_keylogs(specs: Iterable[str], *, use_env: bool = True) -> LoadedKeyLogs
             files.append(str(path))
     warnings += log.malformed
     if log.unknown_labels:
-        warnings.append(f"{log.unknown_labels} key-log line(s) with unknown labels skipped")
+        warnings.append(f"{plural(log.unknown_labels, 'key-log line')} with unknown labels "
+                        "skipped")
     return LoadedKeyLogs(log, files, warnings)
