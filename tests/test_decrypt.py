@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from expected_check import assert_findings_exact
 
 from tcpinc_analyze.analysis.run import analyze_file
 from tcpinc_analyze.cli import main
@@ -52,11 +54,15 @@ def test_sample_decrypts_as_expected(entry: dict) -> None:
             ge, ee = gt["decrypted"][d], et["decrypted"][d]
             assert (ge["ok"], ge["failed"], ge["sha256"]) == (ee["ok"], ee["failed"],
                                                              ee["sha256"]), f"{where} {d}"
-            assert ge["lost"] <= ee["lost"], where  # frames wholly inside a gap are unseen
-            assert bool(ge["lost"]) == bool(ee["lost"]), where
-        codes = {f["code"] for f in g["findings"]}
-        for f in e["findings"]:
-            assert f["code"] in codes, f"{where}: {f['code']} missing"
+            assert (ge["lost"], ge["undecryptable"]) == (ee["lost"], ee["undecryptable"]), \
+                f"{where} {d}"
+        for d in ("ab", "ba"):
+            assert (gt["frames"][d], gt["rekeys"][d]) == (et["frames"][d], et["rekeys"][d]), \
+                f"{where} {d}: frames and rekeys with keys"
+        assert_findings_exact(where, e["findings"], g["findings"])
+        want = Counter(f["code"] for f in e["findings"] if f.get("conformance"))
+        got_rules = Counter(x["code"] for x in g["findings"] if x.get("rfc"))
+        assert got_rules == want, f"{where}: conformance findings"
 
 
 def test_gap_sample_resynchronises_by_authentication() -> None:
