@@ -79,10 +79,13 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
         if progress is None:
             analyzer.feed_all(items)
         else:
+            # bytes read from the file itself: right for a gzip-compressed capture too,
+            # whose records' offsets count decompressed bytes
+            where = stream.tell if stream.seekable() else None
             for n, item in enumerate(items):
                 analyzer.feed(item)
                 if n & 0x3FF == 0:
-                    progress(getattr(item, "offset", 0))
+                    progress(where() if where is not None else getattr(item, "offset", 0))
             analyzer.finish()
     finally:
         if path != "-":
