@@ -64,11 +64,20 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+class _DataConsole(Console):
+    """stdout: a reader that goes away (``| head``) ends the command like any other broken
+    pipe (rich would exit 1, which here means "verification failed")."""
+
+    def on_broken_pipe(self) -> None:
+        """Raise BrokenPipeError for main() to end quietly."""
+        raise BrokenPipeError
+
+
 def stdout_console(min_width: int = 180) -> Console:
     """The command's data. Not a terminal (a file, a pipe): wide enough for the table."""
-    out = Console(highlight=False, markup=False)
+    out = _DataConsole(highlight=False, markup=False)
     if not out.is_terminal:
-        out = Console(highlight=False, markup=False, width=max(out.width, min_width))
+        out = _DataConsole(highlight=False, markup=False, width=max(out.width, min_width))
     return out
 
 
@@ -483,7 +492,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = _run(args)
     if result is None:
         return EXIT_USAGE
-    out = Console(highlight=False, soft_wrap=True, markup=False)
+    out = _DataConsole(highlight=False, soft_wrap=True, markup=False)
     bad = 0
     checked = 0
     for r in result.reports:

@@ -111,6 +111,10 @@ def test_every_argument_has_help_in_one_metavar_style(command: str) -> None:
             continue  # shown as {a,b,c}
         assert metavar and re.fullmatch(r"[A-Z][A-Z0-9_]*", metavar), (command, name, metavar)
         assert action.metavar is not None, f"{command}: {name} relies on argparse's default"
+        if action.dest == "capture":
+            assert metavar == "CAPTURE", (command, metavar)
+        if "--keylog" in action.option_strings and command not in ("synth", "record"):
+            assert metavar == "KEYLOG", (command, metavar)  # a key log to read
 
 
 @pytest.mark.parametrize("command", sorted(PARSERS), ids=lambda c: c or "top")

@@ -297,3 +297,17 @@ def test_messages_go_to_stderr_and_data_to_stdout(tmp_path: Path) -> None:
     extract = subprocess.run([*CLI, "extract-secrets", str(SAMPLES / "x25519-chacha20.pcap")],
                              capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
     assert extract.stdout == "" and "no key log embedded" in extract.stderr
+
+
+@pytest.mark.parametrize("args", [["--details"], ["--format", "jsonl"], ["--format", "json"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(args: list[str]) -> None:
+    """``analyze X | head``: no traceback, no "Exception ignored", and not exit 1 (which
+    means a verification failed)."""
+    proc = subprocess.Popen([*CLI, "analyze", str(SAMPLES / "busy-mix.pcap"), *args],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(120) == 0
+    assert b"Traceback" not in err and b"Exception ignored" not in err
