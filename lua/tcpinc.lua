@@ -1127,7 +1127,7 @@ E["eno-dropped-on-retransmission"] = ProtoExpert.new("tcpeno.expert.eno_dropped_
 EXPERT_DEFS["eno-syn-data"] = { protocol = "tcpeno", group = "protocol", severity = "error" }
 E["eno-syn-data"] = ProtoExpert.new("tcpeno.expert.eno_syn_data", "SYN data with ENO that the SYN TEP does not define (RFC 8547 §4.7)", xgroup("PROTOCOL"), expert.severity.ERROR)
 EXPERT_DEFS["eno-downgrade"] = { protocol = "tcpeno", group = "security", severity = "warn" }
-E["eno-downgrade"] = ProtoExpert.new("tcpeno.expert.eno_downgrade", "ENO offered, SYN-ACK without it: peer without ENO or ENO stripped on the path", xgroup("SECURITY"), expert.severity.WARN)
+E["eno-downgrade"] = ProtoExpert.new("tcpeno.expert.eno_downgrade", "ENO offered, SYN-ACK without it: peer without ENO or ENO stripped on the path (RFC 8547 §6, §9)", xgroup("SECURITY"), expert.severity.WARN)
 EXPERT_DEFS["eno-experimental"] = { protocol = "tcpeno", group = "deprecated", severity = "note" }
 E["eno-experimental"] = ProtoExpert.new("tcpeno.expert.eno_experimental", "ENO in the pre-RFC experimental encoding (kind 253/254, ExID 0x454E)", xgroup("DEPRECATED"), expert.severity.NOTE)
 EXPERT_DEFS["eno-fallback"] = { protocol = "tcpeno", group = "protocol", severity = "note" }
@@ -1244,6 +1244,10 @@ EXPERT_DEFS["capture-damaged"] = { protocol = "tcpcrypt", group = "malformed", s
 E["capture-damaged"] = ProtoExpert.new("tcpcrypt.expert.capture_damaged", "Capture file damaged at this record", xgroup("MALFORMED"), expert.severity.ERROR)
 EXPERT_DEFS["packet-malformed"] = { protocol = "tcpcrypt", group = "malformed", severity = "warn" }
 E["packet-malformed"] = ProtoExpert.new("tcpcrypt.expert.packet_malformed", "Malformed link, IP or TCP header", xgroup("MALFORMED"), expert.severity.WARN)
+EXPERT_DEFS["ip-fragments-incomplete"] = { protocol = "tcpcrypt", group = "reassemble", severity = "warn" }
+E["ip-fragments-incomplete"] = ProtoExpert.new("tcpcrypt.expert.ip_fragments_incomplete", "IP fragment trains never completed: their TCP segments are missing", xgroup("REASSEMBLE"), expert.severity.WARN)
+EXPERT_DEFS["findings-capped"] = { protocol = "tcpcrypt", group = "comment", severity = "note" }
+E["findings-capped"] = ProtoExpert.new("tcpcrypt.expert.findings_capped", "Further findings of one code are counted, not listed", xgroup("COMMENT"), expert.severity.NOTE)
 EXPERT_DEFS["unsupported-linktype"] = { protocol = "tcpcrypt", group = "undecoded", severity = "warn" }
 E["unsupported-linktype"] = ProtoExpert.new("tcpcrypt.expert.unsupported_linktype", "Link type not supported: packets skipped", xgroup("UNDECODED"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", severity = "warn" }
@@ -1326,6 +1330,8 @@ P.tcpcrypt.experts = {
     E["keys-need-handshake"],
     E["capture-damaged"],
     E["packet-malformed"],
+    E["ip-fragments-incomplete"],
+    E["findings-capped"],
     E["unsupported-linktype"],
     E["tcpcrypt-lua-error"],
 }

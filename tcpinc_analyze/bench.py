@@ -10,8 +10,12 @@ run, never absolute times (and never in a unit test):
 - a key log of a million lines (``--keylog-lines``) adds less than 100 MB of peak RSS to
   an analysis of a small capture, and the analysis still decrypts.
 
+A second case, ``--pipe-record MB``, times one record of MB megabytes read from a pipe
+against the same file read from disk (goal: the pipe at most 3x slower; a reader that
+re-copies its buffer per pipe read is quadratic and takes minutes).
+
 Usage: ``python -m tcpinc_analyze.bench [--size MB] [--dir DIR] [--keep]
-[--keylog-lines N]``
+[--keylog-lines N]``, ``python -m tcpinc_analyze.bench --pipe-record 255``
 """
 
 from __future__ import annotations
@@ -129,6 +133,51 @@ def keylog_case(workdir: Path, lines: int) -> tuple[tuple[float, float], tuple[f
     return _rss_of([*cli, str(small)]), _rss_of([*cli, str(big)])
 
 
+PIPE_FEEDER = """
+import sys
+with open(sys.argv[1], 'rb') as f:
+    while chunk := f.read(65536):
+        sys.stdout.buffer.write(chunk)
+"""
+
+
+def _timed_shell(cmd: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def pipe_record(workdir: Path, size_mb: int) -> int:
+    """One record of ``size_mb`` MB: analyze it from the file, then through a pipe fed in
+    64 KiB writes, and print the ratio (goal <= 3)."""
+    import shlex
+
+    capture = workdir / f"record-{size_mb}mb.pcap"
+    size = size_mb * 1024 * 1024
+    with open(capture, "wb") as out:
+        out.write(bytes.fromhex("d4c3b2a1020004000000000000000000") + (0).to_bytes(4, "little")
+                  + (1).to_bytes(4, "little"))  # snaplen 0: no limit below MAX_RECORD
+        out.write((1).to_bytes(4, "little") * 2 + size.to_bytes(4, "little") * 2)
+        block = bytes(1 << 20)
+        for _ in range(size_mb):
+            out.write(block)
+    cli = f"{shlex.quote(sys.executable)} -m tcpinc_analyze.cli analyze"
+    path = shlex.quote(str(capture))
+    from_file = _timed_shell(f"{cli} {path} --format jsonl")
+    feeder = f"{shlex.quote(sys.executable)} -c {shlex.quote(PIPE_FEEDER)} {path}"
+    from_pipe = _timed_shell(f"{feeder} | {cli} - --format jsonl")
+    fifo = workdir / "record.fifo"
+    os.mkfifo(fifo)
+    from_fifo = _timed_shell(f"{feeder} > {shlex.quote(str(fifo))} & "
+                             f"{cli} {shlex.quote(str(fifo))} --format jsonl; wait")
+    fifo.unlink()
+    print(f"one {size_mb} MB record: file {from_file:.2f} s, standard input (a pipe) "
+          f"{from_pipe:.2f} s, a named pipe {from_fifo:.2f} s; worst pipe / file = "
+          f"{max(from_pipe, from_fifo) / from_file:.2f}  [<= 3]")
+    capture.unlink()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build (or reuse) the capture, time every contender, print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -138,9 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tshark", action="store_true", help="skip the tshark baseline")
     parser.add_argument("--keylog-lines", type=int, default=1_000_000, metavar="N",
                         help="lines of the long key log case (1,000,000; 0 skips it)")
+    parser.add_argument("--pipe-record", type=int, metavar="MB",
+                        help="only time one MB-megabyte record read from a pipe vs a file")
     args = parser.parse_args(argv)
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tcpinc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.pipe_record:
+        try:
+            return pipe_record(workdir, args.pipe_record)
+        finally:
+            if not args.dir:
+                shutil.rmtree(workdir)
     capture = workdir / f"bench-{args.size}mb.pcap"
     keylog = workdir / f"bench-{args.size}mb.keys"
     if not capture.exists() or not keylog.exists():

@@ -7,7 +7,9 @@ every behaviour is testable without a terminal.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,16 +17,81 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import __version__
 from .wire import RESUME_SEARCH_DEPTH
+from .words import plural
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOTHING = 3
+
+_EXIT_LINES = {
+    EXIT_OK: "0  done{ok}",
+    EXIT_FAILED: "1  {failed}",
+    EXIT_USAGE: "2  usage error or unusable input: a bad option, an unreadable or damaged "
+                "file, not a capture, an unreadable key log",
+    EXIT_NOTHING: "3  nothing to output: {nothing}",
+}
+
+
+def exit_help(ok: str = "", failed: str | None = None, nothing: str | None = None, *,
+              refused: str | None = None) -> str:
+    """The exit-status section of a command's --help (only the codes it uses): 1 is
+    "verification failed: <failed>", or for commands that verify nothing, ``refused``."""
+    lines = ["exit status:", "  " + _EXIT_LINES[EXIT_OK].format(ok=ok)]
+    if failed:
+        lines.append("  " + _EXIT_LINES[EXIT_FAILED].format(
+            failed=f"verification failed: {failed}"))
+    elif refused:
+        lines.append("  " + _EXIT_LINES[EXIT_FAILED].format(failed=refused))
+    lines.append("  " + _EXIT_LINES[EXIT_USAGE])
+    if nothing:
+        lines.append("  " + _EXIT_LINES[EXIT_NOTHING].format(nothing=nothing))
+    return "\n".join(textwrap.fill(line, 79, subsequent_indent=" " * 5) for line in lines)
+
+
+EXIT_HELP_ALL = exit_help(
+    failed="a frame fails authentication (verify; decrypt and --follow when the keys "
+    "authenticate nothing), a rule is violated (conformance)",
+    nothing="no tcpcrypt connection or no key for any (decrypt), no decrypted data for "
+    "the followed connection (--follow), no key log embedded (extract-secrets)")
+
+
+def stderr_console() -> Console:
+    """Messages, warnings and errors: stderr, never markup (file names and addresses may
+    hold brackets), never wrapped mid-message."""
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class _DataConsole(Console):
+    """stdout: a reader that goes away (``| head``) ends the command like any other broken
+    pipe (rich would exit 1, which here means "verification failed")."""
+
+    def on_broken_pipe(self) -> None:
+        """Raise BrokenPipeError for main() to end quietly."""
+        raise BrokenPipeError
+
+
+def stdout_console(min_width: int = 180) -> Console:
+    """The command's data. Not a terminal (a file, a pipe): wide enough for the table."""
+    out = _DataConsole(highlight=False, markup=False)
+    if not out.is_terminal:
+        out = _DataConsole(highlight=False, markup=False, width=max(out.width, min_width))
+    return out
 
 
 def _err(message: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        Text.assemble(("error: ", "bold red"), message))
+    stderr_console().print(Text.assemble(("error: ", "bold red"), message))
+
+
+def _warn(message: str) -> None:
+    stderr_console().print(Text.assemble(("warning: ", "yellow"), message))
+
+
+def _say(message: str) -> None:
+    """A progress or outcome message (stderr: stdout carries only data)."""
+    stderr_console().print(Text(message))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -41,7 +108,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         table.add_column("what it shows")
         for sc in SCENARIOS.values():
             table.add_row(sc.name, str(sc.seed), sc.capture.format, sc.summary)
-        Console().print(table)
+        stdout_console(120).print(table)
         return EXIT_OK
     if args.vectors:
         from .output.safe_files import OutputError
@@ -53,21 +120,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
             _err(str(exc))
             return EXIT_USAGE
         count = len(build_vectors()["vectors"])
-        Console(stderr=True).print(f"wrote {count} RFC 8548 test vectors to {args.vectors}")
+        _say(f"wrote {plural(count, 'RFC 8548 test vector')} to {args.vectors}")
         return EXIT_OK
     if args.catalog:
         written = write_catalog(Path(args.catalog))
-        Console(stderr=True).print(f"wrote {len(written)} synthetic samples to {args.catalog}")
+        _say(f"wrote {plural(len(written), 'synthetic sample')} to {args.catalog}")
         return EXIT_OK
-    if not args.scenario:
-        _err("name a scenario (see 'tcpinc-analyze synth --list') or use --catalog DIR")
-        return EXIT_USAGE
     scenario = SCENARIOS.get(args.scenario)
     if scenario is None:
         _err(f"unknown scenario {args.scenario!r}; 'tcpinc-analyze synth --list' lists them")
-        return EXIT_USAGE
-    if not args.output:
-        _err("-o/--output FILE is required")
         return EXIT_USAGE
     from .output.safe_files import PUBLIC, OutputError, write_file
 
@@ -81,31 +142,57 @@ def cmd_synth(args: argparse.Namespace) -> int:
     except OutputError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    Console(stderr=True).print(
-        f"{scenario.name} (seed {sample.expected['seed']}): "
-        f"{sample.expected['capture']['packets']} packets, "
-        f"{len(sample.expected['connections'])} connection(s) -> {args.output}")
+    _say(f"{scenario.name} (seed {sample.expected['seed']}): "
+         f"{plural(sample.expected['capture']['packets'], 'packet')}, "
+         f"{plural(len(sample.expected['connections']), 'connection')} -> {args.output}")
     return EXIT_OK
 
 
-def _progress_for(path: str, enabled: bool | None):  # noqa: ANN202 - context + callback
-    """A rich progress bar on stderr for large files (or when asked), else None."""
+def _check_synth(args: argparse.Namespace) -> str | None:
+    modes = [m for m, on in (("--list", args.list), ("--catalog", args.catalog),
+                             ("--vectors", args.vectors), ("a scenario", args.scenario)) if on]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)} cannot be combined: choose one"
+    if not modes:
+        return ("name a scenario (see 'tcpinc-analyze synth --list') or use --catalog DIR "
+                "or --vectors FILE")
+    if args.scenario is None:
+        given = [o for o, v in (("-o", args.output), ("--keylog", args.keylog),
+                                ("--expected", args.expected), ("--seed", args.seed)) if v]
+        if given:
+            return f"{', '.join(given)} only apply to a named scenario"
+    elif not args.output:
+        return "a scenario needs -o/--output FILE"
+    return None
+
+
+PROGRESS_MIN_SIZE = 20 * 1024 * 1024
+
+
+def _progress_for(path: str, enabled: bool | None, *, streaming: bool = False):  # noqa: ANN202
+    """A progress bar on stderr, only when stderr is a terminal: for files over 20 MB,
+    or any file with --progress; never with --no-progress, for standard input, or while
+    lines stream to a terminal (they show the progress themselves). Returns (context,
+    callback) or (None, None).
+
+    The bar never takes stdout over (rich's default redirects it through the bar's
+    console, which sent a command's data to the terminal instead of its file)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    if path == "-":
+    if path == "-" or enabled is False or not sys.stderr.isatty():
+        return None, None
+    if streaming and sys.stdout.isatty():
         return None, None
     try:
         size = Path(path).stat().st_size
     except OSError:
         return None, None
-    console = Console(stderr=True)
-    if enabled is None:
-        enabled = console.is_terminal and size > 20 * 1024 * 1024
-    if not enabled:
+    if enabled is None and size <= PROGRESS_MIN_SIZE:
         return None, None
+    console = Console(stderr=True, force_terminal=True)
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), console=console,
-                        transient=True)
+                        transient=True, redirect_stdout=False, redirect_stderr=False)
     task = progress.add_task(Path(path).name, total=size)
     return progress, lambda offset: progress.update(task, completed=offset)
 
@@ -122,16 +209,17 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
     if "-" in captures and "-" in (args.keylog or []):
         raise KeyLogError("--keylog - and the capture - cannot both be standard input")
     loaded = load_keylogs(args.keylog or [], any_file=getattr(args, "keylog_any_file", False))
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
-        err.print(Text.assemble(("warning: ", "yellow"), warning))
+        _warn(warning)
     return DecryptionContext(loaded.log, show_secrets=args.show_secrets, sink=sink,
                              resume_depth=args.resume_depth)
 
 
 def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  # noqa: ANN001, ANN202
-         configure=None):  # noqa: ANN001
-    """Analyze (and decrypt) the capture named in args; None after printing an error."""
+         configure=None, streaming: bool = False):  # noqa: ANN001
+    """Analyze (and decrypt) the capture named in args; None after printing an error.
+    Sets ``args.keylog_entries``: how many key-log entries the run had (given and
+    embedded), so messages can tell "no key log" from "no matching entry"."""
     from .analysis.handlers import Handlers
     from .analysis.run import analyze_file
     from .capture.reader import CaptureError
@@ -144,10 +232,11 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
         return None
     if configure is not None:
         configure(ctx)
-    progress, callback = _progress_for(args.capture, getattr(args, "progress", None))
+    progress, callback = _progress_for(args.capture, getattr(args, "progress", None),
+                                       streaming=streaming)
+    kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
+              "decryption": ctx, "on_report": on_report}
     try:
-        kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
-                  "decryption": ctx, "on_report": on_report}
         if progress is not None:
             with progress:
                 return analyze_file(args.capture, progress=callback, **kwargs)
@@ -158,6 +247,28 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
     except KeyLogError as exc:  # a malformed key log embedded in the capture
         _err(str(exc))
         return None
+    finally:
+        args.keylog_entries = len(ctx.keylog)
+
+
+def _check_analyze(args: argparse.Namespace) -> str | None:
+    """Options that would do nothing together are errors, not silence."""
+    if args.follow is None:
+        if args.hex:
+            return "--hex only applies to --follow ID"
+    else:
+        if args.follow < 0:
+            return f"--follow {args.follow}: connection ids start at 0"
+        if args.format != "table":
+            return (f"--follow prints the connection's decrypted data, not {args.format}: "
+                    "use one of --follow and --format")
+        for option, given in (("--details", args.details),
+                              ("--all-findings", args.all_findings)):
+            if given:
+                return f"{option} does not apply to --follow"
+    if args.all_findings and args.format != "table":
+        return f"--all-findings applies to the table; --format {args.format} lists every finding"
+    return None
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -170,51 +281,92 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .output.table import connections_table, details_tree, print_findings, summary_line
 
     factories = [frame_list_factory] if args.details else []
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(highlight=False, width=max(out.width, 180))
-    stream_jsonl = args.format == "jsonl" and args.follow is None
+    stream_jsonl = args.format == "jsonl"
 
     def emit(report):  # noqa: ANN001, ANN202
-        print(json.dumps(report.to_json(), separators=(",", ":")))
+        sys.stdout.write(json.dumps(report.to_json(), separators=(",", ":")) + "\n")
+        sys.stdout.flush()  # a live pipe shows each connection as it ends
 
     follow = FollowCollector(args.follow) if args.follow is not None else None
     result = _run(args, sink=follow, on_report=emit if stream_jsonl else None,
-                  factories=factories)
+                  factories=factories, streaming=stream_jsonl)
     if result is None:
         return EXIT_USAGE
     if follow is not None:
-        report = next((r for r in result.reports if r.id == args.follow), None)
-        if report is None:
-            _err(f"no connection with id {args.follow} (ids 0-{len(result.reports) - 1})")
-            return EXIT_USAGE
-        if not follow.chunks:
-            _err(f"connection {args.follow}: no decrypted data (is it tcpcrypt, and does "
-                 "the key log have its keys?)")
-            return EXIT_FAILED
-        follow.render(out, report, hexdump=args.hex)
-        return EXIT_OK
+        return _follow(args, result, follow)
     summary = result.summary
-    err = Console(stderr=True, highlight=False)
     if args.format == "json":
-        print(json.dumps([r.to_json() for r in result.reports], indent=1))
+        sys.stdout.write(json.dumps([r.to_json() for r in result.reports], indent=1) + "\n")
     if args.format in ("json", "jsonl"):
+        err = stderr_console()
         for f in summary.findings:
-            err.print(f"[yellow]{f.severity}[/]: {f.message}")
+            err.print(Text.assemble((f"{f.severity}: ", "yellow"), f.message))
         return EXIT_OK
+    out = stdout_console()
     if not result.reports:
         out.print("no TCP connections in this capture")
     else:
-        out.print(connections_table(result.reports, f"{args.capture}"))
+        out.print(connections_table(result.reports, args.capture, width=out.width))
         if args.details:
             for report in result.reports:
                 out.print(details_tree(report))
-        print_findings(out, result.reports, summary,
-                       limit=1 << 30 if args.all_findings else 6)
         if args.show_secrets and not args.details:
             print_secrets(out, result.reports)
+    print_findings(out, result.reports, summary, limit=1 << 30 if args.all_findings else 6)
     out.print(summary_line(result.reports, summary))
     return EXIT_OK
+
+
+def _follow(args: argparse.Namespace, result, follow) -> int:  # noqa: ANN001
+    """Print the followed connection, or say exactly why there is nothing to print."""
+    report = next((r for r in result.reports if r.id == args.follow), None)
+    if report is None:
+        n = len(result.reports)
+        _err(f"no connection with id {args.follow} "
+             + (f"(ids 0-{n - 1})" if n else "(the capture has no TCP connection)"))
+        return EXIT_USAGE
+    dec = (report.tcpcrypt or {}).get("decrypted")
+    ok = failed = 0
+    if dec:
+        ok = dec["ab"]["ok"] + dec["ba"]["ok"]
+        failed = dec["ab"]["failed"] + dec["ba"]["failed"]
+    if not follow.chunks and not ok:
+        code, why = _why_nothing(args, report)
+        _err(f"connection {args.follow}: {why}")
+        return code
+    if failed:
+        _warn(f"connection {args.follow}: {plural(failed, 'frame')} failed authentication "
+              "and are not shown")
+    if not follow.chunks:
+        _say(f"connection {args.follow}: {plural(ok, 'frame')} verified, without "
+             "application data")
+    follow.render(stdout_console(80), report, hexdump=args.hex)
+    return EXIT_OK
+
+
+def _why_nothing(args: argparse.Namespace, report) -> tuple[int, str]:  # noqa: ANN001
+    """Why a connection yielded no plaintext, and the exit code that says it."""
+    tc = report.tcpcrypt
+    if not tc:
+        eno = report.eno
+        how = eno["status"] + (f" ({eno['reason']})" if eno.get("reason") else "")
+        return EXIT_NOTHING, f"not a tcpcrypt connection (ENO {how}): there is nothing to decrypt"
+    dec = tc.get("decrypted")
+    if dec is None:
+        if not getattr(args, "keylog_entries", 0):
+            return EXIT_NOTHING, ("no key log: give one with --keylog KEYLOG or "
+                                  "$TCPCRYPT_KEYLOGFILE (or embed it: inject-secrets)")
+        return EXIT_NOTHING, "no key-log entry matches this connection"
+    failed = dec["ab"]["failed"] + dec["ba"]["failed"]
+    if failed:
+        return EXIT_FAILED, (f"the logged keys ({tc.get('keys_from')}) fail to authenticate "
+                             f"all {plural(failed, 'frame')}: the key-log entry is wrong (or "
+                             "every frame was altered); nothing is shown")
+    undecryptable = dec["ab"]["undecryptable"] + dec["ba"]["undecryptable"]
+    if undecryptable:
+        return EXIT_NOTHING, (f"the key log gives no key for the generation of its "
+                              f"{plural(undecryptable, 'frame')}")
+    return EXIT_NOTHING, "no complete frame in the capture"
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -247,13 +399,31 @@ def cmd_record(args: argparse.Namespace) -> int:
     except RecorderError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    Console(stderr=True).print(f"recorded {result} -> {args.output}")
+    _say(f"recorded {result} -> {args.output}")
     return EXIT_OK
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+CAPTURE_HELP = ("capture file (pcap or pcapng, gzip-compressed or not), or - for standard "
+                "input")
 
 
 def _capture_options(p: argparse.ArgumentParser) -> None:
     """Options every capture-reading command shares."""
-    p.add_argument("--keylog", action="append", metavar="K",
+    p.add_argument("--keylog", action="append", metavar="KEYLOG",
                    help="key log file, directory or glob (repeatable; default: "
                    "$TCPCRYPT_KEYLOGFILE); keys embedded in a pcapng are read too")
     p.add_argument("--keylog-any-file", action="store_true",
@@ -262,11 +432,22 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show-secrets", action="store_true",
                    help="include session secrets and traffic keys in the output (never "
                    "printed without it)")
-    p.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
+    p.add_argument("--resume-depth", type=_non_negative, default=RESUME_SEARCH_DEPTH,
+                   metavar="N",
                    help="how far down a session's chain ss[0] -> ss[i] a resumed "
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: for files over 20 MB on a terminal)")
+                   help="progress bar on stderr, shown only when stderr is a terminal "
+                   "(default: for files over 20 MB; --progress: any file; --no-progress: "
+                   "never)")
+
+
+def _check_decrypt(args: argparse.Namespace) -> str | None:
+    if not args.output and not args.pcap_out:
+        return "decrypt needs -o DIR and/or --pcap-out FILE"
+    if args.pcap_out and args.capture == "-":
+        return "--pcap-out reads the capture twice: give a file, not -"
+    return None
 
 
 def _input_paths(args: argparse.Namespace) -> list[str]:
@@ -318,7 +499,6 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
             ctx.frame_map = rewrite.frame_map
             ctx.on_finalize = rewrite.on_finalize
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         result = _run(args, sink=tee, configure=hooks)
         if result is None:
@@ -326,26 +506,65 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.write_index(result.reports, args.capture)
             writer.commit()
-            err.print(f"{len(writer.started)} plaintext file(s) and index.json written to "
-                      f"{args.output}")
+            _say(f"{plural(len(writer.started), 'plaintext file')} and index.json written to "
+                 f"{args.output}")
         if rewrite is not None:
             count = rewrite.write(args.capture, Path(args.pcap_out), inputs=inputs)
-            left = (f"; {rewrite.dropped} segment(s) that carried only tcpcrypt Init or "
-                    "framing bytes left out") if rewrite.dropped else ""
-            err.print(f"{args.pcap_out}: {count} segments of decrypted connections rewritten "
-                      f"with their plaintext{left}")
+            left = (f"; {plural(rewrite.dropped, 'segment')} that carried only tcpcrypt Init "
+                    "or framing bytes left out") if rewrite.dropped else ""
+            _say(f"{args.pcap_out}: {plural(count, 'segment')} of decrypted connections "
+                 f"rewritten with their plaintext{left}")
     except OutputError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    except OSError as exc:
-        _err(f"{args.output or args.pcap_out}: cannot write: {exc.strerror or exc}")
+    except (OSError, ValueError) as exc:
+        _err(f"{args.output or args.pcap_out}: cannot write: "
+             f"{getattr(exc, 'strerror', None) or exc}")
         return EXIT_USAGE
     finally:
         if writer is not None:
             writer.abort()
         if rewrite is not None:
             rewrite.close()
-    return EXIT_OK
+    return _decrypt_outcome(args, result.reports)
+
+
+def _decrypt_outcome(args: argparse.Namespace, reports: list) -> int:
+    """Say what was decrypted and what was not; non-zero when nothing was."""
+    tcpcrypt = [r for r in reports if r.tcpcrypt]
+    decs = [(r, r.tcpcrypt.get("decrypted")) for r in tcpcrypt]
+    decrypted = [r for r, d in decs if d and d["ab"]["ok"] + d["ba"]["ok"]]
+    failing = [r for r, d in decs if d and d["ab"]["failed"] + d["ba"]["failed"]]
+    keyless = [r for r, d in decs if d is None]
+    parts = [f"{plural(len(tcpcrypt), 'tcpcrypt connection')}: {len(decrypted)} decrypted"]
+    if failing:
+        parts.append(f"{len(failing)} with frames failing authentication "
+                     f"(#{', #'.join(str(r.id) for r in failing[:10])}"
+                     + (", ..." if len(failing) > 10 else "") + ")")
+    if keyless:
+        parts.append(f"{len(keyless)} without a matching key-log entry")
+    (_say if decrypted and not failing else _warn)(", ".join(parts))
+    if decrypted:
+        return EXIT_OK
+    if failing:
+        _err("nothing was decrypted: the logged keys authenticate no frame")
+        return EXIT_FAILED
+    if not tcpcrypt:
+        _err("nothing to decrypt: no tcpcrypt connection in this capture")
+    elif not getattr(args, "keylog_entries", 0):
+        _err("nothing was decrypted: no key log (give --keylog KEYLOG or "
+             "$TCPCRYPT_KEYLOGFILE)")
+    else:
+        _err("nothing was decrypted: no key-log entry matches a connection of this capture")
+    return EXIT_NOTHING
+
+
+def _frame_packets(finding) -> str:  # noqa: ANN001
+    """"packet 8", or "packets 5-8" for a frame spread over several segments."""
+    first = getattr(finding, "first_packet", None)
+    if first is not None and first != finding.packet:
+        return f"packets {first}-{finding.packet}"
+    return f"packet {finding.packet}"
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -355,7 +574,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = _run(args)
     if result is None:
         return EXIT_USAGE
-    out = Console(highlight=False, soft_wrap=True)
+    out = _DataConsole(highlight=False, soft_wrap=True, markup=False)
     bad = 0
     checked = 0
     for r in result.reports:
@@ -377,21 +596,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if failed:
             bad += 1
             worst = next((f for f in r.findings if f.code == "frame-tag-failed"), None)
-            where = f"; first at packet {worst.packet}, stream offset {worst.offset}" if worst \
-                else ""
-            out.print(head, Text(f"FAILED {failed} frame(s)", style="bold red"),
-                      f"  ({ok} verified{where})")
+            where = (f"; first at {_frame_packets(worst)}, stream offset {worst.offset}"
+                     if worst else "")
+            why = "  the keys authenticate no frame: wrong key-log entry" if not ok else ""
+            out.print(head, Text(f"FAILED {plural(failed, 'frame')}", style="bold red"),
+                      f"  ({ok} verified{where}){why}")
         else:
-            note = f", {lost} lost in gaps" if lost else ""
+            note = f", {plural(lost, 'frame')} lost in gaps" if lost else ""
             chain = f", resumes #{tc['resumes']}" if tc.get("resumes") is not None else ""
             out.print(head, Text("VERIFIED", style="bold green"),
-                      f"  {ok} frames ({tc['keys_from']}{chain}{note})"
+                      f"  {plural(ok, 'frame')} ({tc['keys_from']}{chain}{note})"
                       + (f"  session ID {sid}" if sid else ""))
         for label, value in secret_lines(r):  # only with --show-secrets
             out.print(Text(f"      {label}: {value}"))
     if not checked:
         out.print("no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def _check_conformance(args: argparse.Namespace) -> str | None:
+    if args.all_rules and args.format == "json":
+        return "--all-rules applies to the table; --format json lists every rule"
+    return None
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
@@ -413,10 +639,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
                            "rules": [x.to_json() for x in rules]} for r, rules in checked],
                          indent=1))
     else:
-        out = Console(highlight=False)
-        if not out.is_terminal:
-            out = Console(highlight=False, width=max(out.width, 160))
-        conformance_tables(out, checked, show_all=args.all_rules)
+        conformance_tables(stdout_console(160), checked, show_all=args.all_rules)
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -466,14 +689,14 @@ def cmd_inject(args: argparse.Namespace) -> int:
         _err(f"{args.capture}: {exc.strerror or exc}")
         return EXIT_USAGE
     for problem in problems:
-        err.print(Text(f"warning: {problem}", style="yellow"))
+        _warn(problem)
     left = "" if args.all or len(lines) + already == total else \
         f"; {total - len(lines) - already} matching no connection of the capture left " \
         "out (--all embeds them)"
     if already:
         left += f"; {already} already embedded in the capture"
-    err.print(f"{packets} packets and {len(lines)} of {total} key-log entries written to "
-              f"{args.output}{left}")
+    _say(f"{plural(packets, 'packet')} and {len(lines)} of {plural(total, 'key-log entry')} "
+         f"written to {args.output}{left}")
     return EXIT_OK
 
 
@@ -491,8 +714,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_USAGE
     if not texts:
-        _err(f"{args.capture}: no tcpcrypt Decryption Secrets Block")
-        return EXIT_FAILED
+        _err(f"{args.capture}: no key log embedded (no tcpcrypt Decryption Secrets Block)")
+        return EXIT_NOTHING
     text = "".join(t if t.endswith("\n") else t + "\n" for t in texts)
     if args.output:
         try:
@@ -500,7 +723,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         except OutputError as exc:
             _err(str(exc))
             return EXIT_USAGE
-        Console(stderr=True).print(f"{len(texts)} key log(s) written to {args.output}")
+        _say(f"{plural(len(texts), 'key log')} written to {args.output}")
         return EXIT_OK
     if args.show_secrets:
         sys.stdout.write(text)
@@ -513,35 +736,60 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal as usual; the exit-status section, already
+    laid out in lines, kept as it is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
+    raw = _HelpFormatter
     parser = argparse.ArgumentParser(
-        prog="tcpinc-analyze",
+        prog="tcpinc-analyze", formatter_class=raw, epilog=EXIT_HELP_ALL,
         description="Analyze and decrypt TCP-ENO (RFC 8547) and tcpcrypt (RFC 8548) traffic.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    analyze = sub.add_parser(
-        "analyze", help="report ENO negotiation and tcpcrypt framing per connection",
-        description="Analyze a pcap or pcapng capture (or - for standard input).")
-    analyze.add_argument("capture", help="capture file, or - for standard input")
+    def command(name: str, epilog: str, **kw: object) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=raw, epilog=epilog, **kw)
+
+    analyze = command(
+        "analyze", exit_help(
+            failed="--follow: the keys authenticate none of the connection's frames",
+            nothing="--follow: the connection is not tcpcrypt, or no key decrypts it"),
+        help="report ENO negotiation and tcpcrypt framing per connection",
+        description="Analyze a pcap or pcapng capture (or - for standard input): one row per "
+        "connection, its findings and a summary line.")
+    analyze.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     analyze.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
                          help="table (default), json (an array), jsonl (one object per line, "
                          "streamed as connections finish)")
     analyze.add_argument("--details", action="store_true",
                          help="show decoded fields per connection and frame (spec names)")
     analyze.add_argument("--all-findings", action="store_true",
-                         help="list every finding, not only the first few per connection")
+                         help="table: list every finding, not only the first few per "
+                         "connection")
     _capture_options(analyze)
     analyze.add_argument("--follow", type=int, metavar="ID",
                          help="print connection ID's decrypted data, both directions "
                          "interleaved in stream order")
     analyze.add_argument("--hex", action="store_true", help="with --follow: hex dump")
-    analyze.set_defaults(func=cmd_analyze)
+    analyze.set_defaults(func=cmd_analyze, check=_check_analyze)
 
-    decrypt = sub.add_parser("decrypt", help="write each tcpcrypt connection's plaintext",
-                             description="Decrypt every tcpcrypt connection: one file per "
-                             "connection and direction plus index.json.")
-    decrypt.add_argument("capture", help="capture file, or - for standard input")
+    decrypt = command(
+        "decrypt", exit_help(
+            ok=": something was decrypted",
+            failed="the logged keys authenticate no frame",
+            nothing="no tcpcrypt connection, or no key-log entry for any"),
+        help="write each tcpcrypt connection's plaintext",
+        description="Decrypt every tcpcrypt connection: one file per connection and "
+        "direction plus index.json, and/or the capture with its payloads decrypted.")
+    decrypt.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     decrypt.add_argument("-o", "--output", metavar="DIR",
                          help="directory for the plaintext files and index.json")
     decrypt.add_argument("--pcap-out", metavar="FILE",
@@ -551,22 +799,28 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write into an existing -o DIR that is not empty (files of the "
                          "same names are replaced)")
     _capture_options(decrypt)
-    decrypt.set_defaults(func=cmd_decrypt)
+    decrypt.set_defaults(func=cmd_decrypt, check=_check_decrypt)
 
-    verify = sub.add_parser("verify", help="verify every frame's tag; exit 1 on any failure",
-                            description="Verdict per tcpcrypt connection. Exit 1 if a frame "
-                            "fails authentication or a tcpcrypt connection cannot be "
-                            "decrypted.")
-    verify.add_argument("capture", help="capture file, or - for standard input")
+    verify = command(
+        "verify", exit_help(
+            ok=": every frame of every tcpcrypt connection authenticates",
+            failed="a frame fails authentication, or a tcpcrypt connection has no key"),
+        help="verify every frame's tag; exit 1 on any failure",
+        description="Verdict per tcpcrypt connection. Exit 1 if a frame fails "
+        "authentication or a tcpcrypt connection cannot be decrypted.")
+    verify.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     _capture_options(verify)
     verify.set_defaults(func=cmd_verify)
 
-    conf = sub.add_parser(
-        "conformance", help="check each connection against the rules of RFC 8547/8548",
+    conf = command(
+        "conformance", exit_help(
+            ok=": no MUST rule is violated (--strict: no SHOULD rule either)",
+            failed="a MUST rule is violated (--strict: or a SHOULD rule)"),
+        help="check each connection against the rules of RFC 8547/8548",
         description="For each connection, every rule of RFC 8547/8548 a capture can show: "
         "held (with the packets that showed it), violated (packets and messages), or not "
         "observable in this capture and why. Exit 1 on any violation of a MUST rule.")
-    conf.add_argument("capture", help="capture file, or - for standard input")
+    conf.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     conf.add_argument("--format", choices=("table", "json"), default="table",
                       help="table (default) or json (one object per connection)")
     conf.add_argument("--all-rules", action="store_true",
@@ -574,59 +828,78 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--strict", action="store_true",
                       help="SHOULD rules count as violations for the exit status too")
     _capture_options(conf)
-    conf.set_defaults(func=cmd_conformance)
+    conf.set_defaults(func=cmd_conformance, check=_check_conformance)
 
-    inject = sub.add_parser("inject-secrets", help="embed a key log in a pcapng (DSB)",
-                            description="Copy a capture to pcapng with the key log in a "
-                            "Decryption Secrets Block (type 0x54435043) before the first "
-                            "packet.")
-    inject.add_argument("capture")
-    inject.add_argument("--keylog", action="append", required=True, help="key log(s) to embed")
-    inject.add_argument("-o", "--output", required=True, help="pcapng file to write")
+    inject = command(
+        "inject-secrets", exit_help(),
+        help="embed a key log in a pcapng (DSB)",
+        description="Copy a capture to pcapng with the key-log entries its connections use "
+        "in a Decryption Secrets Block (type 0x54435043) before the first packet, so the "
+        "capture carries its own keys (Wireshark and this tool read them from there).")
+    inject.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
+    inject.add_argument("--keylog", action="append", required=True, metavar="KEYLOG",
+                        help="key log file, directory or glob to embed (repeatable)")
+    inject.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="pcapng file to write")
     inject.add_argument("--all", action="store_true",
                         help="embed every key-log entry, not only those of connections in "
                         "the capture")
     inject.add_argument("--keylog-any-file", action="store_true",
                         help="also read key logs that are not regular files")
-    inject.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
+    inject.add_argument("--resume-depth", type=_non_negative, default=RESUME_SEARCH_DEPTH,
+                        metavar="N",
                         help="how far down a session's chain an identifier is looked for")
     inject.set_defaults(func=cmd_inject)
 
-    extract = sub.add_parser("extract-secrets", help="print key logs embedded in a capture",
-                             description="Print the key logs embedded in a capture's "
-                             "Decryption Secrets Blocks, secret fields hidden unless "
-                             "--show-secrets; -o FILE writes them whole (mode 0600).")
-    extract.add_argument("capture")
+    extract = command(
+        "extract-secrets", exit_help(
+            ok=": the embedded key logs were printed",
+            nothing="the capture has no key log embedded"),
+        help="print key logs embedded in a capture",
+        description="Print the key logs embedded in a pcapng's tcpcrypt Decryption Secrets "
+        "Blocks, in file order, secret fields hidden unless --show-secrets; -o FILE writes "
+        "them whole (mode 0600).")
+    extract.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     extract.add_argument("--show-secrets", action="store_true",
                          help="print the secret fields too")
     extract.add_argument("-o", "--output", metavar="FILE",
                          help="write the embedded key log(s) to FILE (mode 0600)")
     extract.set_defaults(func=cmd_extract)
 
-    synth = sub.add_parser("synth", help="write a synthetic sample capture with its key log",
-                           description="Generate a named scenario deterministically.")
-    synth.add_argument("scenario", nargs="?", help="scenario name (see --list)")
-    synth.add_argument("-o", "--output", help="capture file to write (.pcap or .pcapng)")
-    synth.add_argument("--keylog", help="key-log file to write")
-    synth.add_argument("--expected", help="expected-results JSON file to write")
-    synth.add_argument("--seed", type=int, default=None,
+    synth = command("synth", exit_help(),
+                    help="write a synthetic sample capture with its key log",
+                    description="Generate a named scenario deterministically.")
+    synth.add_argument("scenario", nargs="?", metavar="SCENARIO",
+                       help="scenario name (see --list)")
+    synth.add_argument("-o", "--output", metavar="FILE",
+                       help="capture file to write (.pcap or .pcapng)")
+    synth.add_argument("--keylog", metavar="FILE", help="key-log file to write")
+    synth.add_argument("--expected", metavar="FILE", help="expected-results JSON file to write")
+    synth.add_argument("--seed", type=int, default=None, metavar="N",
                        help="random seed (default: the scenario's catalog seed)")
     synth.add_argument("--list", action="store_true", help="list the named scenarios")
     synth.add_argument("--catalog", metavar="DIR",
                        help="regenerate every synthetic sample of the catalog into DIR")
     synth.add_argument("--vectors", metavar="FILE",
                        help="write the RFC 8548 known-answer test vectors (JSON) to FILE")
-    synth.set_defaults(func=cmd_synth)
+    synth.set_defaults(func=cmd_synth, check=_check_synth)
 
-    rec = sub.add_parser("record", help="record a sample over the real Linux TCP stack "
-                         "(root; two network namespaces joined by a veth pair)")
-    rec.add_argument("scenario", help="recorder scenario: http or bulk")
-    rec.add_argument("-o", "--output", required=True, help="pcap file to write")
-    rec.add_argument("--keylog", required=True, help="key-log file to write")
-    rec.add_argument("--expected", help="expected-results JSON file to write")
-    rec.add_argument("--seed", type=int, default=1, help="seed for keys and content")
-    rec.add_argument("--timeout", type=float, default=20.0,
-                     help="seconds before the recording is abandoned")
+    rec = command(
+        "record", exit_help(),
+        help="record a sample over the real Linux TCP stack (root; two network namespaces "
+        "joined by a veth pair)",
+        description="Run a scenario's reference endpoints over the real Linux TCP stack "
+        "between two network namespaces created for the purpose (root), capture it with "
+        "tcpdump and insert the ENO options into the handshake.")
+    rec.add_argument("scenario", metavar="SCENARIO",
+                     help="recorder scenario: http or bulk")
+    rec.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
+    rec.add_argument("--keylog", required=True, metavar="FILE", help="key-log file to write")
+    rec.add_argument("--expected", metavar="FILE", help="expected-results JSON file to write")
+    rec.add_argument("--seed", type=int, default=1, metavar="N",
+                     help="seed for keys and content (default 1)")
+    rec.add_argument("--timeout", type=_positive_seconds, default=20.0, metavar="SECONDS",
+                     help="seconds before the recording is abandoned (default 20)")
     rec.add_argument("--middlebox", choices=("nat", "mss-clamp", "strip-eno", "seq-shift",
                                              "proxy"),
                      help="record through a real middlebox in a third namespace, capturing "
@@ -641,23 +914,74 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_subparser(sub)
 
-    add_wireshark_subparser(sub)
-    add_tui_subparser(sub)
+    wireshark = add_wireshark_subparser(sub)
+    ws_codes = exit_help(refused="not done: a different plugin file is in the way "
+                         "(--force), or (status) tshark is not found")
+    for extra in (wireshark, add_tui_subparser(sub), *_children(wireshark)):
+        extra.formatter_class = raw
+        extra.epilog = extra.epilog or (exit_help() if extra.prog.endswith("tui")
+                                        else ws_codes)
     return parser
+
+
+def _children(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [child for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for child in action.choices.values()]
+
+
+HINTS = {
+    "-r": "give the capture as an argument (analyze CAPTURE), not with -r",
+    "-k": "the key log option is --keylog KEYLOG",
+    "-w": "to write files use decrypt -o DIR or --pcap-out FILE",
+}
+
+
+def _leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace
+                 ) -> argparse.ArgumentParser:
+    """The (sub)command parser the arguments reached, for its usage line in errors."""
+    current = parser
+    for dest in ("command", "wireshark_action"):
+        subs = next((a for a in current._actions
+                     if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, dest, None)
+        if subs is None or name not in subs.choices:
+            break
+        current = subs.choices[name]
+    return current
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a subcommand and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        leaf = _leaf_parser(parser, args)
+        if extra:
+            hint = next((HINTS[a] for a in extra if a in HINTS), None)
+            leaf.error(f"unrecognized arguments: {' '.join(extra)}"
+                       + (f" ({hint})" if hint else ""))
+        check = getattr(args, "check", None)
+        problem = check(args) if check is not None else None
+        if problem:
+            leaf.error(problem)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse's own exit
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None
+                                                           else EXIT_USAGE)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # The reader went away (| head): stop quietly, and keep Python's own flush at exit
+        # from failing on the closed pipe again.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+        except OSError:
+            pass
         return EXIT_OK
 
 

@@ -442,6 +442,9 @@ class DirectionDecryptor:
         """The direction's latest frame decrypted (only then can a missing FINp show)."""
         self.last: dict | None = None
         """The latest frame's verdict, spec-named (``--details`` shows it)."""
+        self.details: dict[int, dict] = {}
+        """--details entries of frames queued until the keys are known, by stream offset:
+        filled in when the frame is decrypted."""
         self.frames = 0
         self.plain_offset = 0
         self.hash = hashlib.sha256()
@@ -522,13 +525,18 @@ class DirectionDecryptor:
         try:
             self._open_frame(info)
         finally:
+            if self.details:
+                item = self.details.pop(info.stream_offset, None)
+                if item is not None and self.last is not None:
+                    item.update({k: v for k, v in self.last.items() if k != "stream_offset"})
             hook = self.resolver.ctx.frame_map
             if hook is not None:
                 hook(self.resolver.conn, self.direction, info.stream_offset + 3 + info.length,
                      self.plain_offset, info.stream_offset)
 
     def _open_frame(self, info: FrameInfo) -> None:
-        self.last = {"stream_offset": info.stream_offset, "tcpcrypt.frame.verified": None}
+        self.last = {"stream_offset": info.stream_offset, "verdict": "undecryptable",
+                     "tcpcrypt.frame.verified": None}
         resolver = self.resolver
         source = resolver.source
         assert source is not None
@@ -565,7 +573,8 @@ class DirectionDecryptor:
         conn = resolver.conn
         arrow = "A->B" if self.direction == "ab" else "B->A"
         self.last_ok = plain is not None
-        self.last.update({"tcpcrypt.frame.verified": plain is not None,
+        self.last.update({"verdict": "verified" if plain is not None else "failed",
+                          "tcpcrypt.frame.verified": plain is not None,
                           "tcpcrypt.frame.generation": self.generation})
         if self.base is not None:
             self.last["tcpcrypt.frame.offset"] = frame_id_offset(
@@ -579,15 +588,17 @@ class DirectionDecryptor:
                     Severity.ERROR, "frame-tag-failed",
                     f"{arrow}: frame at stream offset {info.stream_offset} (key generation "
                     f"{self.generation}) fails authentication; its bytes are not shown{more}",
-                    info.stream_offset, info.packet, self.direction, rfc=f"{RFC} §3.6"))
+                    info.stream_offset, info.packet, self.direction, rfc=f"{RFC} §3.6",
+                    first_packet=info.first_packet))
             return
         parsed = decode_plaintext(plain)
         if parsed is None:
             self.failed += 1
+            self.last["verdict"] = "malformed"
             conn.findings.append(Finding(Severity.ERROR, "tcpcrypt-plaintext-malformed",
                                          f"{arrow}: decrypted frame too short for its flags "
                                          "and urgent fields", info.stream_offset, info.packet,
-                                         self.direction))
+                                         self.direction, first_packet=info.first_packet))
             return
         self.ok += 1
         self.last.update({"tcpcrypt.plaintext.flags": parsed.flags,

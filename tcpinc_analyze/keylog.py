@@ -52,6 +52,7 @@ from .wire import (
     RESUME_LEN,
     TCPCRYPT_TEPS,
 )
+from .words import plural
 
 LINE_MAX = 4096
 """Longest key-log line read (the longest valid one, a P-521 private-key entry, has about
@@ -797,7 +798,8 @@ def load_keylogs(specs: Iterable[str], *, use_env: bool = True,
             warnings.append(f"{KEYLOG_ENV}={spec}: {exc}; analysing without it")
     warnings += log.malformed
     if log.unknown_labels:
-        warnings.append(f"{log.unknown_labels} key-log line(s) with unknown labels skipped")
+        warnings.append(f"{plural(log.unknown_labels, 'key-log line')} with unknown labels "
+                        "skipped")
     return LoadedKeyLogs(log, files, warnings)
 
 

@@ -548,7 +548,8 @@ def test_install_into_temporary_home(tmp_path: Path) -> None:
 
     assert run("install").returncode == 0
     again = run("install")
-    assert again.returncode == 0 and "already installed" in again.stdout
+    # messages go to stderr: stdout carries only data (status lines)
+    assert again.returncode == 0 and "already installed" in again.stderr and not again.stdout
     folders = subprocess.run([TSHARK, "-G", "folders"], capture_output=True, text=True,
                              env=env).stdout
     personal = next(line.split(":", 1)[1].strip() for line in folders.splitlines()
@@ -563,7 +564,7 @@ def test_install_into_temporary_home(tmp_path: Path) -> None:
     assert "(current)" in status.stdout and "lua-luaossl:" in status.stdout
     target.write_text(target.read_text() + "-- local edit\n")
     refused = run("install")
-    assert refused.returncode == 1 and "--force" in refused.stdout
+    assert refused.returncode == 1 and "--force" in refused.stderr
     assert run("uninstall").returncode == 1
     assert run("install", "--force").returncode == 0
     assert run("uninstall").returncode == 0 and not target.exists()

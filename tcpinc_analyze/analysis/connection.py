@@ -26,7 +26,7 @@ from ..eno import (
     parse_suboptions,
     tcpcrypt_suboption_kind,
 )
-from ..findings import Finding, Severity
+from ..findings import Finding, FindingList, Severity
 from ..tcp.options import walk_options
 from ..tcp.reassembly import DirectionStream
 from ..tcpcrypt.stream import (
@@ -47,6 +47,7 @@ from ..wire import (
     EnoStatus,
     FallbackReason,
 )
+from ..words import plural
 from .rekey_watch import RekeyWatch
 from .resume_registry import ResumeRegistry
 
@@ -118,7 +119,7 @@ class Connection:
     ack_packet: int | None = None
     streams: dict[bool, DirectionStream | None] = field(default_factory=dict)
     tcpcrypt: dict[bool, TcpcryptDirection | None] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=FindingList)
     fin: dict[bool, int] = field(default_factory=dict)
     rst_packet: int | None = None
     closed_ts: int | None = None
@@ -504,8 +505,8 @@ class Connection:
                 and not self.simultaneous:
             self.add(Severity.WARNING, "eno-downgrade",
                      "A's SYN offered ENO and B's SYN-ACK carries none: B lacks ENO, or ENO was "
-                     "stripped on the path (a downgrade to plain TCP)",
-                     second.packet if second else packet)
+                     "stripped on the path (a downgrade to plain TCP; RFC 8547 §6 Figures 10 "
+                     "and 11, §9)", second.packet if second else packet)
         self._setup_streams()
 
     def view(self) -> Negotiation | None:
@@ -546,8 +547,8 @@ class Connection:
         for option in got.options:
             if option.contents and wants and view.tep in TCPCRYPT_TEPS:
                 self.add(Severity.WARNING, "eno-nonsyn-contents",
-                         f"non-SYN-form ENO option with {len(option.contents)} bytes of "
-                         "contents: tcpcrypt gives them no meaning, so they must be sent empty",
+                         f"non-SYN-form ENO option with {plural(len(option.contents), 'byte')} "
+                         "of contents: tcpcrypt gives them no meaning, so they must be sent empty",
                          seg.number, rfc=f"{R8547} §4.1")
             elif not option.contents:
                 self.held("eno-nonsyn-contents", seg.number)

@@ -16,6 +16,7 @@ from ..capture.decode import DecodeProblem, IpDecoder, Segment, link_ip_offset
 from ..capture.reader import ReadProblem, Record, SecretsBlock
 from ..findings import Finding, Severity
 from ..tcp.reassembly import DirectionStream
+from ..words import plural
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
 from .report import ConnectionReport, build_report
 from .resume_registry import ResumeRegistry
@@ -27,6 +28,11 @@ CLOSED_LINGER_NS = 30 * 1_000_000_000
 IDLE_TIMEOUT_NS = 600 * 1_000_000_000
 """Capture time after which a silent open connection is finalised."""
 SWEEP_EVERY = 4096
+LIVE_SWEEP_NS = 1_000_000_000
+"""Reading a live stream, the table is also swept once per second of capture time, so
+a closed connection's record comes out while the capture goes on (not every 4096
+packets, which a quiet link may take hours to send)."""
+NEVER = 1 << 127
 MAX_CAPTURE_FINDINGS_PER_KIND = 20
 
 
@@ -54,10 +60,6 @@ class CaptureSummary:
         self._counts[finding.code] = n
         if n <= MAX_CAPTURE_FINDINGS_PER_KIND:
             self.findings.append(finding)
-        elif n == MAX_CAPTURE_FINDINGS_PER_KIND + 1:
-            self.findings.append(Finding(Severity.NOTE, finding.code,
-                                         f"further '{finding.code}' findings are counted, not "
-                                         "listed", None, finding.packet))
 
     @property
     def suppressed(self) -> dict[str, int]:
@@ -86,6 +88,9 @@ class Analyzer:
         self.unknown_links: set[tuple[int, int]] = set()
         self.resumes = ResumeRegistry()
         self.now = 0
+        self.live = False
+        """Set for a pipe or standard input: sweep by capture time too (LIVE_SWEEP_NS)."""
+        self.next_sweep_ns = NEVER
 
     # ------------------------------------------------------------------ input
     def feed_all(self, items: Iterable[Record | SecretsBlock | ReadProblem]) -> None:
@@ -135,7 +140,7 @@ class Analyzer:
                                   data[34 + hlen:end], 0)
                     s.tcp_packets += 1
                     self.segment(seg, rec)
-                    if s.tcp_packets % SWEEP_EVERY == 0:
+                    if s.tcp_packets % SWEEP_EVERY == 0 or ts >= self.next_sweep_ns:
                         self.sweep()
                     return
         s.linktypes.add(rec.linktype)
@@ -173,7 +178,7 @@ class Analyzer:
             return
         s.tcp_packets += 1
         self.segment(seg, rec)
-        if s.tcp_packets % SWEEP_EVERY == 0:
+        if s.tcp_packets % SWEEP_EVERY == 0 or ts >= self.next_sweep_ns:
             self.sweep()
 
     # ------------------------------------------------------------------ flow table
@@ -203,6 +208,7 @@ class Analyzer:
     def sweep(self) -> None:
         """Finalise connections that closed a while ago or went silent."""
         now = self.now
+        self.next_sweep_ns = now + LIVE_SWEEP_NS if self.live else NEVER
         for conn in list({id(c): c for c in self.table.values()}.values()):
             if (conn.closed_ts is not None and now - conn.closed_ts > CLOSED_LINGER_NS) or (
                     now - conn.last_ts > IDLE_TIMEOUT_NS):
@@ -210,10 +216,34 @@ class Analyzer:
 
     def finish(self) -> None:
         """End of capture: finalise everything still open, in id order."""
+        self._fragment_report()
+        self._capped_report()
         for conn in sorted({id(c): c for c in self.table.values()}.values(),
                            key=lambda c: c.id):
             self._retire(conn)
         self.table.clear()
+
+    def _fragment_report(self) -> None:
+        """Fragment trains that never completed, once for the whole capture: how many
+        and where the first began (their TCP segments are missing from the analysis)."""
+        counts, first = self.ip.incomplete_trains()
+        total = sum(counts.values())
+        if not total:
+            return
+        kinds = " and ".join(f"{n} IPv{v}" for v, n in sorted(counts.items()) if n)
+        self.summary.add(Finding(
+            Severity.WARNING, "ip-fragments-incomplete",
+            f"{kinds} fragment {'train' if total == 1 else 'trains'} never completed "
+            f"(the first began at packet {first}): the TCP segments they carried are "
+            "missing from the analysis", None, first))
+
+    def _capped_report(self) -> None:
+        """Say how many capture-level findings of each flooded kind were not listed."""
+        for code, count in self.summary.suppressed.items():
+            self.summary.findings.append(Finding(
+                Severity.NOTE, "findings-capped",
+                f"{plural(count, 'more ' + repr(code) + ' finding')} after the first "
+                f"{MAX_CAPTURE_FINDINGS_PER_KIND}: counted, not listed"))
 
     # ------------------------------------------------------------------ per segment
     def segment(self, seg: Segment, rec: Record) -> None:

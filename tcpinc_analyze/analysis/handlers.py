@@ -49,8 +49,11 @@ class FrameListHandler:
         self.direction = direction
 
     def frame(self, info: FrameInfo) -> None:
-        """Keep the spec-named fields of one frame, and what decryption made of it (the
-        decryptor runs first; a frame it had to queue has no verdict yet)."""
+        """Keep the spec-named fields of one frame, and what decryption made of it: its
+        ``verdict`` (verified, failed, undecryptable, malformed, or no-key), and for a
+        verified frame the plaintext flags (FINp, URGp) and its key generation. The
+        decryptor runs first; a frame it had to queue until the keys are known gets its
+        verdict when it is decrypted (``no-key`` until then, and for good if never)."""
         item = {"direction": self.direction, "packet": info.packet,
                 "first_packet": info.first_packet,
                 "tcpcrypt.stream_offset": info.stream_offset,
@@ -64,6 +67,10 @@ class FrameListHandler:
         last = dec.last if dec is not None else None
         if last is not None and last["stream_offset"] == info.stream_offset:
             item.update({k: v for k, v in last.items() if k != "stream_offset"})
+        elif dec is not None:
+            item["verdict"] = "no-key"
+            if not dec.ready and not resolver.hopeless:
+                dec.details[info.stream_offset] = item
         self.frames.append(item)
 
     def relabel(self, direction: str) -> None:

@@ -13,7 +13,7 @@ import communityid
 
 from ..eno import SUB_RESUME, GlobalSuboption, SynEno, TepSuboption, tcpcrypt_suboption_kind
 from ..fieldspec import value_name
-from ..findings import Finding, Severity
+from ..findings import FINDINGS_PER_CODE, Finding, Severity
 from ..tcpcrypt.messages import Init1, Init2
 from ..wire import (
     AEADS,
@@ -24,6 +24,7 @@ from ..wire import (
     FallbackReason,
     aead_name,
 )
+from ..words import plural
 from .connection import Connection
 
 _CID = communityid.CommunityID()
@@ -105,6 +106,9 @@ class ConnectionReport:
     observed: dict[str, list[int]] = field(default_factory=dict)
     """Conformance rules checked and kept, with the packets that showed it (the
     ``conformance`` command's "held" evidence; not part of the JSON record)."""
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Findings counted but not listed, by code (beyond ``finding_cap`` of one code)."""
+    finding_cap: int = FINDINGS_PER_CODE
 
     def to_json(self) -> dict:
         """The stable JSON object (see README: JSON output)."""
@@ -123,6 +127,7 @@ class ConnectionReport:
             "eno": self.eno,
             "tcpcrypt": self.tcpcrypt,
             "findings": [f.to_json() for f in self.findings],
+            "findings_suppressed": dict(self.suppressed),
         }
         out.update(self.extra)
         return out
@@ -173,7 +178,15 @@ def build_report(conn: Connection) -> ConnectionReport:
         "closed" if len(conn.fin) == 2 else ("half-closed" if conn.fin else "open"))
     a_ip, b_ip = (str(ipaddress.ip_address(a_ep[0])), str(ipaddress.ip_address(b_ep[0])))
     cid = _CID.calc(communityid.FlowTuple.make_tcp(a_ip, b_ip, a_ep[1], b_ep[1]))
+    suppressed = dict(getattr(conn.findings, "suppressed", {}))
+    firsts = getattr(conn.findings, "first_suppressed", {})
     findings = sorted(conn.findings, key=lambda f: (f.packet or 0, SEVERITY_ORDER[f.severity]))
+    for code, count in suppressed.items():
+        findings.append(Finding(
+            Severity.NOTE, "findings-capped",
+            f"{plural(count, 'more ' + repr(code) + ' finding')} after the first "
+            f"{FINDINGS_PER_CODE} (from packet {firsts.get(code)} on): counted, not listed",
+            None, firsts.get(code)))
     return ConnectionReport(
         id=conn.id, a=endpoint_text(*a_ep), b=endpoint_text(*b_ep), community_id=cid,
         first_packet=conn.first_packet, last_packet=conn.last_packet, start_ns=conn.first_ts,
@@ -181,7 +194,8 @@ def build_report(conn: Connection) -> ConnectionReport:
         bytes_ab=conn.bytes_xy if a_is_x else conn.bytes_yx,
         bytes_ba=conn.bytes_yx if a_is_x else conn.bytes_xy,
         state=state, eno=eno, tcpcrypt=tcpcrypt, findings=findings,
-        extra=dict(conn.data.get("report_extra", {})), observed=dict(conn.observed))
+        extra=dict(conn.data.get("report_extra", {})), observed=dict(conn.observed),
+        suppressed=suppressed)
 
 
 def _pre_rfc_note(conn: Connection, tcpcrypt: dict | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +31,15 @@ def secrets_into(ctx: DecryptionContext, then: Callable[[SecretsBlock], None] | 
             then(block)
 
     return take
+
+
+def is_live(stream: object) -> bool:
+    """Whether a stream is a pipe, socket or terminal (records arrive over time) rather
+    than a regular file."""
+    try:
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)  # type: ignore[attr-defined]
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 @dataclass
@@ -61,14 +72,20 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
     try:
         analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets,
                             before_report=before_report)
+        if is_live(stream):
+            analyzer.live = True
+            analyzer.next_sweep_ns = 0
         items = read_capture(stream, path)
         if progress is None:
             analyzer.feed_all(items)
         else:
+            # bytes read from the file itself: right for a gzip-compressed capture too,
+            # whose records' offsets count decompressed bytes
+            where = stream.tell if stream.seekable() else None
             for n, item in enumerate(items):
                 analyzer.feed(item)
                 if n & 0x3FF == 0:
-                    progress(getattr(item, "offset", 0))
+                    progress(where() if where is not None else getattr(item, "offset", 0))
             analyzer.finish()
     finally:
         if path != "-":

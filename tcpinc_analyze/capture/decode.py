@@ -101,6 +101,21 @@ class IpDecoder:
     def __init__(self) -> None:
         self.fragments: dict[tuple, dict] = {}
         self.dropped_fragments = 0
+        self.dropped_by_version = {4: 0, 6: 0}
+        self.dropped_first: int | None = None
+        """First packet of the earliest fragment train dropped unfinished."""
+
+    def incomplete_trains(self) -> tuple[dict[int, int], int | None]:
+        """Fragment trains that never completed (dropped to bound memory, or still
+        waiting at the end of the capture), by IP version, and the first packet of the
+        earliest: what the capture's report says once."""
+        counts = dict(self.dropped_by_version)
+        first = self.dropped_first
+        for key, entry in self.fragments.items():
+            counts[key[-1]] = counts.get(key[-1], 0) + 1
+            if first is None or entry["first"] < first:
+                first = entry["first"]
+        return counts, first
 
     def decode(self, number: int, ts_ns: int, data: bytes, pos: int, orig_extra: int
                ) -> Segment | None:
@@ -140,7 +155,7 @@ class IpDecoder:
             body = data[pos + ihl:captured_end]
             if missing:
                 raise DecodeProblem("truncated IPv4 fragment cannot be reassembled")
-            whole = self._reassemble((src, dst, ident, 4), offset, more, body)
+            whole = self._reassemble((src, dst, ident, 4), offset, more, body, number)
             if whole is None:
                 return None
             return self._tcp(number, ts_ns, src, dst, whole, 0, len(whole), 0)
@@ -189,19 +204,24 @@ class IpDecoder:
             if missing:
                 raise DecodeProblem("truncated IPv6 fragment cannot be reassembled")
             whole = self._reassemble((src, dst, frag[2], 6), frag[0], frag[1],
-                                     data[p:captured_end])
+                                     data[p:captured_end], number)
             if whole is None:
                 return None
             return self._tcp(number, ts_ns, src, dst, whole, 0, len(whole), 0)
         return self._tcp(number, ts_ns, src, dst, data, p, captured_end, missing)
 
-    def _reassemble(self, key: tuple, offset: int, more: bool, body: bytes) -> bytes | None:
+    def _reassemble(self, key: tuple, offset: int, more: bool, body: bytes, number: int = 0
+                    ) -> bytes | None:
         entry = self.fragments.get(key)
         if entry is None:
             if len(self.fragments) >= FRAG_BUFFER_MAX:
-                self.fragments.pop(next(iter(self.fragments)))
+                old_key = next(iter(self.fragments))
+                old = self.fragments.pop(old_key)
                 self.dropped_fragments += 1
-            entry = self.fragments[key] = {"parts": {}, "total": None}
+                self.dropped_by_version[old_key[-1]] += 1
+                if self.dropped_first is None or old["first"] < self.dropped_first:
+                    self.dropped_first = old["first"]
+            entry = self.fragments[key] = {"parts": {}, "total": None, "first": number}
         entry["parts"][offset] = body
         if not more:
             entry["total"] = offset + len(body)

@@ -9,13 +9,18 @@ byte offset and packet number, and keep going wherever the format allows it.
 
 from __future__ import annotations
 
+import gzip
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+READ_MAX = 1 << 24
+"""Largest single read: a huge record is gathered in pieces of at most this size."""
+GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD = 1 << 28
 """Largest record length we believe; anything bigger means a corrupt file."""
 
@@ -70,28 +75,45 @@ class CaptureError(Exception):
 
 
 class _Buffer:
-    """A forward-only window over a stream, refilled in large chunks."""
+    """A forward-only window over a stream, refilled in large chunks.
+
+    Reads take what the stream has (``read1`` where there is one), so records from a
+    live pipe are handed on as they arrive instead of after a full chunk; a record
+    bigger than one read is gathered in a list and joined once, so a long record from a
+    pipe costs one copy, not one per read.
+    """
 
     def __init__(self, stream: BinaryIO, initial: bytes = b"") -> None:
         self.stream = stream
+        self.read = getattr(stream, "read1", None) or stream.read
         self.buf = initial
         self.pos = 0
         self.base = 0  # file offset of buf[0]
         self.eof = False
+        self.error: str | None = None
+        """Why the stream stopped early (a damaged gzip stream, a read error)."""
 
     def ensure(self, n: int) -> bool:
         """Make n bytes available from pos; False if the stream ends first."""
-        if len(self.buf) - self.pos >= n:
-            return True
-        while not self.eof and len(self.buf) - self.pos < n:
-            chunk = self.stream.read(max(CHUNK, n))
+        have = len(self.buf) - self.pos
+        if have >= n or self.eof:
+            return have >= n
+        parts = [self.buf[self.pos:]] if have else []
+        while have < n:
+            try:
+                chunk = self.read(max(CHUNK, min(n - have, READ_MAX)))
+            except (OSError, EOFError, zlib.error) as exc:
+                self.error = str(exc) or exc.__class__.__name__
+                chunk = b""
             if not chunk:
                 self.eof = True
                 break
-            self.base += self.pos
-            self.buf = self.buf[self.pos:] + chunk
-            self.pos = 0
-        return len(self.buf) - self.pos >= n
+            parts.append(chunk)
+            have += len(chunk)
+        self.base += self.pos
+        self.buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.pos = 0
+        return have >= n
 
     @property
     def offset(self) -> int:
@@ -101,6 +123,25 @@ class _Buffer:
     def available(self) -> int:
         """Bytes buffered after pos."""
         return len(self.buf) - self.pos
+
+
+class _Prepended:
+    """A stream with bytes already read put back in front (to sniff a magic number)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+        self.read_more = getattr(stream, "read1", None) or stream.read
+
+    def read(self, n: int = -1) -> bytes:
+        """What is available, up to n bytes (never waits to fill n from a pipe)."""
+        if self.head:
+            out = self.head if n < 0 else self.head[:n]
+            self.head = self.head[len(out):]
+            return out
+        return self.read_more(n if n >= 0 else CHUNK)
+
+    read1 = read
 
 
 def open_input(path: str) -> BinaryIO:
@@ -115,23 +156,63 @@ def open_input(path: str) -> BinaryIO:
 
 def read_capture(stream: BinaryIO, name: str = "<capture>"
                  ) -> Iterator[Record | SecretsBlock | ReadProblem]:
-    """An iterator of records, secrets and problems from a pcap or pcapng stream.
+    """An iterator of records, secrets and problems from a pcap or pcapng stream,
+    gzip-compressed or not (told by the magic number, as tshark does, not the name).
 
     Raises CaptureError at once (not a generator itself, which also saves a level of
     delegation per packet) if the input is not a capture.
     """
-    head = stream.read(4)
-    if len(head) < 4:
+    head = _read_head(stream, 4, name)
+    if head[:2] != GZIP_MAGIC:
+        return _open_format(stream, head, name)[1]
+    unzipped = gzip.GzipFile(fileobj=_Prepended(head, stream), mode="rb")
+    try:
+        head = _read_head(unzipped, 4, name)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CaptureError(f"{name}: gzip-compressed, but it cannot be decompressed: "
+                           f"{exc}") from exc
+    if head[:2] == GZIP_MAGIC:
+        raise CaptureError(f"{name}: compressed twice with gzip; decompress it once first")
+    buf, items = _open_format(unzipped, head, f"{name} (decompressed)")
+    return _gzip_problems(items, buf, name)
+
+
+def _read_head(stream: BinaryIO, n: int, name: str) -> bytes:
+    """The first n bytes, however a pipe delivers them."""
+    read = getattr(stream, "read1", None) or stream.read
+    head = b""
+    while len(head) < n:
+        more = read(n - len(head))
+        if not more:
+            break
+        head += more
+    if len(head) < n:
         raise CaptureError(f"{name}: {len(head)} bytes: too short to be a capture file")
+    return head
+
+
+def _open_format(stream: BinaryIO, head: bytes, name: str
+                 ) -> tuple[_Buffer, Iterator[Record | SecretsBlock | ReadProblem]]:
     magic_le = struct.unpack("<I", head)[0]
     magic_be = struct.unpack(">I", head)[0]
     buf = _Buffer(stream, head)
     if magic_le == PCAPNG_SHB:
-        return _read_pcapng(buf, name)
+        return buf, _read_pcapng(buf, name)
     for magic, endian in ((magic_le, "<"), (magic_be, ">")):
         if magic in PCAP_MAGICS:
-            return _read_pcap(buf, name, endian, *PCAP_MAGICS[magic][1:])
+            return buf, _read_pcap(buf, name, endian, *PCAP_MAGICS[magic][1:])
     raise CaptureError(f"{name}: not a pcap or pcapng file (magic 0x{magic_be:08x})")
+
+
+def _gzip_problems(items: Iterator[Record | SecretsBlock | ReadProblem], buf: _Buffer,
+                   name: str) -> Iterator[Record | SecretsBlock | ReadProblem]:
+    """The records of a gzip-compressed capture, then what broke the compressed stream
+    (the reader says where the capture inside ended; this says why)."""
+    yield from items
+    if buf.error is not None:
+        yield ReadProblem(f"{name}: the gzip data is damaged after {buf.offset} "
+                          f"decompressed bytes ({buf.error}); the packets before were read",
+                          buf.offset, fatal=True)
 
 
 def _read_pcap(buf: _Buffer, name: str, endian: str, ts_mult: int, rec_len: int

@@ -134,6 +134,46 @@ def visibly_lost(records: Sequence[FrameRecord], coverage: list[tuple[int, int]]
     return lost
 
 
+RESYNC_CHAIN = 3
+"""Frame headers after a candidate that a reader without keys needs to trust it."""
+
+
+def delimited_without_keys(records: Sequence[FrameRecord],
+                           coverage: list[tuple[int, int]]) -> tuple[int, int]:
+    """(frames, rekey frames) a reader without keys can show. As ``visibly_lost``, except
+    where a frame's start is lost: without keys the next boundary is found by its header
+    and the headers of the next RESYNC_CHAIN frames (or the stream's end) all being in
+    the capture in one contiguous run; the frames before it are not seen."""
+    frames = rekeys = 0
+    known = True
+    for i, r in enumerate(records):
+        if not known:
+            chain = records[i:i + RESYNC_CHAIN + 1]
+            end = (chain[-1].stream_offset + 3 if len(chain) == RESYNC_CHAIN + 1
+                   else chain[-1].stream_offset + chain[-1].size)
+            if not _covered(coverage, r.stream_offset, end):
+                continue
+            known = True
+        if _covered(coverage, r.stream_offset, r.stream_offset + r.size):
+            frames += 1
+            rekeys += r.rekey
+        else:
+            frames += 1
+            known = _covered(coverage, r.stream_offset, r.stream_offset + 3)
+    return frames, rekeys
+
+
+def frame_packet(pieces: Sequence[tuple[int, int, int]], record: FrameRecord) -> int | None:
+    """The packet a reader names for a frame: the first in capture order carrying its
+    last byte (a retransmission's first copy counts)."""
+    last = record.stream_offset + record.size - 1
+    return min((n for n, lo, hi in pieces if lo <= last < hi), default=None)
+
+
+FAILURE_REPORTS = 5
+"""Frame failures the analyzer lists per direction (the rest are counted)."""
+
+
 def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
     """Build a sample deterministically from its scenario and seed."""
     seed = scenario.seed if seed is None else seed
@@ -151,6 +191,7 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
     numbers: dict[tuple[int, int], int] = {}
     first_packet: dict[int, int] = {}
     coverage: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    pieces: dict[tuple[int, str], list[tuple[int, int, int]]] = {}
     truncated: dict[int, list[int]] = {}
     for number, (ts, c, k, p) in enumerate(merged, 1):
         iface = built[c].plan.iface
@@ -166,6 +207,8 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
             key = (c, "ab" if p.from_a == built[c].a_first else "ba")
             coverage.setdefault(key, []).append((p.stream_offset,
                                                  p.stream_offset + captured))
+            pieces.setdefault(key, []).append((number, p.stream_offset,
+                                               p.stream_offset + captured))
 
     order = sorted(range(len(built)), key=lambda c: first_packet.get(c, 1 << 60))
     conn_id = {c: i for i, c in enumerate(order)}
@@ -185,13 +228,22 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
         truth = json.loads(json.dumps(conn.truth))
         tcpcrypt_truth = truth["tcpcrypt"]
         if tcpcrypt_truth is not None:
-            # frames the capture shows: whole ones and the visibly lost ones
+            # frames the capture shows: whole ones and the visibly lost ones; rekey frames
+            # among the whole ones; and where a frame start is lost, what a reader without
+            # keys can still delimit
+            keyless: dict[str, dict[str, int]] = {"frames": {}, "rekeys": {}}
             for d in ("ab", "ba"):
                 records = conn.frames[d]
                 cov = coverage.get((c, d), [])
-                whole = sum(_covered(cov, r.stream_offset, r.stream_offset + r.size)
-                            for r in records)
-                tcpcrypt_truth["frames"][d] = whole + visibly_lost(records, cov)
+                whole = [r for r in records
+                         if _covered(cov, r.stream_offset, r.stream_offset + r.size)]
+                tcpcrypt_truth["rekeys"][d] = sum(r.rekey for r in whole)
+                tcpcrypt_truth["frames"][d] = len(whole) + visibly_lost(records, cov)
+                keyless["frames"][d], keyless["rekeys"][d] = delimited_without_keys(records,
+                                                                                   cov)
+            if (keyless["frames"] != tcpcrypt_truth["frames"]
+                    or keyless["rekeys"] != tcpcrypt_truth["rekeys"]):
+                tcpcrypt_truth["without_keys"] = keyless
         truth["id"] = conn_id[c]
         keys_from = _keys_from(conn, by_plan)
         by_plan[c] = keys_from
@@ -209,6 +261,11 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                 findings.append({"code": "eno-malformed", "packet": n})
         for n in truncated.get(c, []):
             findings.append({"code": "packet-truncated", "packet": n})
+        if truth["eno"]["reason"] == "synack-without-eno" and not conn.plan.simultaneous:
+            # ENO offered, none in the SYN-ACK: a downgrade (RFC 8547 §6, §9)
+            synack = next(numbers[(c, k)] for k, p in enumerate(conn.packets)
+                          if p.seg.flags & 0x12 == 0x12)
+            findings.append({"code": "eno-downgrade", "packet": synack})
         findings += conn.findings
         tc = truth["tcpcrypt"]
         if tc is not None:
@@ -236,19 +293,30 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                                             r.stream_offset + r.size)]
                     usable = [r for r in complete if not gen0_only or r.generation == 0]
                     ok = [r for r in usable if r.intact] if good else []
+                    failing = [r for r in usable if r not in ok]
+                    for r in failing[:FAILURE_REPORTS]:
+                        # a damaged frame breaks RFC 8548 §3.6; a wrong key blames nobody
+                        findings.append({"code": "frame-tag-failed",
+                                         "packet": frame_packet(pieces.get((c, d), []), r),
+                                         "conformance": good})
                     decrypted[d] = {"ok": len(ok), "failed": len(usable) - len(ok),
                                     "undecryptable": len(complete) - len(usable),
                                     "lost": visibly_lost(records, coverage.get((c, d), [])),
                                     "sha256": frame_sha256(ok)}
                 if not good:
-                    findings.append({"code": "frame-tag-failed"})
+                    findings.append({"code": "tcpcrypt-wrong-key"})
             if conn.keys is None:
                 tc["keys_from"] = tc["session_id"] = decrypted = None
             tc["decrypted"] = decrypted
             if not decrypted or not any(decrypted[d]["ok"] for d in ("ab", "ba")):
                 tc["nonce_offset_base"] = None
-            if not conn.plan.fin_frames:
-                findings.append({"code": "tcpcrypt-no-fin-frame"})
+            if not conn.plan.fin_frames and decrypted and good:
+                # each direction that decrypts ends without FINp (and without a TCP FIN)
+                last_packet = max(numbers[(c, k)] for k in range(len(conn.packets)))
+                for d in ("ab", "ba"):
+                    if decrypted[d]["ok"]:
+                        findings.append({"code": "tcpcrypt-no-fin-frame",
+                                         "packet": last_packet})
         truth["findings"] = findings
         connections_truth.append(truth)
 

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Protocol
 
 from ..findings import Finding, Severity
+from ..words import plural
 
 SEQ_MOD = 1 << 32
 HALF = 1 << 31
@@ -108,8 +109,8 @@ class DirectionStream:
                               "(possible injection; the first copy is used)", packet, off)
             else:
                 self._finding(Severity.NOTE, "tcp-retransmission",
-                              f"retransmission of {len(payload)} bytes at offset {off}", packet,
-                              off)
+                              f"retransmission of {plural(len(payload), 'byte')} at offset {off}",
+                              packet, off)
             return
         if existing is not None:
             self.pending_bytes -= len(existing[0])
@@ -145,7 +146,8 @@ class DirectionStream:
             return
         if whole and not (len(payload) <= 1 and off == self.next - 1):  # not a keep-alive
             self._finding(Severity.NOTE, "tcp-retransmission",
-                          f"retransmission of {len(payload)} bytes at offset {off}", packet, off)
+                          f"retransmission of {plural(len(payload), 'byte')} at offset {off}",
+                          packet, off)
 
     def _recent_slice(self, lo: int, hi: int) -> bytes:
         """Bytes [lo, hi) of the kept window (offsets relative to its start)."""
@@ -199,7 +201,8 @@ class DirectionStream:
             return
         cause = " (snaplen truncation)" if self.next in self.truncated_holes else ""
         self._finding(Severity.WARNING, "tcp-gap",
-                      f"{size} bytes at offset {self.next} are not in the capture{cause}",
+                      f"{plural(size, 'byte')} at offset {self.next} "
+                      f"{'is' if size == 1 else 'are'} not in the capture{cause}",
                       packet, self.next, size)
         if self.consumer is not None:
             self.consumer.gap(self.next, size, packet)

@@ -23,6 +23,7 @@ from ..wire import (
     INIT2_MAGIC,
     INIT_MESSAGE_LEN_MAX,
 )
+from ..words import plural
 from .keyschedule import validate_public
 from .messages import Init1, Init2, infer_tep, parse_init1, parse_init2
 
@@ -149,7 +150,7 @@ class TcpcryptDirection:
             length = _HEAD.unpack_from(self.buf)[1] if known else None
             name = {MODE_INIT1: "Init1", MODE_INIT2: "Init2"}.get(self.mode, "Init message")
             self._note(Severity.ERROR, "tcpcrypt-init-incomplete",
-                       f"{name} is cut by a gap of {size} bytes at offset {offset}",
+                       f"{name} is cut by a gap of {plural(size, 'byte')} at offset {offset}",
                        packet, offset)
             if length is not None and offset + size <= self.buf_off + length:
                 self.frames_origin = self.buf_off + length
@@ -164,7 +165,8 @@ class TcpcryptDirection:
             if self.buf:
                 self.incomplete_frames += 1
                 self._note(Severity.WARNING, "tcpcrypt-frame-lost",
-                           f"frame at offset {self.buf_off} is cut by a gap of {size} bytes",
+                           f"frame at offset {self.buf_off} is cut by a gap of "
+                           f"{plural(size, 'byte')}",
                            packet, self.buf_off)
                 boundary = None
                 if len(self.buf) >= FRAME_HEADER_LEN:
@@ -195,13 +197,13 @@ class TcpcryptDirection:
             self._process(0, at_end=True)
         if self.state == _INIT and self.buf and not self.plain:
             self._note(Severity.ERROR, "tcpcrypt-init-incomplete",
-                       f"stream ends inside the Init message ({len(self.buf)} bytes)",
+                       f"stream ends inside the Init message ({plural(len(self.buf), 'byte')})",
                        None, self.buf_off)
         elif self.state == _FRAMES and self.buf:
             self.incomplete_frames += 1
             self._note(Severity.WARNING, "tcpcrypt-frame-truncated",
                        f"stream ends inside a frame at offset {self.buf_off} "
-                       f"({len(self.buf)} bytes present)", None, self.buf_off)
+                       f"({plural(len(self.buf), 'byte')} present)", None, self.buf_off)
         self.buf.clear()
 
     # ------------------------------------------------------------------ parsing
@@ -402,7 +404,7 @@ class TcpcryptDirection:
                     self.skipped += pos
                     self._note(Severity.NOTE, "tcpcrypt-resync",
                                f"resynchronised at offset {self.buf_off + pos} after skipping "
-                               f"{pos} bytes", None, self.buf_off + pos, pos)
+                               f"{plural(pos, 'byte')}", None, self.buf_off + pos, pos)
                 del self.buf[:pos]
                 self.buf_off += pos
                 self.state = _FRAMES

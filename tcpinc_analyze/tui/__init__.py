@@ -25,7 +25,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                               description="Browse a capture: connections, packets, fields, "
                                           "hex, handshake ladder, follow stream, findings.")
     p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
-    p.add_argument("--keylog", action="append", metavar="K", default=[],
+    p.add_argument("--keylog", action="append", metavar="KEYLOG", default=[],
                    help="key log file, directory or glob (repeatable)")
     p.add_argument("--compare", metavar="SECOND",
                    help="compare CAPTURE (FIRST) with a capture of the same traffic taken at "

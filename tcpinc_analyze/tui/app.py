@@ -24,6 +24,7 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 
 from ..capture.reader import CaptureError
 from ..keylog import KeyLog, KeyLogError, load_keylogs
+from ..words import plural
 from .conformance import ConformanceScreen
 from .connections import ConnectionsTable
 from .detail import DetailTree
@@ -222,21 +223,22 @@ class TcpincApp(App):
             return
         text = Text()
         if index.done:
-            text.append(f"{index.count} packets indexed", style="green")
+            text.append(f"{plural(index.count, 'packet')} indexed", style="green")
         elif index.cancelled.is_set():
-            text.append(f"index cancelled at {index.count} packets", style="yellow")
+            text.append(f"index cancelled at {plural(index.count, 'packet')}", style="yellow")
         else:
-            text.append(f"indexing {index.progress:4.0%} ({index.count} packets) ",
+            text.append(f"indexing {index.progress:4.0%} ({plural(index.count, 'packet')}) ",
                         style="yellow")
         text.append(" │ ")
         nconn = len(self.query_one(ConnectionsTable).rows)
         if analysis.done:
-            text.append(f"{nconn} connections analysed", style="green")
+            text.append(f"{plural(nconn, 'connection')} analysed", style="green")
         elif analysis.cancelled.is_set():
-            text.append(f"analysis cancelled ({nconn} connections)", style="yellow")
+            text.append(f"analysis cancelled ({plural(nconn, 'connection')})", style="yellow")
         else:
             frac = analysis.bytes_read / index.size if index.size else 1
-            text.append(f"analysing {frac:4.0%} ({nconn} connections)", style="yellow")
+            text.append(f"analysing {frac:4.0%} ({plural(nconn, 'connection')})",
+                        style="yellow")
         text.append(" │ ")
         if self.keylog_files:
             text.append(f"keys: {', '.join(Path(k).name for k in self.keylog_files)}")

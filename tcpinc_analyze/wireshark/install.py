@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,9 +231,10 @@ def cmd_wireshark(args: argparse.Namespace) -> int:
         print("\n".join(st.lines()))
         return EXIT_OK if st.tshark else EXIT_FAILED
     else:
-        print("usage: tcpinc-analyze wireshark {install,uninstall,export,status}")
+        print("usage: tcpinc-analyze wireshark {install,uninstall,export,status}",
+              file=sys.stderr)
         return EXIT_USAGE
-    print(message)
+    print(message, file=sys.stderr)  # a message, not data: stdout stays clean
     return code
 
 
@@ -245,12 +247,15 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     inst = actions.add_parser("install", help="copy the plugin into the personal Lua plugin "
                               "folder (tshark -G folders)")
     inst.add_argument("--force", action="store_true", help="overwrite a different file")
-    inst.add_argument("--dir", help="plugin folder to use instead of tshark's")
+    inst.add_argument("--dir", metavar="DIR", help="plugin folder to use instead of tshark's")
     uninst = actions.add_parser("uninstall", help="remove the installed plugin")
     uninst.add_argument("--force", action="store_true", help="remove even a modified copy")
-    uninst.add_argument("--dir", help="plugin folder to use instead of tshark's")
-    exp = actions.add_parser("export", help="write the plugin to PATH (file or folder)")
-    exp.add_argument("path", metavar="PATH")
+    uninst.add_argument("--dir", metavar="DIR", help="plugin folder to use instead of tshark's")
+    exp = actions.add_parser("export", help="write the plugin to PATH (file or folder)",
+                             description="Write the Lua plugin (tcpinc.lua) to a file or "
+                             "into a folder, e.g. to copy it to another machine.")
+    exp.add_argument("path", metavar="PATH",
+                     help="file to write, or an existing folder to write tcpinc.lua into")
     exp.add_argument("--force", action="store_true", help="overwrite a different file")
     actions.add_parser("status", help="tshark version, plugin installed/current, lua-luaossl")
     ws.set_defaults(func=cmd_wireshark, wireshark_action=None)
@@ -266,6 +271,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
