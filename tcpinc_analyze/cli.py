@@ -503,6 +503,9 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         result = _run(args, sink=tee, configure=hooks)
         if result is None:
             return EXIT_USAGE
+        if not _keyed_any(result.reports):
+            # no tcpcrypt connection, or no key for one: nothing to write (exit 3)
+            return _decrypt_outcome(args, result.reports)
         if writer is not None:
             writer.write_index(result.reports, args.capture)
             writer.commit()
@@ -527,6 +530,12 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if rewrite is not None:
             rewrite.close()
     return _decrypt_outcome(args, result.reports)
+
+
+def _keyed_any(reports: list) -> bool:
+    """Whether any tcpcrypt connection had keys (even failing ones: index.json then
+    records what failed); without one, decrypt has nothing to write."""
+    return any((r.tcpcrypt or {}).get("decrypted") is not None for r in reports)
 
 
 def _decrypt_outcome(args: argparse.Namespace, reports: list) -> int:

@@ -63,10 +63,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def add_subparser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``compare FIRST SECOND``."""
-    from .cli import _capture_options
+    from .cli import _capture_options, _HelpFormatter, exit_help
 
     p = sub.add_parser(
-        "compare", help="pair the connections two capture points share and show what the "
+        "compare", formatter_class=_HelpFormatter,
+        epilog=exit_help(ok=": the captures were compared"),
+        help="pair the connections two capture points share and show what the "
         "path changed (ENO above all)",
         description="Analyze two captures of the same traffic (FIRST near host A, SECOND "
         "near host B, or the other way round) and pair up their connections, through NAT, "

@@ -178,7 +178,7 @@ def _main() -> int:
     args = parser.parse_args()
     outcomes = run(args.cases, args.seed)
     statuses = Counter(o.status for o in outcomes)
-    bad = [o for o in outcomes if o.error is not None or o.status not in (0, 1, 2)]
+    bad = [o for o in outcomes if o.error is not None or o.status not in (0, 1, 2, 3)]
     print(f"{len(outcomes)} cases, exit statuses {dict(sorted(statuses.items(), key=str))}, "
           f"{sum(o.error is not None for o in outcomes)} tracebacks")
     for outcome in bad[:20]:
