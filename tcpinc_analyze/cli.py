@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import limits as _limits
 from .wire import RESUME_SEARCH_DEPTH
 
 EXIT_OK = 0
@@ -130,7 +131,7 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
     progress, callback = _progress_for(args.capture, getattr(args, "progress", None))
     try:
         kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
-                  "decryption": ctx, "on_report": on_report}
+                  "decryption": ctx, "on_report": on_report, "limits": _limits_of(args)}
         if progress is not None:
             with progress:
                 return analyze_file(args.capture, progress=callback, **kwargs)
@@ -222,8 +223,46 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume-depth", type=int, default=RESUME_SEARCH_DEPTH, metavar="N",
                    help="how far down a session's chain ss[0] -> ss[i] a resumed "
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
+    _limit_options(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for files over 20 MB on a terminal)")
+
+
+def _positive(kind: type) -> object:
+    """An argparse type: a positive int or float."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """The bounds that keep hostile captures cheap (issue 10, items 24 and 26)."""
+    p.add_argument("--max-connections", type=_positive(int), default=_limits.MAX_CONNECTIONS,
+                   metavar="N", help="connections open at once; beyond it the least recently "
+                   "active one is finalised early, with a finding (default "
+                   f"{_limits.MAX_CONNECTIONS})")
+    p.add_argument("--idle-timeout", type=_positive(float), default=_limits.IDLE_TIMEOUT_S,
+                   metavar="SECONDS", help="capture time after which a silent connection is "
+                   f"finalised (default {_limits.IDLE_TIMEOUT_S:g})")
+    p.add_argument("--resync-bytes", type=_positive(int), default=_limits.RESYNC_BYTES,
+                   metavar="N", help="bytes after a gap searched for the next tcpcrypt frame "
+                   f"(default {_limits.RESYNC_BYTES})")
+    p.add_argument("--resync-tries", type=_positive(int), default=_limits.RESYNC_TRIES,
+                   metavar="N", help="candidate frames authenticated with the keys per gap "
+                   f"(default {_limits.RESYNC_TRIES})")
+
+
+def _limits_of(args: argparse.Namespace) -> _limits.Limits:
+    return _limits.Limits(args.max_connections, args.idle_timeout, args.resync_bytes,
+                          args.resync_tries)
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
