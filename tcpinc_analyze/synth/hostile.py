@@ -105,10 +105,11 @@ def syn_flood_frames(count: int) -> Iterator[bytes]:
         yield ipv4_frame(src, B_IP, tcp_bytes(sport, 443, i * 7919, 0, TCP_SYN))
 
 
-def fragment_frames(trains: int, per_train: int = 8190, *, seed: int = 1) -> Iterator[bytes]:
+def fragment_frames(trains: int, per_train: int = 8190, *, seed: int = 1,
+                    shuffle: bool = True) -> Iterator[bytes]:
     """A connection's handshake, then ``trains`` TCP segments each sent as one IPv4
     datagram cut into ``per_train`` fragments of 8 bytes (8,190 is the most a 65,535-byte
-    datagram allows), every train shuffled."""
+    datagram allows), every train shuffled (or in order, the baseline)."""
     rng = random.Random(seed)
     sport, dport, isn_a, isn_b = 40001, 80, 7000, 9000
     yield from _handshake(sport, dport, isn_a, isn_b)
@@ -119,7 +120,8 @@ def fragment_frames(trains: int, per_train: int = 8190, *, seed: int = 1) -> Ite
                          bytes([t % 256]) * payload_len)
         seq += payload_len
         order = list(range(per_train))
-        rng.shuffle(order)
+        if shuffle:
+            rng.shuffle(order)
         for k in order:
             more = 0x2000 if k < per_train - 1 else 0
             yield ipv4_frame(A_IP, B_IP, body[k * 8:k * 8 + 8], ident=t + 1, frag=more | k)

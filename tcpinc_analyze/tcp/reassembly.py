@@ -28,6 +28,11 @@ RECENT_WINDOW = 1 << 16
 DIRECTION_TEXT = {"ab": "A->B", "ba": "B->A"}
 PENDING_LIMIT = 4 << 20
 """Out-of-order bytes buffered before the oldest hole is declared a gap."""
+_NO_PENDING: SortedDict = SortedDict()
+"""Shared by every stream with nothing buffered (a SortedDict costs about a kilobyte,
+and a SYN flood creates a stream per SYN); never written to."""
+_NO_RECENT: tuple[bytes, ...] = ()
+_NO_HOLES: frozenset[int] = frozenset()
 TRUNCATED_KEPT = 256
 """Ends of snaplen-cut segments remembered (to name a gap's cause) before pruning."""
 
@@ -59,17 +64,18 @@ class DirectionStream:
                  label: str) -> None:
         self.base: int | None = None
         self.next = 0
-        self.pending: SortedDict = SortedDict()
+        self.pending: SortedDict = _NO_PENDING
         """start -> [bytes, packet, out_of_order]: disjoint intervals beyond ``next``."""
         self.pending_bytes = 0
-        self.recent: deque[bytes] = deque()
+        self.recent: deque[bytes] | tuple[bytes, ...] = _NO_RECENT
+        """Delivered chunks kept for comparison (created on the first delivery)."""
         self.recent_bytes = 0
         self.consumer = consumer
         self.findings = findings
         self.lost = 0
         self.label = label
         self.last_packet = 0
-        self.truncated_holes: set[int] = set()
+        self.truncated_holes: set[int] | frozenset[int] = _NO_HOLES
         self.rfc: str | None = None
         """Set while tcpcrypt runs: a conflicting retransmission then breaks RFC 8548
         §3.6 ("the same payload bytes for the same TCP sequence numbers")."""
@@ -110,7 +116,9 @@ class DirectionStream:
         end = off + len(payload)
         if missing:
             holes = self.truncated_holes
-            if len(holes) >= TRUNCATED_KEPT:
+            if holes is _NO_HOLES:
+                holes = self.truncated_holes = set()
+            elif len(holes) >= TRUNCATED_KEPT:
                 self.truncated_holes = holes = {h for h in holes if h >= self.next}
             holes.add(end)
         if end <= self.next:
@@ -152,6 +160,8 @@ class DirectionStream:
         """Keep the bytes of [off, end) that no buffered interval holds yet; compare the
         ones that are held (the first copy stays)."""
         pending = self.pending
+        if pending is _NO_PENDING:
+            pending = self.pending = SortedDict()
         end = off + len(payload)
         keys = pending.keys()
         i = pending.bisect_right(off)
@@ -228,10 +238,12 @@ class DirectionStream:
         self.next = off + len(payload)
         # Keep whole delivered chunks (no copying) until they fall out of the window.
         recent = self.recent
-        recent.append(payload)
+        if recent is _NO_RECENT:
+            recent = self.recent = deque()
+        recent.append(payload)  # type: ignore[union-attr]
         self.recent_bytes += len(payload)
         while self.recent_bytes - len(recent[0]) >= RECENT_WINDOW:
-            self.recent_bytes -= len(recent.popleft())
+            self.recent_bytes -= len(recent.popleft())  # type: ignore[union-attr]
         if self.consumer is not None:
             self.consumer.data(off, payload, packet)
 
@@ -250,6 +262,7 @@ class DirectionStream:
                               f"segment at offset {first} arrived before the bytes ahead of it",
                               packet, first)
             self._deliver(first, payload, packet)
+        self.pending = _NO_PENDING
 
     def _declare_gap(self, upto: int, packet: int | None) -> None:
         size = upto - self.next
@@ -264,7 +277,7 @@ class DirectionStream:
             self.consumer.gap(self.next, size, packet)
         self.lost += size
         self.next = upto
-        self.recent.clear()
+        self.recent = _NO_RECENT
         self.recent_bytes = 0
         # Bytes after a gap are not "out of order": they simply follow missing ones.
         self._drain(filled=False)
