@@ -261,8 +261,12 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
 
 
 def _limits_of(args: argparse.Namespace) -> _limits.Limits:
-    return _limits.Limits(args.max_connections, args.idle_timeout, args.resync_bytes,
-                          args.resync_tries)
+    """The bounds from the options (defaults for a command that has none of them)."""
+    d = _limits.DEFAULT
+    return _limits.Limits(getattr(args, "max_connections", d.max_connections),
+                          getattr(args, "idle_timeout", d.idle_timeout_s),
+                          getattr(args, "resync_bytes", d.resync_bytes),
+                          getattr(args, "resync_tries", d.resync_tries))
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:

@@ -255,8 +255,8 @@ class Analyzer:
         """Finalise connections that closed a while ago or went silent (at most once per
         SWEEP_INTERVAL_NS of capture time)."""
         now = self.now
-        if now - self.last_sweep < SWEEP_INTERVAL_NS:
-            return
+        if abs(now - self.last_sweep) < SWEEP_INTERVAL_NS:
+            return  # (abs: a merged capture's clock may jump back)
         self.last_sweep = now
         idle = self.limits.idle_timeout_ns
         for conn in list(self.live.values()):
