@@ -96,7 +96,7 @@ MUTANTS = [
            "                iface.ts_den = 10 ** res\n",
            "                iface.ts_den = 10 ** (res + 1)\n",
            "pcapng if_tsresol read one decimal place off",
-           ("tests/test_packets_and_writers.py", "tests/test_analyze.py")),
+           ("tests/test_pcapng_timestamps.py",)),
     Mutant("decode-fragments", "capture/decode.py", "tcpinc_analyze/capture/decode.py",
            "        elif not have.count(1, offset, stop):", "        elif True:",
            "an overlapping IP fragment overwrites bytes that already arrived",
