@@ -119,3 +119,26 @@ def test_max_connections_option_bounds_the_cli(tmp_path: Path,
     assert len(evicted) == 250
     assert "connection-table-full" not in out.out  # capture findings go to stderr
     assert "more than 50 connections were open at once" in out.err
+
+
+def test_community_id_agrees_with_the_reference_package() -> None:
+    """The record's Community ID is computed in-line (speed); the communityid package
+    is the oracle, over both address families and both tuple orders."""
+    import ipaddress
+    import random
+
+    import communityid
+
+    from tcpinc_analyze.analysis.report import community_id
+
+    oracle = communityid.CommunityID()
+    rng = random.Random(9)
+    for _ in range(300):
+        size = rng.choice((4, 16))
+        a, b = rng.randbytes(size), rng.randbytes(size)
+        if rng.random() < 0.2:
+            b = a  # same host: the ports decide the order
+        pa, pb = rng.randrange(65536), rng.randrange(65536)
+        text_a, text_b = str(ipaddress.ip_address(a)), str(ipaddress.ip_address(b))
+        want = oracle.calc(communityid.FlowTuple.make_tcp(text_a, text_b, pa, pb))
+        assert community_id(a, pa, b, pb) == want == community_id(b, pb, a, pa)
