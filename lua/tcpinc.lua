@@ -1250,6 +1250,10 @@ EXPERT_DEFS["findings-capped"] = { protocol = "tcpcrypt", group = "comment", sev
 E["findings-capped"] = ProtoExpert.new("tcpcrypt.expert.findings_capped", "Further findings of one code are counted, not listed", xgroup("COMMENT"), expert.severity.NOTE)
 EXPERT_DEFS["unsupported-linktype"] = { protocol = "tcpcrypt", group = "undecoded", severity = "warn" }
 E["unsupported-linktype"] = ProtoExpert.new("tcpcrypt.expert.unsupported_linktype", "Link type not supported: packets skipped", xgroup("UNDECODED"), expert.severity.WARN)
+EXPERT_DEFS["connection-evicted"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
+E["connection-evicted"] = ProtoExpert.new("tcpcrypt.expert.connection_evicted", "Connection finalised early: the analyzer's connection table was full", xgroup("SEQUENCE"), expert.severity.WARN)
+EXPERT_DEFS["connection-table-full"] = { protocol = "tcpcrypt", group = "sequence", severity = "warn" }
+E["connection-table-full"] = ProtoExpert.new("tcpcrypt.expert.connection_table_full", "More connections open at once than the analyzer's limit: the least recently active were finalised early", xgroup("SEQUENCE"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-lua-error"] = { protocol = "tcpcrypt", group = "debug", severity = "warn" }
 E["tcpcrypt-lua-error"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_lua_error", "Internal dissector problem caught (please report)", xgroup("DEBUG"), expert.severity.WARN)
 P.tcpeno.experts = {
@@ -1333,6 +1337,8 @@ P.tcpcrypt.experts = {
     E["ip-fragments-incomplete"],
     E["findings-capped"],
     E["unsupported-linktype"],
+    E["connection-evicted"],
+    E["connection-table-full"],
     E["tcpcrypt-lua-error"],
 }
 -- END GENERATED FIELDS

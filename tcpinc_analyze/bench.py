@@ -14,8 +14,19 @@ A second case, ``--pipe-record MB``, times one record of MB megabytes read from 
 against the same file read from disk (goal: the pipe at most 3x slower; a reader that
 re-copies its buffer per pipe read is quadratic and takes minutes).
 
+``--hostile`` runs the hostile cases of issue 10 (items 23-26) instead, each against a
+baseline of the same size measured in the same run:
+
+- out-of-order reassembly: N segments as holes or reversed vs. the same N in order
+  [<= 3x], and 40,000 holes vs. 10,000 per segment [<= 2x: near-linear];
+- resynchronisation on junk after a gap: with keys vs. without [<= 3x], and 400 KB vs.
+  100 KB per byte [<= 2x];
+- shuffled IPv4 fragments: 20 trains of 8,190 vs. the same trains in order [<= 2x];
+- SYN flood: 1,000,000 vs. 100,000 SYNs per SYN [<= 2x], peak RSS [< 200 MB, and the
+  1M run's within 1.5x of the 100k run's].
+
 Usage: ``python -m tcpinc_analyze.bench [--size MB] [--dir DIR] [--keep]
-[--keylog-lines N]``, ``python -m tcpinc_analyze.bench --pipe-record 255``
+[--keylog-lines N]``, ``... --pipe-record 255``, ``... --hostile [--quick]``
 """
 
 from __future__ import annotations
@@ -178,6 +189,95 @@ def pipe_record(workdir: Path, size_mb: int) -> int:
     return 0
 
 
+def _cost_of(cmd: list[str]) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS of one command: CPU time, unlike wall
+    time, hardly moves when other work shares the machine, so the ratios hold."""
+    wrapper = ("import resource, subprocess, sys\n"
+               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
+               "stderr=subprocess.DEVNULL)\n"
+               "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+               "print(r.ru_utime + r.ru_stime, r.ru_maxrss / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def _hostile_capture(workdir: Path, name: str) -> tuple[Path, list[str]]:
+    """Write (once) the hostile capture ``kind-N``; returns it and extra CLI options."""
+    from .synth import hostile
+
+    path = workdir / f"{name}.pcap"
+    kind, n_text = name.rsplit("-", 1)
+    n = int(n_text)
+    keys = workdir / f"{name}.keys"
+    if not path.exists():
+        if kind in ("holes", "reversed", "in-order"):
+            order = kind
+            hostile.write_pcap(path, hostile.reorder_frames(2 * n if kind == "holes" else n,
+                                                            order))
+        elif kind in ("fragments", "fragments-in-order"):
+            frames = hostile.fragment_frames(n)
+            if kind == "fragments-in-order":
+                frames = hostile.fragment_frames(n, shuffle=False)
+            hostile.write_pcap(path, frames)
+        elif kind == "syn":
+            hostile.write_pcap(path, hostile.syn_flood_frames(n))
+        elif kind in ("junk", "junk-nokeys"):
+            hostile.junk_after_gap(path, keys, n * 1000)
+        else:
+            raise ValueError(name)
+    return path, (["--keylog", str(keys)] if kind == "junk" else [])
+
+
+def hostile_main(workdir: Path, quick: bool) -> int:
+    """Time every hostile case and print the ratios against their same-run baselines."""
+    cli = [sys.executable, "-m", "tcpinc_analyze.cli", "analyze", "--format", "jsonl",
+           "--no-progress"]
+    scale = 10 if quick else 1
+    reorder_n = 200_000 // scale
+    names = [f"in-order-{reorder_n}", f"holes-{reorder_n // 2}", f"reversed-{reorder_n}",
+             f"holes-{10_000 // scale}", f"holes-{40_000 // scale}",
+             f"junk-nokeys-{100 // scale}", f"junk-{100 // scale}", f"junk-{400 // scale}",
+             f"fragments-in-order-{20 // (2 if quick else 1)}",
+             f"fragments-{20 // (2 if quick else 1)}",
+             f"syn-{100_000 // scale}", f"syn-{1_000_000 // scale}"]
+    results: dict[str, tuple[float, float]] = {}
+    print(f"{'case':28s} {'CPU s':>9s} {'peak RSS MB':>12s}")
+    for name in names:
+        path, extra = _hostile_capture(workdir, name)
+        results[name] = _cost_of([*cli, str(path), *extra])
+        print(f"{name:28s} {results[name][0]:9.2f} {results[name][1]:12.1f}", flush=True)
+
+    def t(name: str) -> float:
+        return results[name][0]
+
+    rows = [
+        (f"holes-{reorder_n // 2} / in-order-{reorder_n}",
+         t(f"holes-{reorder_n // 2}") / t(f"in-order-{reorder_n}"), "<= 3"),
+        (f"reversed-{reorder_n} / in-order-{reorder_n}",
+         t(f"reversed-{reorder_n}") / t(f"in-order-{reorder_n}"), "<= 3"),
+        ("per segment: 40k holes / 10k holes",
+         t(f"holes-{40_000 // scale}") / t(f"holes-{10_000 // scale}") / 4, "<= 2"),
+        ("junk with keys / without", t(f"junk-{100 // scale}") / t(f"junk-nokeys-{100 // scale}"),
+         "<= 3"),
+        ("per byte: junk 400 KB / 100 KB", t(f"junk-{400 // scale}") / t(f"junk-{100 // scale}")
+         / 4, "<= 2"),
+        ("fragments shuffled / in order",
+         t(f"fragments-{20 // (2 if quick else 1)}")
+         / t(f"fragments-in-order-{20 // (2 if quick else 1)}"), "<= 2"),
+        ("per SYN: 1M / 100k", t(f"syn-{1_000_000 // scale}") / t(f"syn-{100_000 // scale}")
+         / 10, "<= 2"),
+        ("RSS: 1M SYNs / 100k SYNs", results[f"syn-{1_000_000 // scale}"][1]
+         / results[f"syn-{100_000 // scale}"][1], "<= 1.5"),
+    ]
+    print("\nratios (goals in brackets):")
+    for label, value, goal in rows:
+        print(f"  {label:40s} = {value:6.2f}  [{goal}]")
+    worst = max(rss for _, rss in results.values())
+    print(f"  {'peak RSS of any case':40s} = {worst:6.0f}  [< 200 MB]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build (or reuse) the capture, time every contender, print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -189,9 +289,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="lines of the long key log case (1,000,000; 0 skips it)")
     parser.add_argument("--pipe-record", type=int, metavar="MB",
                         help="only time one MB-megabyte record read from a pipe vs a file")
+    parser.add_argument("--hostile", action="store_true",
+                        help="run the hostile-capture cases (issue 10, items 23-26) instead")
+    parser.add_argument("--quick", action="store_true",
+                        help="with --hostile: a tenth of the sizes")
     args = parser.parse_args(argv)
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tcpinc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.hostile:
+        try:
+            return hostile_main(workdir, args.quick)
+        finally:
+            if not args.keep and not args.dir:
+                shutil.rmtree(workdir)
     if args.pipe_record:
         try:
             return pipe_record(workdir, args.pipe_record)

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
+from . import limits as _limits
 from .wire import RESUME_SEARCH_DEPTH
 from .words import plural
 
@@ -235,7 +236,7 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
     progress, callback = _progress_for(args.capture, getattr(args, "progress", None),
                                        streaming=streaming)
     kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
-              "decryption": ctx, "on_report": on_report}
+              "decryption": ctx, "on_report": on_report, "limits": _limits_of(args)}
     try:
         if progress is not None:
             with progress:
@@ -436,6 +437,7 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    metavar="N",
                    help="how far down a session's chain ss[0] -> ss[i] a resumed "
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
+    _limit_options(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr, shown only when stderr is a terminal "
                    "(default: for files over 20 MB; --progress: any file; --no-progress: "
@@ -463,6 +465,47 @@ def _input_paths(args: argparse.Namespace) -> list[str]:
     for spec in specs:
         paths += [str(p) for p in expand_keylog_spec(spec)]
     return paths
+
+
+def _positive(kind: type) -> object:
+    """An argparse type: a positive int or float."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """The bounds that keep hostile captures cheap (issue 10, items 24 and 26)."""
+    p.add_argument("--max-connections", type=_positive(int), default=_limits.MAX_CONNECTIONS,
+                   metavar="N", help="connections open at once; beyond it the least recently "
+                   "active one is finalised early, with a finding (default "
+                   f"{_limits.MAX_CONNECTIONS})")
+    p.add_argument("--idle-timeout", type=_positive(float), default=_limits.IDLE_TIMEOUT_S,
+                   metavar="SECONDS", help="capture time after which a silent connection is "
+                   f"finalised (default {_limits.IDLE_TIMEOUT_S:g})")
+    p.add_argument("--resync-bytes", type=_positive(int), default=_limits.RESYNC_BYTES,
+                   metavar="N", help="bytes after a gap searched for the next tcpcrypt frame "
+                   f"(default {_limits.RESYNC_BYTES})")
+    p.add_argument("--resync-tries", type=_positive(int), default=_limits.RESYNC_TRIES,
+                   metavar="N", help="candidate frames authenticated with the keys per gap "
+                   f"(default {_limits.RESYNC_TRIES})")
+
+
+def _limits_of(args: argparse.Namespace) -> _limits.Limits:
+    """The bounds from the options (defaults for a command that has none of them)."""
+    d = _limits.DEFAULT
+    return _limits.Limits(getattr(args, "max_connections", d.max_connections),
+                          getattr(args, "idle_timeout", d.idle_timeout_s),
+                          getattr(args, "resync_bytes", d.resync_bytes),
+                          getattr(args, "resync_tries", d.resync_tries))
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from ..eno import (
     tcpcrypt_suboption_kind,
 )
 from ..findings import Finding, FindingList, Severity
+from ..limits import DEFAULT, Limits
 from ..tcp.options import walk_options
 from ..tcp.reassembly import DirectionStream
 from ..tcpcrypt.stream import (
@@ -141,6 +142,8 @@ class Connection:
     observed: dict[str, list[int]] = field(default_factory=dict)
     """Conformance rules checked and found kept: code -> packets that showed it."""
     resume_registry: ResumeRegistry | None = None
+    limits: Limits = DEFAULT
+    """Bounds of this analysis (the framing parsers' resynchronisation search)."""
     early: bool = True
     """Still in the handshake phase (ENO rules, outcome not decided): the flow table's
     per-segment fast path skips that work once it is False."""
@@ -609,7 +612,7 @@ class Connection:
                 continue
             handler = self.handler_factory(self, label) if self.handler_factory else None
             parser = TcpcryptDirection(label, mode, tep if tep in TCPCRYPT_TEPS else None,
-                                       self.findings, handler, self._detected)
+                                       self.findings, handler, self._detected, self.limits)
             parser.watch = self.rekey_watch
             if mode in (MODE_INIT1, MODE_INIT2):
                 self.init_open.add(from_x)

@@ -3,18 +3,23 @@
 Connections are keyed by their endpoints and by their SYN (a reused 4-tuple is a new
 connection); closed connections are finalised and dropped after a quiet period of
 capture time, idle ones after a longer one, so memory follows the number of
-connections open at once, not the size of the capture.
+connections open at once, not the size of the capture. The number open at once is
+bounded too (a SYN flood would otherwise hold a million of them, issue 10 item 26):
+when the table is full the least recently active connection is finalised early, its
+record emitted with a ``connection-evicted`` finding.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..capture.decode import DecodeProblem, IpDecoder, Segment, link_ip_offset
 from ..capture.reader import ReadProblem, Record, SecretsBlock
 from ..findings import Finding, Severity
+from ..limits import DEFAULT, Limits
 from ..tcp.reassembly import DirectionStream
 from ..words import plural
 from .connection import ACK, FIN, RST, SYN, Connection, HandlerFactory
@@ -25,9 +30,10 @@ _IPV4_FAST = struct.Struct("!BxHxxHxB2x4s4s")
 _TCP_FAST = struct.Struct("!HHIIBBH")
 CLOSED_LINGER_NS = 30 * 1_000_000_000
 """Capture time a closed connection stays in the table for late retransmissions."""
-IDLE_TIMEOUT_NS = 600 * 1_000_000_000
-"""Capture time after which a silent open connection is finalised."""
 SWEEP_EVERY = 4096
+SWEEP_INTERVAL_NS = 1_000_000_000
+"""Capture time between sweeps for closed and idle connections (a sweep visits every
+open connection, so it must not run every few thousand packets of a flood)."""
 LIVE_SWEEP_NS = 1_000_000_000
 """Reading a live stream, the table is also swept once per second of capture time, so
 a closed connection's record comes out while the capture goes on (not every 4096
@@ -52,6 +58,8 @@ class CaptureSummary:
     findings: list[Finding] = field(default_factory=list)
     secrets: list[SecretsBlock] = field(default_factory=list)
     fatal: bool = False
+    evicted: int = 0
+    """Connections finalised early because the connection table was full."""
     _counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, finding: Finding) -> None:
@@ -74,8 +82,10 @@ class Analyzer:
     def __init__(self, name: str, on_report: Callable[[ConnectionReport], None], *,
                  handler_factory: HandlerFactory | None = None,
                  on_secrets: Callable[[SecretsBlock], None] | None = None,
-                 before_report: Callable[[Connection], None] | None = None) -> None:
+                 before_report: Callable[[Connection], None] | None = None,
+                 limits: Limits = DEFAULT) -> None:
         self.before_report = before_report
+        self.limits = limits
         self.release_connections = True
         """Drop a connection's parsers once reported (set False to inspect them after)."""
         self.summary = CaptureSummary(name)
@@ -83,12 +93,20 @@ class Analyzer:
         self.on_secrets = on_secrets
         self.handler_factory = handler_factory
         self.table: dict[tuple, Connection] = {}
+        """Both endpoint orders of every open connection -> the connection."""
+        self.live: OrderedDict[int, Connection] = OrderedDict()
+        """Open connections by id, in the order the eviction clock visits them (an
+        OrderedDict: a plain dict's first item is found by skipping the slots of every
+        item deleted before it, which made eviction quadratic)."""
+        self.marks: dict[int, int] = {}
+        """Per open connection, its last packet when the clock last passed it."""
+        self.last_sweep = 0
         self.ip = IpDecoder()
         self.next_id = 0
         self.unknown_links: set[tuple[int, int]] = set()
         self.resumes = ResumeRegistry()
         self.now = 0
-        self.live = False
+        self.live_input = False
         """Set for a pipe or standard input: sweep by capture time too (LIVE_SWEEP_NS)."""
         self.next_sweep_ns = NEVER
 
@@ -183,20 +201,53 @@ class Analyzer:
 
     # ------------------------------------------------------------------ flow table
     def _new(self, seg: Segment, x_is_src: bool = True) -> Connection:
+        if len(self.live) >= self.limits.max_connections:
+            self._evict(seg.number)
         src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
         conn = Connection(self.next_id, src if x_is_src else dst, dst if x_is_src else src,
                           seg.number, seg.ts_ns, handler_factory=self.handler_factory,
-                          resume_registry=self.resumes)
+                          resume_registry=self.resumes, limits=self.limits)
         self.next_id += 1
         self.summary.connections += 1
         self.table[(*src, *dst)] = conn
         self.table[(*dst, *src)] = conn
+        self.live[conn.id] = conn
+        self.marks[conn.id] = seg.number
         return conn
+
+    def _evict(self, packet: int) -> None:
+        """Finalise the least recently active connection (a clock: one that saw packets
+        since the hand last passed it gets another round), amortised O(1)."""
+        live, marks = self.live, self.marks
+        while True:
+            cid, conn = next(iter(live.items()))
+            if conn.last_packet > marks[cid]:
+                marks[cid] = conn.last_packet
+                live.move_to_end(cid)
+                continue
+            break
+        limit = self.limits.max_connections
+        conn.add(Severity.WARNING, "connection-evicted",
+                 f"finalised early at packet {packet}: the connection table was full "
+                 f"({limit} connections open at once) and this one was the least recently "
+                 "active; later packets of it are reported as a new connection (raise "
+                 "--max-connections)", packet)
+        s = self.summary
+        s.evicted += 1
+        if s.evicted == 1:
+            s.add(Finding(Severity.WARNING, "connection-table-full",
+                          f"more than {limit} connections were open at once (first at packet "
+                          f"{packet}): the least recently active ones were finalised early, "
+                          "each with a 'connection-evicted' finding (--max-connections raises "
+                          "the limit)", None, packet))
+        self._retire(conn)
 
     def _retire(self, conn: Connection) -> None:
         for key in ((*conn.x, *conn.y), (*conn.y, *conn.x)):
             if self.table.get(key) is conn:
                 del self.table[key]
+        self.live.pop(conn.id, None)
+        self.marks.pop(conn.id, None)
         conn.finish()
         if self.before_report is not None:
             self.before_report(conn)
@@ -206,20 +257,24 @@ class Analyzer:
         self.on_report(report)
 
     def sweep(self) -> None:
-        """Finalise connections that closed a while ago or went silent."""
+        """Finalise connections that closed a while ago or went silent (at most once per
+        SWEEP_INTERVAL_NS of capture time)."""
         now = self.now
-        self.next_sweep_ns = now + LIVE_SWEEP_NS if self.live else NEVER
-        for conn in list({id(c): c for c in self.table.values()}.values()):
+        if abs(now - self.last_sweep) < SWEEP_INTERVAL_NS:
+            return  # (abs: a merged capture's clock may jump back)
+        self.last_sweep = now
+        self.next_sweep_ns = now + LIVE_SWEEP_NS if self.live_input else NEVER
+        idle = self.limits.idle_timeout_ns
+        for conn in list(self.live.values()):
             if (conn.closed_ts is not None and now - conn.closed_ts > CLOSED_LINGER_NS) or (
-                    now - conn.last_ts > IDLE_TIMEOUT_NS):
+                    now - conn.last_ts > idle):
                 self._retire(conn)
 
     def finish(self) -> None:
         """End of capture: finalise everything still open, in id order."""
         self._fragment_report()
         self._capped_report()
-        for conn in sorted({id(c): c for c in self.table.values()}.values(),
-                           key=lambda c: c.id):
+        for conn in sorted(self.live.values(), key=lambda c: c.id):
             self._retire(conn)
         self.table.clear()
 

@@ -11,6 +11,7 @@ from functools import partial
 from ..capture.reader import SecretsBlock, open_input, read_capture
 from ..decryption import DecryptionContext, finalize
 from ..keylog import parse_keylog
+from ..limits import DEFAULT, Limits
 from ..wire import DSB_SECRETS_TYPE_TCPCRYPT
 from .connection import HandlerFactory
 from .engine import Analyzer, CaptureSummary
@@ -54,7 +55,8 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
                  decryption: DecryptionContext | None = None,
                  on_report: Callable[[ConnectionReport], None] | None = None,
                  on_secrets: Callable[[SecretsBlock], None] | None = None,
-                 progress: Callable[[int], None] | None = None) -> AnalysisResult:
+                 progress: Callable[[int], None] | None = None,
+                 limits: Limits = DEFAULT) -> AnalysisResult:
     """Analyze a capture (``-`` for stdin). Raises CaptureError for unusable input.
 
     With ``on_report`` the reports are streamed to it as connections finish and not
@@ -71,9 +73,9 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
     stream = open_input(path)
     try:
         analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets,
-                            before_report=before_report)
+                            before_report=before_report, limits=limits)
         if is_live(stream):
-            analyzer.live = True
+            analyzer.live_input = True
             analyzer.next_sweep_ns = 0
         items = read_capture(stream, path)
         if progress is None:

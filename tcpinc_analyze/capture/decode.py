@@ -50,6 +50,54 @@ class Segment:
     options_truncated: bool = False
 
 
+class FragmentTrain:
+    """One IP datagram under reassembly: its bytes so far and which of them arrived."""
+
+    __slots__ = ("data", "have", "filled", "total", "ops", "first")
+
+    def __init__(self, first: int = 0) -> None:
+        self.first = first
+        """The packet that brought the train's first fragment."""
+        self.data = bytearray()
+        self.have = bytearray()
+        """One flag per byte: arrived."""
+        self.filled = 0
+        self.total: int | None = None
+        self.ops = 0
+        """Bytes examined (tests bound it by the datagram's size times a constant)."""
+
+    def add(self, offset: int, more: bool, body: bytes) -> bytes | None:
+        """Take a fragment; return the datagram when it is complete."""
+        end = offset + len(body)
+        have = self.have
+        if not more and self.total is None:
+            self.total = end  # bytes past the last fragment's end count for nothing
+            self.filled = have.count(1, 0, end)
+            self.ops += min(len(have), end)
+        stop = end if self.total is None else min(end, self.total)
+        if stop > len(have):
+            grow = stop - len(have)
+            self.data += bytes(grow)
+            have += bytes(grow)
+        self.ops += max(stop - offset, 0)
+        if offset >= stop:
+            pass
+        elif not have.count(1, offset, stop):  # the usual case: none of it arrived yet
+            self.data[offset:stop] = body[:stop - offset]
+            have[offset:stop] = b"\x01" * (stop - offset)
+            self.filled += stop - offset
+        else:  # overlapping fragments: the first copy of each byte stays
+            data = self.data
+            for i in range(offset, stop):
+                if not have[i]:
+                    have[i] = 1
+                    data[i] = body[i - offset]
+                    self.filled += 1
+        if self.total is None or self.filled < self.total:
+            return None
+        return bytes(self.data[:self.total])
+
+
 class DecodeProblem(Exception):
     """A packet whose headers are malformed; the message says where and why."""
 
@@ -99,7 +147,7 @@ class IpDecoder:
     """IPv4/IPv6 to TCP, with fragment reassembly across packets."""
 
     def __init__(self) -> None:
-        self.fragments: dict[tuple, dict] = {}
+        self.fragments: dict[tuple, FragmentTrain] = {}
         self.dropped_fragments = 0
         self.dropped_by_version = {4: 0, 6: 0}
         self.dropped_first: int | None = None
@@ -113,8 +161,8 @@ class IpDecoder:
         first = self.dropped_first
         for key, entry in self.fragments.items():
             counts[key[-1]] = counts.get(key[-1], 0) + 1
-            if first is None or entry["first"] < first:
-                first = entry["first"]
+            if first is None or entry.first < first:
+                first = entry.first
         return counts, first
 
     def decode(self, number: int, ts_ns: int, data: bytes, pos: int, orig_extra: int
@@ -212,34 +260,26 @@ class IpDecoder:
 
     def _reassemble(self, key: tuple, offset: int, more: bool, body: bytes, number: int = 0
                     ) -> bytes | None:
-        entry = self.fragments.get(key)
-        if entry is None:
+        """Add one fragment; the whole datagram once every byte of it has arrived.
+
+        Coverage is counted as fragments arrive (the first copy of a byte wins), so a
+        train costs time linear in its bytes whatever the arrival order: sorting and
+        copying every part on each arrival made 20 shuffled trains of 8,190 fragments
+        take a minute (issue 10, item 25)."""
+        train = self.fragments.get(key)
+        if train is None:
             if len(self.fragments) >= FRAG_BUFFER_MAX:
                 old_key = next(iter(self.fragments))
                 old = self.fragments.pop(old_key)
                 self.dropped_fragments += 1
                 self.dropped_by_version[old_key[-1]] += 1
-                if self.dropped_first is None or old["first"] < self.dropped_first:
-                    self.dropped_first = old["first"]
-            entry = self.fragments[key] = {"parts": {}, "total": None, "first": number}
-        entry["parts"][offset] = body
-        if not more:
-            entry["total"] = offset + len(body)
-        total = entry["total"]
-        if total is None:
-            return None
-        have = 0
-        out = bytearray(total)
-        for off in sorted(entry["parts"]):
-            part = entry["parts"][off]
-            if off > have:
-                return None
-            out[off:off + len(part)] = part
-            have = max(have, off + len(part))
-        if have < total:
-            return None
-        del self.fragments[key]
-        return bytes(out[:total])
+                if self.dropped_first is None or old.first < self.dropped_first:
+                    self.dropped_first = old.first
+            train = self.fragments[key] = FragmentTrain(number)
+        whole = train.add(offset, more, body)
+        if whole is not None:
+            del self.fragments[key]
+        return whole
 
     @staticmethod
     def _tcp(number: int, ts_ns: int, src: bytes, dst: bytes, data: bytes, pos: int, end: int,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..findings import Finding, Severity
+from ..limits import DEFAULT, Limits
 from ..wire import (
     FRAME_CONTROL_RESERVED,
     FRAME_HEADER_LEN,
@@ -27,8 +28,6 @@ from ..words import plural
 from .keyschedule import validate_public
 from .messages import Init1, Init2, infer_tep, parse_init1, parse_init2
 
-RESYNC_SEARCH = 1 << 16
-"""How far past a gap we look for the next frame boundary."""
 RESYNC_CHAIN = 3
 """Consecutive plausible frame headers that make a boundary credible without keys."""
 MAX_RESERVED_REPORTS = 5
@@ -90,8 +89,15 @@ class TcpcryptDirection:
 
     def __init__(self, label: str, mode: str, tep: int | None, findings: list[Finding],
                  handler: FrameHandler | None = None,
-                 on_detect: Callable[[TcpcryptDirection], None] | None = None) -> None:
+                 on_detect: Callable[[TcpcryptDirection], None] | None = None,
+                 limits: Limits = DEFAULT) -> None:
         self.on_detect = on_detect
+        self.limits = limits
+        self.scan = 0
+        """Resync: candidates before this buffer position are already rejected (the
+        search resumes there when more bytes arrive instead of starting over)."""
+        self.tries = 0
+        """Resync: candidate frames authenticated with the keys since the gap."""
         self.label = label
         self.mode = mode
         self.tep = tep
@@ -154,7 +160,7 @@ class TcpcryptDirection:
                        packet, offset)
             if length is not None and offset + size <= self.buf_off + length:
                 self.frames_origin = self.buf_off + length
-                self.state = _RESYNC
+                self._enter_resync()
             else:
                 self.state = _DONE
         elif self.state == _FRAMES:
@@ -174,12 +180,20 @@ class TcpcryptDirection:
                     if length >= FRAME_LENGTH_MIN:
                         boundary = self.buf_off + FRAME_HEADER_LEN + length
             self._lose_boundary(boundary, offset, size)
-            self.state = _RESYNC
-        elif self.state == _RESYNC and self.resume_at is not None:
-            boundary, self.resume_at = self.resume_at, None
-            self._lose_boundary(boundary, offset, size)
+            self._enter_resync()
+        elif self.state == _RESYNC:
+            if self.resume_at is not None:
+                boundary, self.resume_at = self.resume_at, None
+                self._lose_boundary(boundary, offset, size)
+            self._enter_resync()  # the bytes searched so far are gone: a new search
         self.buf.clear()
         self.buf_off = offset + size
+
+    def _enter_resync(self) -> None:
+        """Start a new search for a frame boundary, with fresh bounds."""
+        self.state = _RESYNC
+        self.scan = 0
+        self.tries = 0
 
     def _lose_boundary(self, boundary: int | None, offset: int, size: int) -> None:
         """A known frame start meets a gap: resume there, or count its frame as lost."""
@@ -310,7 +324,7 @@ class TcpcryptDirection:
                        f"frame length {length} at offset {self.buf_off} cannot hold a tag "
                        f"and flags (minimum {FRAME_LENGTH_MIN}); resynchronising",
                        self.first_packet, self.buf_off)
-            self.state = _RESYNC
+            self._enter_resync()
             return True
         total = FRAME_HEADER_LEN + length
         if len(self.buf) < total:
@@ -364,6 +378,8 @@ class TcpcryptDirection:
                              length, bytes(self.buf[pos + FRAME_HEADER_LEN:end]), 0, 0)
             verdict = self.handler.authenticates(info)
             if verdict is not None:
+                self.tries += 1
+            if verdict is not None:
                 return verdict
         chain = 0
         while chain < RESYNC_CHAIN:
@@ -378,26 +394,36 @@ class TcpcryptDirection:
             end += FRAME_HEADER_LEN + length
         return True
 
+    def _skip_to(self, offset: int) -> bool:
+        """Drop buffered bytes before stream ``offset``; True once the buffer starts there."""
+        skip = min(len(self.buf), offset - self.buf_off)
+        del self.buf[:skip]
+        self.buf_off += skip
+        self.scan = max(0, self.scan - skip)
+        return self.buf_off >= offset
+
     def _resync(self, at_end: bool) -> bool:
+        """Find the next frame boundary after a gap: resume where the cut frame's header
+        said, or try each offset in turn (authenticated with the keys when they are
+        known, else by a chain of plausible headers). The search is bounded in bytes
+        and in authentication tries (``Limits``; 100 KB of junk cost two minutes
+        without the bounds, issue 10 item 24) and reports when a bound ends it."""
         if self.resume_at is not None:
-            skip = min(len(self.buf), self.resume_at - self.buf_off)
-            del self.buf[:skip]
-            self.buf_off += skip
-            if self.buf_off < self.resume_at:
+            if not self._skip_to(self.resume_at):
                 return False
             self.resume_at = None
             self.state = _FRAMES
             return True
         if self.frames_origin is not None and self.buf_off < self.frames_origin:
-            skip = min(len(self.buf), self.frames_origin - self.buf_off)
-            del self.buf[:skip]
-            self.buf_off += skip
-            if self.buf_off < self.frames_origin:
+            if not self._skip_to(self.frames_origin):
                 return False
-        limit = min(len(self.buf), RESYNC_SEARCH)
-        for pos in range(limit):
+        limits = self.limits
+        limit = min(len(self.buf), limits.resync_bytes)
+        pos = self.scan
+        while pos < limit:
             verdict = self._candidate(pos, at_end)
             if verdict is None:
+                self.scan = pos
                 return False
             if verdict:
                 if pos:
@@ -407,11 +433,25 @@ class TcpcryptDirection:
                                f"{plural(pos, 'byte')}", None, self.buf_off + pos, pos)
                 del self.buf[:pos]
                 self.buf_off += pos
+                self.scan = 0
                 self.state = _FRAMES
                 return True
-        if len(self.buf) >= RESYNC_SEARCH + RESYNC_CHAIN * (FRAME_HEADER_LEN + 0xFFFF) or at_end:
+            pos += 1
+            if self.tries >= limits.resync_tries:
+                self._note(Severity.ERROR, "tcpcrypt-resync-failed",
+                           f"no frame boundary found after offset {self.buf_off}: the search "
+                           f"stopped at its bound of {limits.resync_tries} authenticated "
+                           f"candidates ({pos} bytes searched; --resync-tries raises it); the "
+                           "rest of this direction is not delimited", None, self.buf_off, pos)
+                self.state = _DONE
+                return False
+        self.scan = pos
+        if pos >= limits.resync_bytes or at_end:
+            bound = (" (the search's bound; --resync-bytes raises it)"
+                     if pos >= limits.resync_bytes else "")
             self._note(Severity.ERROR, "tcpcrypt-resync-failed",
-                       f"no frame boundary found in {limit} bytes after offset {self.buf_off}; "
-                       "the rest of this direction is not delimited", None, self.buf_off)
+                       f"no frame boundary found in {pos} bytes after offset {self.buf_off}"
+                       f"{bound}; the rest of this direction is not delimited", None,
+                       self.buf_off, pos)
             self.state = _DONE
         return False
