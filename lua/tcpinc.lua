@@ -1892,16 +1892,17 @@ function Dir:frame()
     return true
 end
 
-function Dir:plausible(pos) -- pos 0-based in buf
+-- cres_ok: with keys the tag decides, and receivers ignore cres (RFC 8548 §4.2)
+function Dir:plausible(pos, cres_ok) -- pos 0-based in buf
     if pos + 3 > #self.buf then return nil end
     local control, length = sbyte(self.buf, pos + 1), be16(self.buf, pos + 2)
-    if control >= 2 or length < 17 then return nil end
+    if (control >= 2 and not cres_ok) or length < 17 then return nil end
     return length
 end
 
 function Dir:candidate(pos, at_end)
     if self.origin and self.buf_off + pos < self.origin then return false end
-    local length = self:plausible(pos)
+    local length = self:plausible(pos, self.conn.keys ~= nil)
     if not length then
         if pos + 3 > #self.buf and not at_end then return nil end
         return false

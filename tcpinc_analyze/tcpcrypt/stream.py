@@ -355,13 +355,15 @@ class TcpcryptDirection:
         self.buf_off += total
         self.first_packet = packet
 
-    def _plausible(self, pos: int) -> int | None:
-        """Length of a plausible frame header at ``pos`` (None if implausible/unknown)."""
+    def _plausible(self, pos: int, cres_ok: bool = False) -> int | None:
+        """Length of a plausible frame header at ``pos`` (None if implausible/unknown).
+        Set cres bits make a header implausible for the key-less heuristic only: with
+        keys the tag decides, and receivers ignore cres (RFC 8548 §4.2)."""
         if pos + FRAME_HEADER_LEN > len(self.buf):
             return None
         control = self.buf[pos]
         length = (self.buf[pos + 1] << 8) | self.buf[pos + 2]
-        if control & FRAME_CONTROL_RESERVED or length < FRAME_LENGTH_MIN:
+        if (control & FRAME_CONTROL_RESERVED and not cres_ok) or length < FRAME_LENGTH_MIN:
             return None
         return length
 
@@ -369,7 +371,7 @@ class TcpcryptDirection:
         """True/False when a boundary at ``pos`` is (not) credible; None: need more bytes."""
         if self.frames_origin is not None and self.buf_off + pos < self.frames_origin:
             return False
-        length = self._plausible(pos)
+        length = self._plausible(pos, cres_ok=self.handler is not None)
         if length is None:
             return None if pos + FRAME_HEADER_LEN > len(self.buf) and not at_end else False
         end = pos + FRAME_HEADER_LEN + length
