@@ -1913,6 +1913,7 @@ function Dir:candidate(pos, at_end)
             control = sbyte(self.buf, pos + 1), length = length, body = ssub(self.buf, pos + 4, last) })
         if verdict ~= nil then return verdict end
     end
+    if sbyte(self.buf, pos + 1) >= 2 then return false end -- only a tag vouches for set cres bits
     local chain = 0
     while chain < RESYNC_CHAIN do
         if last == #self.buf and at_end then return true end

@@ -383,6 +383,8 @@ class TcpcryptDirection:
                 self.tries += 1
             if verdict is not None:
                 return verdict
+        if self.buf[pos] & FRAME_CONTROL_RESERVED:
+            return False  # only a tag may vouch for a header with cres bits set
         chain = 0
         while chain < RESYNC_CHAIN:
             if end == len(self.buf) and at_end:
