@@ -112,13 +112,88 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
                              resume_depth=args.resume_depth)
 
 
+class _Selection:
+    """``-Y EXPR`` and ``--id N``: which connections a command reports (or decrypts)."""
+
+    def __init__(self, filt, ids: list[int] | None, details: bool) -> None:  # noqa: ANN001
+        self.filt = filt
+        self.ids = set(ids) if ids else None
+        self.details = details
+
+    @property
+    def needs_frames(self) -> bool:
+        """The expression names per-frame fields: collect each connection's frames."""
+        return self.filt is not None and self.filt.needs_frames
+
+    def keep_id(self, conn_id: int) -> bool:
+        """Whether --id lets this connection through."""
+        return self.ids is None or conn_id in self.ids
+
+    def keep(self, report) -> bool:  # noqa: ANN001
+        """Whether a finished connection's report is kept (frames collected only for the
+        filter are dropped again unless --details asked for them)."""
+        if not self.keep_id(report.id):
+            return False
+        if self.filt is not None and not self.filt(report.to_json()):
+            return False
+        if self.needs_frames and not self.details:
+            report.extra.pop("frame_list", None)
+        return True
+
+
+def _selection(args: argparse.Namespace) -> _Selection | None | bool:
+    """The -Y/--id selection (None when neither is given); False after printing the error
+    (one line with the column where the expression went wrong)."""
+    from .filtering import FilterError, compile_filter
+
+    expr = getattr(args, "display_filter", None)
+    ids = getattr(args, "ids", None)
+    if not expr and not ids:
+        return None
+    try:
+        filt = compile_filter(expr or "", frames=True)
+    except FilterError as exc:
+        _err(f"-Y: {exc.message} at column {exc.column} of {expr!r}")
+        return False
+    return _Selection(filt, ids, bool(getattr(args, "details", False)))
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    """-Y EXPR and --id N (analyze, verify, decrypt, conformance)."""
+    p.add_argument("-Y", "--display-filter", metavar="EXPR", dest="display_filter",
+                   help="only connections matching this display filter (the terminal "
+                   "browser's language, e.g. 'tcpeno.status == fallback'; README: Display "
+                   "filters)")
+    p.add_argument("--id", type=int, action="append", metavar="N", dest="ids",
+                   help="only connection N (repeatable)")
+
+
 def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  # noqa: ANN001, ANN202
-         configure=None):  # noqa: ANN001
-    """Analyze (and decrypt) the capture named in args; None after printing an error."""
-    from .analysis.handlers import Handlers
-    from .analysis.run import analyze_file
+         configure=None, select=None):  # noqa: ANN001
+    """Analyze (and decrypt) the capture named in args; None after printing an error.
+
+    ``select`` (a _Selection) keeps only the connections -Y/--id let through."""
+    from .analysis.handlers import Handlers, frame_list_factory
+    from .analysis.run import AnalysisResult, analyze_file
     from .capture.reader import CaptureError
     from .keylog import KeyLogError
+
+    if select is not None:
+        kept: list = []
+        then = on_report if on_report is not None else kept.append
+        if select.needs_frames and frame_list_factory not in factories:
+            factories = (*factories, frame_list_factory)
+
+        def on_report(report, then=then):  # noqa: ANN001, ANN202
+            if select.keep(report):
+                then(report)
+
+        result = _run(args, sink=sink, on_report=on_report, factories=factories,
+                      configure=configure)
+        if result is None:
+            return None
+        kept.sort(key=lambda r: r.id)
+        return AnalysisResult(result.summary, kept)
 
     try:
         ctx = _decryption(args, sink)
@@ -143,6 +218,14 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
         return None
 
 
+def _selected_text(args: argparse.Namespace, result) -> str:  # noqa: ANN001
+    """``-Y EXPR, --id 3: 4 connections`` for a table title."""
+    parts = [f"-Y {args.display_filter}"] if getattr(args, "display_filter", None) else []
+    parts += [f"--id {i}" for i in getattr(args, "ids", None) or []]
+    n = len(result.reports)
+    return f"{', '.join(parts)}: {n} connection{'' if n == 1 else 's'}"
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Analyze a capture: ENO outcome and tcpcrypt framing per connection."""
     import json
@@ -161,8 +244,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), separators=(",", ":")))
 
     follow = FollowCollector(args.follow) if args.follow is not None else None
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
     result = _run(args, sink=follow, on_report=emit if stream_jsonl else None,
-                  factories=factories)
+                  factories=factories, select=select)
     if result is None:
         return EXIT_USAGE
     if follow is not None:
@@ -185,9 +271,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             err.print(f"[yellow]{f.severity}[/]: {f.message}")
         return EXIT_OK
     if not result.reports:
-        out.print("no TCP connections in this capture")
+        out.print("no connection matches -Y/--id" if select else
+                  "no TCP connections in this capture")
     else:
-        out.print(connections_table(result.reports, f"{args.capture}"))
+        title = args.capture + (f" ({_selected_text(args, result)})" if select else "")
+        out.print(connections_table(result.reports, title))
         if args.details:
             for report in result.reports:
                 out.print(details_tree(report))
@@ -235,22 +323,43 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     if not args.output and not args.pcap_out:
         _err("decrypt needs -o DIR and/or --pcap-out FILE")
         return EXIT_USAGE
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    if select is not None and select.filt is not None:
+        # The filter judges finished connections, but plaintext is written as it is
+        # decrypted: a first pass finds the matching ids, the second decrypts only those.
+        if args.capture == "-":
+            _err("decrypt -Y reads the capture twice: give a file, not - (--id works on "
+                 "standard input)")
+            return EXIT_USAGE
+        first = _run(args, select=select)
+        if first is None:
+            return EXIT_USAGE
+        select = _Selection(None, [r.id for r in first.reports] or [-1], False)
     writer = DirectoryWriter(Path(args.output)) if args.output else None
     rewrite = PlaintextCapture() if args.pcap_out else None
     sinks = [s for s in (writer, rewrite.sink if rewrite else None) if s is not None]
 
     def tee(*a):  # noqa: ANN002, ANN202
+        if select is not None and not select.keep_id(a[0].id):
+            return
         for sink in sinks:
             sink(*a)
 
     def hooks(ctx):  # noqa: ANN001, ANN202
         if rewrite is not None:
             ctx.frame_map = rewrite.frame_map
-            ctx.on_finalize = rewrite.on_finalize
+
+            def finalize(conn):  # noqa: ANN001, ANN202
+                if select is None or select.keep_id(conn.id):
+                    rewrite.on_finalize(conn)
+
+            ctx.on_finalize = finalize
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        result = _run(args, sink=tee, configure=hooks)
+        result = _run(args, sink=tee, configure=hooks, select=select)
         if result is None:
             return EXIT_USAGE
         if writer is not None:
@@ -278,7 +387,10 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """One verdict per tcpcrypt connection; exit 1 on any failure."""
-    result = _run(args)
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    result = _run(args, select=select)
     if result is None:
         return EXIT_USAGE
     out = Console(highlight=False, soft_wrap=True)
@@ -314,7 +426,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                       f"  {ok} frames ({tc['keys_from']}{chain}{note})"
                       + (f"  session ID {sid}" if sid else ""))
     if not checked:
-        out.print("no tcpcrypt connections in this capture")
+        out.print("no tcpcrypt connection matches -Y/--id" if select else
+                  "no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -326,7 +439,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from .conformance import check, violations
     from .output.table import conformance_tables
 
-    result = _run(args)
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    result = _run(args, select=select)
     if result is None:
         return EXIT_USAGE
     checked = [(r, check(r)) for r in result.reports]
@@ -401,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--all-findings", action="store_true",
                          help="list every finding, not only the first few per connection")
     _capture_options(analyze)
+    _filter_options(analyze)
     analyze.add_argument("--follow", type=int, metavar="ID",
                          help="print connection ID's decrypted data, both directions "
                          "interleaved in stream order")
@@ -417,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the capture with each decrypted tcpcrypt connection's "
                          "payload replaced by its plaintext (pcapng if FILE ends in .pcapng)")
     _capture_options(decrypt)
+    _filter_options(decrypt)
     decrypt.set_defaults(func=cmd_decrypt)
 
     verify = sub.add_parser("verify", help="verify every frame's tag; exit 1 on any failure",
@@ -425,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "decrypted.")
     verify.add_argument("capture", help="capture file, or - for standard input")
     _capture_options(verify)
+    _filter_options(verify)
     verify.set_defaults(func=cmd_verify)
 
     conf = sub.add_parser(
@@ -440,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--strict", action="store_true",
                       help="SHOULD rules count as violations for the exit status too")
     _capture_options(conf)
+    _filter_options(conf)
     conf.set_defaults(func=cmd_conformance)
 
     inject = sub.add_parser("inject-secrets", help="embed a key log in a pcapng (DSB)",

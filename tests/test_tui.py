@@ -19,8 +19,8 @@ from tcpinc_analyze.tui.conformance import (  # noqa: E402
 from tcpinc_analyze.tui.connections import ConnectionsTable, verification  # noqa: E402
 from tcpinc_analyze.tui.detail import DetailTree  # noqa: E402
 from tcpinc_analyze.tui.fields import known  # noqa: E402
-from tcpinc_analyze.tui.filter import FIELDS as FILTER_FIELDS  # noqa: E402
-from tcpinc_analyze.tui.filter import FilterError, compile_filter  # noqa: E402
+from tcpinc_analyze.filtering import CONNECTION_FIELDS as FILTER_FIELDS  # noqa: E402
+from tcpinc_analyze.filtering import FilterError, compile_filter  # noqa: E402
 from tcpinc_analyze.tui.findings import FindingsPanel  # noqa: E402
 from tcpinc_analyze.tui.follow import FollowScreen, FollowView  # noqa: E402
 from tcpinc_analyze.tui.hexview import HexView  # noqa: E402

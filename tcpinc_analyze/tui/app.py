@@ -29,7 +29,7 @@ from .connections import ConnectionsTable
 from .detail import DetailTree
 from .dissect import Node, dissect
 from .export import ExportDialog
-from .filter import FilterError, compile_filter
+from ..filtering import FilterError, compile_filter
 from .findings import FindingRef, FindingsPanel
 from .follow import FollowScreen
 from .help import HelpScreen

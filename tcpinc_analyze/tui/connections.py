@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rich.text import Text
 
 from ..wire import TCPCRYPT_TEPS, aead_name
-from .filter import Predicate
+from ..filtering import Filter
 from .virtual_table import Column, VirtualTable
 
 ENO_STYLE = {"negotiated": "bold green", "fallback": "bold red", "absent": "dim",
@@ -78,7 +78,7 @@ class ConnectionsTable(VirtualTable):
         self.rows: list[dict] = []
         self.by_id: dict[int, int] = {}
         self.view: list[int] = []
-        self.predicate: Predicate | None = None
+        self.predicate: Filter | None = None
         self.get_row = self._cells
         self.border_title = "Connections"
 
@@ -114,7 +114,7 @@ class ConnectionsTable(VirtualTable):
             self.select_id(current["id"], announce=False)
         self.border_subtitle = f"{len(view)} of {len(self.rows)}"
 
-    def set_filter(self, predicate: Predicate | None) -> None:
+    def set_filter(self, predicate: Filter | None) -> None:
         """Show only rows the predicate accepts."""
         self.predicate = predicate
         self.rebuild()
