@@ -12,6 +12,7 @@ import pytest
 
 from tcpinc_analyze.analysis.run import analyze_file
 from tcpinc_analyze.decryption import DecryptionContext
+from tcpinc_analyze.fieldspec import FIELDS as SPEC_FIELDS
 from tcpinc_analyze.filtering import (
     CONNECTION_FIELDS,
     FRAME_FIELDS,
@@ -19,7 +20,6 @@ from tcpinc_analyze.filtering import (
     PacketSource,
     compile_filter,
 )
-from tcpinc_analyze.fieldspec import FIELDS as SPEC_FIELDS
 from tcpinc_analyze.keylog import load_keylogs
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
