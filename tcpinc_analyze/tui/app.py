@@ -175,6 +175,9 @@ class TcpincApp(App):
         self.search_pane: str | None = None
         self.searching: threading.Event | None = None
         self.last_copied: str | None = None
+        self.pinned_span: tuple[int, int] | None = None
+        self.search_hit: tuple[int, tuple[int, int]] | None = None
+        """The packet a search found and the matching bytes (kept highlighted)."""
         self.notices: list[str] = []
         """Every warning shown (toasts show a summary; the help screen lists them)."""
         self.sub_title = display_name or Path(capture).name
@@ -568,6 +571,7 @@ class TcpincApp(App):
             tree.show(None)
             hexview.show(b"")
             return
+        self.pinned_span = None
         detail = self.current_detail
         if detail is not None and number not in detail.pkt_dir:
             detail = None
@@ -579,10 +583,21 @@ class TcpincApp(App):
         # rely on the highlight message (not sent when the cursor line does not change).
         first = dissection.nodes[0] if dissection.nodes else None
         hexview.show(rec.data, (first.start, first.end) if first is not None else (0, 0))
+        hit = self.search_hit
+        if hit is not None and hit[0] == number:
+            hexview.highlight(*hit[1])
+            self.pinned_span = hit[1]
+        elif hit is not None:
+            self.search_hit = None
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        """Highlight the bytes of the field under the tree cursor."""
+        """Highlight the bytes of the field under the tree cursor (after a byte search,
+        the tree's first highlight of the new packet keeps the match highlighted)."""
         node = event.node.data
+        if self.pinned_span is not None:
+            span, self.pinned_span = self.pinned_span, None
+            self.query_one(HexView).highlight(*span)
+            return
         if isinstance(node, Node):
             self.query_one(HexView).highlight(node.start, node.end)
 
@@ -735,6 +750,7 @@ class TcpincApp(App):
             conn = self.query_one(ConnectionsTable).current()
             numbers = self.analysis.conn_packets.get(conn["id"], []) if conn else []
         packets.border_subtitle = "filtering…"
+        packets.total = None
         self._filter_packets(filt, list(numbers) if not isinstance(numbers, range)  # type: ignore[arg-type]
                              else numbers, conn, stop)
 
@@ -933,15 +949,13 @@ class TcpincApp(App):
         if row is None:
             self.notify(f"{text!r} not found in these packets", severity="warning")
             return
+        number = packets.numbers[row]
+        rec = self.index.record(number) if self.index is not None else None
+        needle = search_bytes(text)
+        at = rec.data.find(needle) if rec is not None and needle else -1
+        self.search_hit = (number, (at, at + len(needle))) if at >= 0 else None
         packets.move_to(row)
-        number = packets.current()
-        if number is not None:
-            self.show_packet(number)
-            hexview = self.query_one(HexView)
-            needle = search_bytes(text)
-            at = hexview.data.find(needle) if needle else -1
-            if at >= 0:
-                hexview.highlight(at, at + len(needle))
+        self.show_packet(number)
 
     # ------------------------------------------------------------------ marks, copy
     def action_mark(self) -> None:
@@ -1301,17 +1315,21 @@ def _error(message: str) -> int:
 
 def _spool_stdin() -> str:
     """Copy a capture piped to standard input into a private temporary file (the
-    browser maps the file and reads it twice), then take the terminal as standard
-    input so the UI can read keys."""
+    browser maps the file and reads it twice)."""
     fd, tmp = tempfile.mkstemp(prefix="tcpinc-tui-", suffix=".cap")
     os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    return tmp
+
+
+def _terminal_as_stdin() -> None:
+    """After reading a piped capture, take the terminal as standard input so the UI
+    can read keys (as ``less`` does)."""
     tty = os.open("/dev/tty", os.O_RDONLY)
     os.dup2(tty, 0)
     os.close(tty)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's stdin
-    return tmp
 
 
 def check_input(capture: str) -> str | None:
@@ -1343,12 +1361,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             spooled = capture = _spool_stdin()
         except OSError as exc:
-            return _error(f"tui -: cannot read the capture or open the terminal: {exc}")
+            return _error(f"tui -: cannot read standard input: {exc}")
     try:
         problem = check_input(capture)
         if problem is not None:
             return _error(problem if spooled is None else
                           problem.replace(capture, "standard input"))
+        if spooled is not None:
+            try:
+                _terminal_as_stdin()
+            except OSError as exc:
+                return _error(f"tui -: the capture was read, but there is no terminal to "
+                              f"browse it in: {exc.strerror or exc}")
         loaded = None
         if args.keylog:
             try:
