@@ -4,7 +4,6 @@ and the 80x24 / 120x40 layouts (with snapshots)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -695,6 +694,7 @@ async def test_statistics_view():
 # ---------------------------------------------------------------------- snapshots
 async def _ready(pilot) -> None:
     await settle(pilot.app, pilot)
+    pilot.app.clear_notifications()  # the samples' key logs are 0644: a warning toast
 
 
 def test_snapshot_80x24(snap_compare):
@@ -705,6 +705,7 @@ def test_snapshot_80x24(snap_compare):
 def test_snapshot_80x24_details_tab(snap_compare):
     async def details(pilot) -> None:
         await settle(pilot.app, pilot)
+        pilot.app.clear_notifications()
         await pilot.press("tab", "j", "j", "j", "tab")
         await pilot.pause()
 
@@ -715,6 +716,7 @@ def test_snapshot_80x24_details_tab(snap_compare):
 def test_snapshot_120x40(snap_compare):
     async def packet(pilot) -> None:
         await settle(pilot.app, pilot)
+        pilot.app.clear_notifications()
         await pilot.press("tab", "j", "j", "j")
         await pilot.pause()
 
@@ -725,6 +727,7 @@ def test_snapshot_120x40(snap_compare):
 def test_snapshot_120x40_statistics(snap_compare):
     async def stats(pilot) -> None:
         await settle(pilot.app, pilot, detail=False)
+        pilot.app.clear_notifications()
         await pilot.press("i")
         await pilot.pause()
 
