@@ -420,6 +420,17 @@ async def test_13_cosmetics():
         assert not any(p.startswith(("erro ", "warn ")) for p in prompts)
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["x25519-chacha20", "busy-mix", "fallback-reasons"])
+async def test_quitting_at_once_raises_nothing(name):
+    """Messages still queued when the app quits (the tree's first highlight, the packet
+    list's first row) must not fail on widgets that are gone."""
+    app = TcpincApp(sample(f"{name}.pcap"), [])
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.pause()
+    assert app._exception is None
+
+
 # ---------------------------------------------------------------------- features
 def test_packet_filter_knows_every_field_of_the_detail_tree():
     """For each sample, each field the tree shows, and each value it has there: the

@@ -216,6 +216,14 @@ class TcpincApp(App):
             self.query_one("#status", Static).update(Text(self.error, style="bold red"))
             return
         self.query_one(PacketList).index = self.index
+        self.query_one(ConnectionsTable).focus()
+        # Paint the first screen before the workers (pure Python: they take the GIL) and
+        # before reading key logs.
+        self.call_after_refresh(self._first_paint)
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        """Key logs, then the index and analysis workers (after the first paint)."""
         loaded = self.preloaded
         if loaded is None and self.keylog_specs:
             try:
@@ -230,8 +238,6 @@ class TcpincApp(App):
         self.build_index()
         self.start_analysis()
         self.set_interval(POLL_SECONDS, self.poll)
-        self.query_one(ConnectionsTable).focus()
-        self.call_after_refresh(self._first_paint)
 
     def _first_paint(self) -> None:
         if self.first_screen_s is None:
@@ -455,6 +461,12 @@ class TcpincApp(App):
     # ------------------------------------------------------------------ selection
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         """Cursor moves in the connections table or the packet list."""
+        try:
+            self._highlighted(event)
+        except NoMatches:
+            pass  # a message still queued while the app shuts down
+
+    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
         if isinstance(event.table, ConnectionsTable):
             conn = event.table.current()
             if conn is None:
@@ -594,12 +606,16 @@ class TcpincApp(App):
         """Highlight the bytes of the field under the tree cursor (after a byte search,
         the tree's first highlight of the new packet keeps the match highlighted)."""
         node = event.node.data
+        try:
+            hexview = self.query_one(HexView)
+        except NoMatches:
+            return  # a message still queued while the app shuts down
         if self.pinned_span is not None:
             span, self.pinned_span = self.pinned_span, None
-            self.query_one(HexView).highlight(*span)
+            hexview.highlight(*span)
             return
         if isinstance(node, Node):
-            self.query_one(HexView).highlight(node.start, node.end)
+            hexview.highlight(node.start, node.end)
 
     def on_findings_panel_jump(self, event: FindingsPanel.Jump) -> None:
         """Go to a finding's connection and packet."""
@@ -815,11 +831,12 @@ class TcpincApp(App):
 
     def _filter_progress(self, n: int, total: int, stop: threading.Event) -> None:
         if not stop.is_set():
-            self.query_one(PacketList).border_subtitle = f"filtering {n}/{total}…"
+            for packets in self.query(PacketList):
+                packets.border_subtitle = f"filtering {n}/{total}…"
 
     def _filter_done(self, kept: array, total: int, conn: dict | None,
                      detail: ConnDetail | None, t0: int, stop: threading.Event) -> None:
-        if stop.is_set():
+        if stop.is_set() or not self.query(PacketList):
             return
         packets = self.query_one(PacketList)
         packets.show(kept, detail if not packets.all_packets else None, t0, conn, total=total)
@@ -940,6 +957,8 @@ class TcpincApp(App):
         self.call_from_thread(self._search_found, None, text, stop)
 
     def _search_found(self, row: int | None, text: str, stop: threading.Event) -> None:
+        if not self.query(PacketList):
+            return  # the app is shutting down
         packets = self.query_one(PacketList)
         n = len(packets.numbers)
         packets.border_subtitle = (f"{n} of {packets.total} packets"
