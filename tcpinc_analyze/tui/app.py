@@ -243,6 +243,21 @@ class TcpincApp(App):
         if self.first_screen_s is None:
             self.first_screen_s = time.monotonic() - self.started
 
+    USER_ACTIVE_S = 0.5
+    """How long after a key or a click the analysis worker stands back."""
+
+    async def on_event(self, event: events.Event) -> None:
+        """Keys and clicks: the user is busy, so the workers give the UI thread the GIL."""
+        if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown
+                      | events.MouseScrollUp):
+            self.user_active()
+        await super().on_event(event)
+
+    def user_active(self) -> None:
+        """Note that the user is interacting (the analysis backs off for a moment)."""
+        if self.analysis is not None:
+            self.analysis.yield_until = time.monotonic() + self.USER_ACTIVE_S
+
     def on_resize(self, event: events.Resize) -> None:
         """Pick the layout for the terminal's width."""
         self.apply_layout(event.size.width)

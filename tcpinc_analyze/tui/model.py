@@ -81,6 +81,10 @@ class CaptureAnalysis:
         self.cancelled = threading.Event()
         self.done = False
         self.bytes_read = 0
+        self.yield_until = 0.0
+        """Until this time (monotonic) the worker pauses briefly every few hundred packets:
+        the user is pressing keys, and the UI thread needs the GIL more than the
+        analysis does."""
         self.per_second: dict[int, int] = {}
         """Captured bytes per second of capture time (the statistics' I/O graph)."""
 
@@ -108,7 +112,8 @@ class CaptureAnalysis:
                     sec = item.ts_ns // 1_000_000_000
                     per_second[sec] = per_second.get(sec, 0) + item.orig_len
                 if n & 0xFF == 0:
-                    time.sleep(0)  # let the UI thread have the GIL
+                    # let the UI thread have the GIL (all of it while keys are pressed)
+                    time.sleep(0.002 if time.monotonic() < self.yield_until else 0)
                 if n & 0x3FF == 0:
                     self.bytes_read = getattr(item, "offset", self.bytes_read)
                     if on_progress is not None:
