@@ -216,15 +216,90 @@ def _decryption(args: argparse.Namespace, sink=None):  # noqa: ANN001, ANN202
                              resume_depth=args.resume_depth)
 
 
+class _Selection:
+    """``-Y EXPR`` and ``--id N``: which connections a command reports (or decrypts)."""
+
+    def __init__(self, filt, ids: list[int] | None, details: bool) -> None:  # noqa: ANN001
+        self.filt = filt
+        self.ids = set(ids) if ids else None
+        self.details = details
+
+    @property
+    def needs_frames(self) -> bool:
+        """The expression names per-frame fields: collect each connection's frames."""
+        return self.filt is not None and self.filt.needs_frames
+
+    def keep_id(self, conn_id: int) -> bool:
+        """Whether --id lets this connection through."""
+        return self.ids is None or conn_id in self.ids
+
+    def keep(self, report) -> bool:  # noqa: ANN001
+        """Whether a finished connection's report is kept (frames collected only for the
+        filter are dropped again unless --details asked for them)."""
+        if not self.keep_id(report.id):
+            return False
+        if self.filt is not None and not self.filt(report.to_json()):
+            return False
+        if self.needs_frames and not self.details:
+            report.extra.pop("frame_list", None)
+        return True
+
+
+def _selection(args: argparse.Namespace) -> _Selection | None | bool:
+    """The -Y/--id selection (None when neither is given); False after printing the error
+    (one line with the column where the expression went wrong)."""
+    from .filtering import FilterError, compile_filter
+
+    expr = getattr(args, "display_filter", None)
+    ids = getattr(args, "ids", None)
+    if not expr and not ids:
+        return None
+    try:
+        filt = compile_filter(expr or "", frames=True)
+    except FilterError as exc:
+        _err(f"-Y: {exc.message} at column {exc.column} of {expr!r}")
+        return False
+    return _Selection(filt, ids, bool(getattr(args, "details", False)))
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    """-Y EXPR and --id N (analyze, verify, decrypt, conformance)."""
+    p.add_argument("-Y", "--display-filter", metavar="EXPR", dest="display_filter",
+                   help="only connections matching this display filter (the terminal "
+                   "browser's language, e.g. 'tcpeno.status == fallback'; README: Display "
+                   "filters)")
+    p.add_argument("--id", type=int, action="append", metavar="N", dest="ids",
+                   help="only connection N (repeatable)")
+
+
 def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  # noqa: ANN001, ANN202
-         configure=None, streaming: bool = False):  # noqa: ANN001
+         configure=None, streaming: bool = False, select=None):  # noqa: ANN001
     """Analyze (and decrypt) the capture named in args; None after printing an error.
     Sets ``args.keylog_entries``: how many key-log entries the run had (given and
-    embedded), so messages can tell "no key log" from "no matching entry"."""
-    from .analysis.handlers import Handlers
-    from .analysis.run import analyze_file
+    embedded), so messages can tell "no key log" from "no matching entry".
+
+    ``select`` (a _Selection) keeps only the connections -Y/--id let through."""
+    from .analysis.handlers import Handlers, frame_list_factory
+    from .analysis.run import AnalysisResult, analyze_file
     from .capture.reader import CaptureError
     from .keylog import KeyLogError
+
+    if select is not None:
+        kept: list = []
+        then = on_report if on_report is not None else kept.append
+        if select.needs_frames and frame_list_factory not in factories:
+            factories = (*factories, frame_list_factory)
+
+        def on_report(report, then=then):  # noqa: ANN001, ANN202
+            if select.keep(report):
+                then(report)
+
+        result = _run(args, sink=sink, on_report=on_report, factories=factories,
+                      configure=configure, streaming=streaming)
+        if result is None:
+            return None
+        kept.sort(key=lambda r: r.id)
+        return AnalysisResult(result.summary, kept)
 
     try:
         ctx = _decryption(args, sink)
@@ -272,6 +347,14 @@ def _check_analyze(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _selected_text(args: argparse.Namespace, result) -> str:  # noqa: ANN001
+    """``-Y EXPR, --id 3: 4 connections`` for a table title."""
+    parts = [f"-Y {args.display_filter}"] if getattr(args, "display_filter", None) else []
+    parts += [f"--id {i}" for i in getattr(args, "ids", None) or []]
+    n = len(result.reports)
+    return f"{', '.join(parts)}: {n} connection{'' if n == 1 else 's'}"
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Analyze a capture: ENO outcome and tcpcrypt framing per connection."""
     import json
@@ -289,8 +372,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         sys.stdout.flush()  # a live pipe shows each connection as it ends
 
     follow = FollowCollector(args.follow) if args.follow is not None else None
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
     result = _run(args, sink=follow, on_report=emit if stream_jsonl else None,
-                  factories=factories, streaming=stream_jsonl)
+                  factories=factories, streaming=stream_jsonl, select=select)
     if result is None:
         return EXIT_USAGE
     if follow is not None:
@@ -305,9 +391,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_OK
     out = stdout_console()
     if not result.reports:
-        out.print("no TCP connections in this capture")
+        out.print("no connection matches -Y/--id" if select else
+                  "no TCP connections in this capture")
     else:
-        out.print(connections_table(result.reports, args.capture, width=out.width))
+        title = args.capture + (f" ({_selected_text(args, result)})" if select else "")
+        out.print(connections_table(result.reports, title, width=out.width))
         if args.details:
             for report in result.reports:
                 out.print(details_tree(report))
@@ -521,6 +609,20 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     if args.pcap_out and args.capture == "-":
         _err("--pcap-out needs to read the capture twice: give a file, not -")
         return EXIT_USAGE
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    if select is not None and select.filt is not None:
+        # The filter judges finished connections, but plaintext is written as it is
+        # decrypted: a first pass finds the matching ids, the second decrypts only those.
+        if args.capture == "-":
+            _err("decrypt -Y reads the capture twice: give a file, not - (--id works on "
+                 "standard input)")
+            return EXIT_USAGE
+        first = _run(args, select=select)
+        if first is None:
+            return EXIT_USAGE
+        select = _Selection(None, [r.id for r in first.reports] or [-1], False)
     inputs = _input_paths(args)
     try:
         if args.pcap_out:
@@ -534,16 +636,23 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     sinks = [s for s in (writer, rewrite.sink if rewrite else None) if s is not None]
 
     def tee(*a):  # noqa: ANN002, ANN202
+        if select is not None and not select.keep_id(a[0].id):
+            return
         for sink in sinks:
             sink(*a)
 
     def hooks(ctx):  # noqa: ANN001, ANN202
         if rewrite is not None:
             ctx.frame_map = rewrite.frame_map
-            ctx.on_finalize = rewrite.on_finalize
+
+            def finalize(conn):  # noqa: ANN001, ANN202
+                if select is None or select.keep_id(conn.id):
+                    rewrite.on_finalize(conn)
+
+            ctx.on_finalize = finalize
 
     try:
-        result = _run(args, sink=tee, configure=hooks)
+        result = _run(args, sink=tee, configure=hooks, select=select)
         if result is None:
             return EXIT_USAGE
         if not _keyed_any(result.reports):
@@ -623,7 +732,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """One verdict per tcpcrypt connection; exit 1 on any failure."""
     from .output.secrets_view import secret_lines
 
-    result = _run(args)
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    result = _run(args, select=select)
     if result is None:
         return EXIT_USAGE
     out = _DataConsole(highlight=False, soft_wrap=True, markup=False)
@@ -662,7 +774,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for label, value in secret_lines(r):  # only with --show-secrets
             out.print(Text(f"      {label}: {value}"))
     if not checked:
-        out.print("no tcpcrypt connections in this capture")
+        out.print("no tcpcrypt connection matches -Y/--id" if select else
+                  "no tcpcrypt connections in this capture")
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -680,7 +793,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from .conformance import check, violations
     from .output.table import conformance_tables
 
-    result = _run(args)
+    select = _selection(args)
+    if select is False:
+        return EXIT_USAGE
+    result = _run(args, select=select)
     if result is None:
         return EXIT_USAGE
     checked = [(r, check(r)) for r in result.reports]
@@ -827,6 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="table: list every finding, not only the first few per "
                          "connection")
     _capture_options(analyze)
+    _filter_options(analyze)
     analyze.add_argument("--follow", type=int, metavar="ID",
                          help="print connection ID's decrypted data, both directions "
                          "interleaved in stream order")
@@ -851,6 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write into an existing -o DIR that is not empty (files of the "
                          "same names are replaced)")
     _capture_options(decrypt)
+    _filter_options(decrypt)
     decrypt.set_defaults(func=cmd_decrypt, check=_check_decrypt)
 
     verify = command(
@@ -862,6 +980,7 @@ def build_parser() -> argparse.ArgumentParser:
         "authentication or a tcpcrypt connection cannot be decrypted.")
     verify.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
     _capture_options(verify)
+    _filter_options(verify)
     verify.set_defaults(func=cmd_verify)
 
     conf = command(
@@ -880,6 +999,7 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--strict", action="store_true",
                       help="SHOULD rules count as violations for the exit status too")
     _capture_options(conf)
+    _filter_options(conf)
     conf.set_defaults(func=cmd_conformance, check=_check_conformance)
 
     inject = command(

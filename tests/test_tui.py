@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("textual")
 
 from tcpinc_analyze.analysis.run import analyze_file  # noqa: E402
+from tcpinc_analyze.filtering import CONNECTION_FIELDS as FILTER_FIELDS  # noqa: E402
+from tcpinc_analyze.filtering import FilterError, compile_filter  # noqa: E402
 from tcpinc_analyze.tui.app import TcpincApp, add_subparser  # noqa: E402
 from tcpinc_analyze.tui.conformance import (  # noqa: E402
     ConformanceList,
@@ -19,8 +21,6 @@ from tcpinc_analyze.tui.conformance import (  # noqa: E402
 from tcpinc_analyze.tui.connections import ConnectionsTable, verification  # noqa: E402
 from tcpinc_analyze.tui.detail import DetailTree  # noqa: E402
 from tcpinc_analyze.tui.fields import known  # noqa: E402
-from tcpinc_analyze.tui.filter import FIELDS as FILTER_FIELDS  # noqa: E402
-from tcpinc_analyze.tui.filter import FilterError, compile_filter  # noqa: E402
 from tcpinc_analyze.tui.findings import FindingsPanel  # noqa: E402
 from tcpinc_analyze.tui.follow import FollowScreen, FollowView  # noqa: E402
 from tcpinc_analyze.tui.hexview import HexView  # noqa: E402
@@ -298,16 +298,21 @@ async def test_filter_box_sort_and_maximise():
         await pilot.press(*"tcpeno.status == fallback")
         await pilot.pause()
         assert filt.has_class("-valid")
+        assert len(table.view) == total  # validated as typed, applied on Enter
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.focused is table
         assert 0 < len(table.view) < total
         assert all(table.rows[i]["eno"]["status"] == "fallback" for i in table.view)
-        await pilot.press("space", "a", "n", "d")  # incomplete: invalid, last filter kept
+        await pilot.press("slash", "space", "a", "n", "d")  # incomplete: invalid
         await pilot.pause()
         assert filt.has_class("-invalid")
         kept = len(table.view)
-        assert 0 < kept < total
-        await pilot.press("enter")
-        assert app.focused is table
+        await pilot.press("enter")  # not applied: the applied filter stays
+        await pilot.pause()
+        assert len(table.view) == kept and 0 < kept < total
         filt.value = ""
+        await pilot.press("enter")
         await pilot.pause()
         assert len(table.view) == total
         # sort by the findings column (click on its title), then reverse
@@ -542,26 +547,31 @@ async def test_filter_box_role_conflict():
         await settle(app, pilot)
         table = app.query_one(ConnectionsTable)
         assert len(table.rows) == 4
-        await pilot.press("slash", *"tcpeno.reason == role-conflict")
+        await pilot.press("slash", *"tcpeno.reason == role-conflict", "enter")
         await pilot.pause()
         filt = app.query_one("#filter")
         assert filt.has_class("-valid")
         assert len(table.view) == 4
-        filt.value = "tcpeno.reason == no-common-tep"
-        await pilot.pause()
+
+        async def apply(text: str) -> None:
+            filt.value = text
+            filt.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+
+        await apply("tcpeno.reason == no-common-tep")
         assert len(table.view) == 0
-        filt.value = "tcpeno.global.b == 1 and tcpeno.reason == role-conflict"
-        await pilot.pause()
+        await apply("tcpeno.global.b == 1 and tcpeno.reason == role-conflict")
         both = [table.rows[i] for i in table.view]
         assert 0 < len(both) < 4
         filt.value = "tcpeno.general.b == 1"
         await pilot.pause()
         assert filt.has_class("-invalid") and "unknown field" in filt.border_subtitle
+        assert "column 1" in filt.border_subtitle
         filt.value = "tcpcrypt.frame.clen > 1"
         await pilot.pause()
         assert filt.has_class("-invalid") and "per-packet" in filt.border_subtitle
-        filt.value = ""
-        await pilot.pause()
+        await apply("")
         # the ladder of a SYN-ACK without a global suboption says b=0 (implicit)
         assert table.select_id(0)
         await settle(app, pilot)
@@ -572,6 +582,7 @@ async def test_filter_box_role_conflict():
 # ---------------------------------------------------------------------- snapshots
 async def _ready(pilot) -> None:
     await settle(pilot.app, pilot)
+    pilot.app.clear_notifications()  # the samples' key logs are 0644: a warning toast
 
 
 def test_snapshot_main_negotiated(snap_compare):
@@ -589,6 +600,7 @@ def test_snapshot_conformance(snap_compare):
         await settle(pilot.app, pilot)
         pilot.app.query_one(ConnectionsTable).select_id(2)
         await settle(pilot.app, pilot)
+        pilot.app.clear_notifications()
         await pilot.press("r")
         await pilot.pause()
 
@@ -600,6 +612,7 @@ def test_snapshot_conformance(snap_compare):
 def test_snapshot_follow(snap_compare):
     async def follow(pilot) -> None:
         await settle(pilot.app, pilot)
+        pilot.app.clear_notifications()
         await pilot.press("f")
         await pilot.pause()
 

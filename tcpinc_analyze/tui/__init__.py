@@ -24,7 +24,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p = subparsers.add_parser("tui", help="interactive terminal browser (Textual)",
                               description="Browse a capture: connections, packets, fields, "
                                           "hex, handshake ladder, follow stream, findings.")
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file, or - for standard "
+                   "input (copied to a private temporary file)")
     p.add_argument("--keylog", action="append", metavar="KEYLOG", default=[],
                    help="key log file, directory or glob (repeatable)")
     p.add_argument("--compare", metavar="SECOND",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from rich.text import Text
 
+from ..filtering import Filter
 from ..wire import TCPCRYPT_TEPS, aead_name
-from .filter import Predicate
 from .virtual_table import Column, VirtualTable
 
 ENO_STYLE = {"negotiated": "bold green", "fallback": "bold red", "absent": "dim",
@@ -57,8 +58,19 @@ def _frames(conn: dict, d: str) -> int | None:
     return tc["frames"][d] if tc else None
 
 
+def endpoint_key(ep: str) -> tuple[int, int, int]:
+    """Sort key of ``ip:port``: IPv4 before IPv6, then the address and the port as numbers
+    (10.0.0.9 before 10.0.0.10, port 80 before 443)."""
+    host, _, port = ep.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return (9, 0, 0)
+    return (ip.version, int(ip), int(port) if port.isdigit() else 0)
+
+
 SORT_KEYS: list[Callable[[dict], object]] = [
-    lambda c: c["id"], lambda c: c["a"], lambda c: c["b"],
+    lambda c: c["id"], lambda c: endpoint_key(c["a"]), lambda c: endpoint_key(c["b"]),
     lambda c: (c["eno"]["status"], c["eno"]["reason"] or ""),
     lambda c: c["eno"]["negotiated_tep"] or 0,
     lambda c: (c.get("tcpcrypt") or {}).get("aead") or 0,
@@ -78,9 +90,18 @@ class ConnectionsTable(VirtualTable):
         self.rows: list[dict] = []
         self.by_id: dict[int, int] = {}
         self.view: list[int] = []
-        self.predicate: Predicate | None = None
+        self.predicate: Filter | None = None
         self.get_row = self._cells
         self.border_title = "Connections"
+
+    def on_resize(self) -> None:
+        """Narrow panes get narrower endpoint and ENO columns (IPv4 endpoints fit)."""
+        wide = self.size.width >= 110
+        widths = (22, 22, 24) if wide else (16, 16, 20)
+        if (self.columns[1].width, self.columns[2].width, self.columns[3].width) != widths:
+            self.columns[1].width, self.columns[2].width, self.columns[3].width = widths
+            self.invalidate()
+        super().on_resize()
 
     # ------------------------------------------------------------------ data
     def add_reports(self, reports: list[dict]) -> None:
@@ -101,7 +122,8 @@ class ConnectionsTable(VirtualTable):
         self.rebuild()
 
     def rebuild(self) -> None:
-        """Re-apply filter and sort, keeping the cursor on the same connection."""
+        """Re-apply filter and sort, keeping the cursor on the same connection; when that
+        connection is filtered out, the panes follow the row the cursor lands on."""
         current = self.current()
         pred = self.predicate
         view = [i for i, r in enumerate(self.rows) if pred is None or pred(r)]
@@ -112,9 +134,13 @@ class ConnectionsTable(VirtualTable):
         self.set_rows(len(view))
         if current is not None:
             self.select_id(current["id"], announce=False)
-        self.border_subtitle = f"{len(view)} of {len(self.rows)}"
+        now = self.current()
+        if (now or {}).get("id") != (current or {}).get("id"):
+            self.post_message(self.Highlighted(self, self.cursor_row))
+        self.border_subtitle = f"{len(view)} of {len(self.rows)}" + (
+            f" · filter: {self.predicate.text}" if self.predicate is not None else "")
 
-    def set_filter(self, predicate: Predicate | None) -> None:
+    def set_filter(self, predicate: Filter | None) -> None:
         """Show only rows the predicate accepts."""
         self.predicate = predicate
         self.rebuild()
@@ -125,6 +151,13 @@ class ConnectionsTable(VirtualTable):
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_column, self.sort_reverse = column, False
+        self.rebuild()
+
+    def reverse_sort(self) -> None:
+        """Reverse the order (by id when no column is sorted yet)."""
+        if self.sort_column is None:
+            self.sort_column = 0
+        self.sort_reverse = not self.sort_reverse
         self.rebuild()
 
     def current(self) -> dict | None:

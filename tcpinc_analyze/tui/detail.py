@@ -18,6 +18,8 @@ class DetailTree(Tree[Node]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("l", "expand_node", "Expand", show=False),
         Binding("h", "collapse_node", "Collapse", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
@@ -60,6 +62,40 @@ class DetailTree(Tree[Node]):
                 branch.expand()
         else:
             parent.add_leaf(label, data=node)
+
+    def all_nodes(self) -> list[TreeNode[Node]]:
+        """Every node in tree order (collapsed ones too)."""
+        out: list[TreeNode[Node]] = []
+        stack = list(reversed(self.root.children))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.children))
+        return out
+
+    def reveal(self, node: TreeNode[Node]) -> None:
+        """Expand a node's ancestors and put the cursor on it."""
+        parent = node.parent
+        while parent is not None and parent is not self.root:
+            parent.expand()
+            parent = parent.parent
+        self.call_after_refresh(self._cursor_to, node)
+        self._cursor_to(node)
+
+    def _cursor_to(self, node: TreeNode[Node]) -> None:
+        if node.line >= 0:
+            self.move_cursor(node)
+            self.scroll_to_node(node, animate=False)
+
+    def action_scroll_home(self) -> None:
+        """First node."""
+        self.move_cursor_to_line(0)
+        self.scroll_home(animate=False)
+
+    def action_scroll_end(self) -> None:
+        """Last visible node."""
+        self.move_cursor_to_line(max(0, self.last_line))
+        self.scroll_end(animate=False)
 
     def action_expand_node(self) -> None:
         """Expand the node under the cursor."""

@@ -71,6 +71,8 @@ class Node:
     abbrev: str | None = None
     expanded: bool | None = None
     """Whether the tree opens this node (None: the tree decides)."""
+    value: object = None
+    """The field's value (what a packet filter compares), for named fields."""
 
     def add(self, label: str, start: int = 0, end: int = 0, abbrev: str | None = None
             ) -> Node:
@@ -83,7 +85,9 @@ class Node:
           raw: int | None = None, note: str = "") -> Node:
         """Append a named field (label from the field spec; ``raw``: the whole byte of a
         bit field; ``note``: text after the value)."""
-        return self.add(fmt(abbrev, value, raw) + note, start, end, abbrev)
+        node = self.add(fmt(abbrev, value, raw) + note, start, end, abbrev)
+        node.value = value
+        return node
 
 
 @dataclass
@@ -95,6 +99,31 @@ class Dissection:
     segment: Segment | None = None
     tcp_payload: int = 0
     """Offset of the TCP payload in the frame."""
+
+
+def field_values(nodes: list[Node]) -> dict[str, list]:
+    """Every named field of a dissection with its values (a protocol or subtree node
+    without a value counts as present), for packet filters."""
+    out: dict[str, list] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node.abbrev:
+            out.setdefault(node.abbrev, []).append(True if node.value is None else node.value)
+        stack.extend(node.children)
+    return out
+
+
+def node_text(nodes: list[Node]) -> str:
+    """Every label of a dissection, lower-cased (what a search in decoded fields looks
+    through)."""
+    parts = []
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        parts.append(node.label)
+        stack.extend(node.children)
+    return "\n".join(parts).lower()
 
 
 def flag_text(flags: int) -> str:

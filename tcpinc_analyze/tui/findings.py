@@ -30,7 +30,8 @@ class FindingRef:
 class FindingsPanel(OptionList):
     """One line per finding: severity, packet, code, message."""
 
-    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
+    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False),
+                Binding("g", "first", show=False), Binding("G", "last", show=False)]
 
     class Jump(Message):
         """The user chose a finding."""
@@ -52,7 +53,7 @@ class FindingsPanel(OptionList):
 
         def add(f: dict, conn_id: int | None, where: str) -> None:
             text = Text()
-            text.append(f"{f['severity'][:4]:<5}", style=SEVERITY_STYLE.get(f["severity"], ""))
+            text.append(f"{f['severity']:<8}", style=SEVERITY_STYLE.get(f["severity"], ""))
             pkt = f.get("packet")
             rfc = f.get("rfc")
             text.append(f"{('#' + str(pkt)) if pkt else '-':>6} ", style="dim")

@@ -16,7 +16,8 @@ class HexView(ScrollView, can_focus=True):
     """Offset, 16 bytes of hex, their ASCII; lines rendered on demand."""
 
     DEFAULT_CSS = "HexView { background: $surface; }"
-    BINDINGS = [("j", "scroll_down", "Down"), ("k", "scroll_up", "Up")]
+    BINDINGS = [("j", "scroll_down", "Down"), ("k", "scroll_up", "Up"),
+                ("g", "scroll_home", "Top"), ("G", "scroll_end", "Bottom")]
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)

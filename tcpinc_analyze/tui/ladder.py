@@ -4,6 +4,8 @@ FIN/RST as arrows between A and B, with times relative to the first packet."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
+from textual.message import Message
 from textual.widgets import Static
 
 from ..analysis.connection import ACK, FIN, RST, SYN
@@ -91,23 +93,32 @@ def ladder_events(detail: ConnDetail) -> list[tuple[int, str, str]]:
     return events
 
 
-def render_ladder(detail: ConnDetail) -> Text:
-    """The diagram as rich text."""
+HEADER_LINES = 3
+"""Lines above the first arrow (the hosts, then the lifelines)."""
+
+
+def render_ladder(detail: ConnDetail, width: int = 0) -> Text:
+    """The diagram as rich text; ``width`` (the pane's) widens the arrows so long
+    labels (IPv6 hosts, ENO suboptions) are not cut."""
     rep = detail.report
     a, b = rep.get("a", "A"), rep.get("b", "B")
+    arrow_width = max(ARROW_WIDTH, min(width - 22, 80)) if width else ARROW_WIDTH
     t0 = min(detail.ts.values()) if detail.ts else 0
     out = Text()
     out.append(f"{'time':>10}  ", style="bold")
-    out.append(f"A {a}".ljust(ARROW_WIDTH // 2 + 2), style="bold cyan")
-    out.append(f"B {b}\n", style="bold magenta")
+    out.append(f"A {a}", style="bold cyan")
+    out.append("\n")
+    out.append(" " * 12)
+    out.append(f"B {b}".rjust(arrow_width + 2), style="bold magenta")
+    out.append("\n")
     pad = " " * 12
-    out.append(f"{pad}│{' ' * ARROW_WIDTH}│\n")
+    out.append(f"{pad}│{' ' * arrow_width}│\n")
     for packet, direction, label in ladder_events(detail):
         t = (detail.ts.get(packet, t0) - t0) / 1e9
         style = "cyan" if direction == "ab" else "magenta"
         if "FAILED" in label or label in ("RST",):
             style = "bold red"
-        inner = ARROW_WIDTH - 2
+        inner = arrow_width - 2
         text = f" {label} "
         if len(text) > inner - 2:
             text = text[:inner - 3] + "… "
@@ -128,18 +139,45 @@ def render_ladder(detail: ConnDetail) -> Text:
 
 
 class Ladder(Static):
-    """The diagram for the selected connection."""
+    """The diagram for the selected connection; a click on an arrow selects its
+    packet."""
+
+    class Clicked(Message):
+        """An arrow was clicked."""
+
+        def __init__(self, packet: int) -> None:
+            super().__init__()
+            self.packet = packet
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__("Select a connection", id=id)
         self.border_title = "Handshake ladder"
         self.events: list[tuple[int, str, str]] = []
+        self.detail: ConnDetail | None = None
+        self.drawn_width = 0
 
-    def show(self, detail: ConnDetail | None) -> None:
+    def show(self, detail: ConnDetail | None, placeholder: str = "Analysing connection…"
+             ) -> None:
         """Draw the ladder of a connection (or a placeholder)."""
+        self.detail = detail
         if detail is None:
             self.events = []
-            self.update("Analysing connection…")
+            self.update(placeholder)
             return
         self.events = ladder_events(detail)
-        self.update(render_ladder(detail))
+        self.drawn_width = self.size.width
+        self.update(render_ladder(detail, self.size.width))
+
+    def on_resize(self) -> None:
+        """Redraw for the new width."""
+        if self.detail is not None and self.size.width != self.drawn_width:
+            self.show(self.detail)
+
+    def on_click(self, event: events.Click) -> None:
+        """Select the clicked arrow's packet."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        i = offset.y - HEADER_LINES
+        if 0 <= i < len(self.events):
+            self.post_message(self.Clicked(self.events[i][0]))

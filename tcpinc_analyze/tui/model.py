@@ -11,6 +11,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from ..analysis.connection import Connection
 from ..analysis.engine import Analyzer, CaptureSummary
@@ -80,6 +81,12 @@ class CaptureAnalysis:
         self.cancelled = threading.Event()
         self.done = False
         self.bytes_read = 0
+        self.yield_until = 0.0
+        """Until this time (monotonic) the worker pauses briefly every few hundred packets:
+        the user is pressing keys, and the UI thread needs the GIL more than the
+        analysis does."""
+        self.per_second: dict[int, int] = {}
+        """Captured bytes per second of capture time (the statistics' I/O graph)."""
 
     def run(self, on_report: Callable[[ConnectionReport], None] | None = None,
             on_progress: Callable[[int], None] | None = None) -> None:
@@ -98,10 +105,15 @@ class CaptureAnalysis:
         self.conn_packets = analyzer.conn_packets
         stream = open_input(self.path)
         try:
+            per_second = self.per_second
             for n, item in enumerate(read_capture(stream, self.path)):
                 analyzer.feed(item)
+                if type(item) is Record:
+                    sec = item.ts_ns // 1_000_000_000
+                    per_second[sec] = per_second.get(sec, 0) + item.orig_len
                 if n & 0xFF == 0:
-                    time.sleep(0)  # let the UI thread have the GIL
+                    # let the UI thread have the GIL (all of it while keys are pressed)
+                    time.sleep(0.002 if time.monotonic() < self.yield_until else 0)
                 if n & 0x3FF == 0:
                     self.bytes_read = getattr(item, "offset", self.bytes_read)
                     if on_progress is not None:
@@ -187,6 +199,10 @@ class Chunk:
     direction: str
     data: bytes
     failed: bool = False
+    elided: dict[str, int] | None = None
+    """A marker for data the view does not keep (bytes per direction), where it starts."""
+    gap: int = 0
+    """A marker for bytes missing from the capture (plain TCP follow)."""
 
 
 @dataclass
@@ -205,6 +221,8 @@ class ConnDetail:
     chunks: list[Chunk] = field(default_factory=list)
     plaintext_bytes: dict[str, int] = field(default_factory=lambda: {"ab": 0, "ba": 0})
     dropped: int = 0
+    plain_tcp: bool = False
+    """The chunks are a plain TCP connection's payload (no tcpcrypt to decrypt)."""
     flags: dict[int, int] = field(default_factory=dict)
     ts: dict[int, int] = field(default_factory=dict)
     aead: int | None = None
@@ -249,9 +267,12 @@ class ConnDetail:
         return sorted(self.chunks, key=lambda c: c.packet)
 
     def plaintext(self, direction: str | None = None) -> bytes:
-        """Decrypted application data of one direction (or both, interleaved)."""
+        """Decrypted application data the view kept, of one direction (or both,
+        interleaved); an export streams the whole stream instead (``deep_analyze`` with
+        ``out``)."""
         return b"".join(c.data for c in self.follow()
-                        if not c.failed and (direction is None or c.direction == direction))
+                        if not c.failed and c.elided is None and not c.gap
+                        and (direction is None or c.direction == direction))
 
 
 class _RecordingDecryptor(DirectionDecryptor):
@@ -336,15 +357,26 @@ class _RecordingContext(DecryptionContext):
 
 
 class _DeepRun:
-    def __init__(self, detail: ConnDetail) -> None:
+    def __init__(self, detail: ConnDetail, out: BinaryIO | None = None,
+                 keep: int | None = None) -> None:
         self.detail = detail
         self.last_plain: tuple[str, bytes] | None = None
         self.kept = 0
+        self.keep = PLAINTEXT_KEEP if keep is None else keep
+        self.out = out
+        self.elided: Chunk | None = None
 
     def add(self, chunk: Chunk) -> bool:
-        """Keep a chunk for the follow view unless the budget is spent."""
-        if self.kept + len(chunk.data) > PLAINTEXT_KEEP:
+        """Keep a chunk for the follow view unless the budget is spent; past it, one
+        marker where the elided data starts counts what is not shown."""
+        if self.elided is not None or self.kept + len(chunk.data) > self.keep:
             self.detail.dropped += len(chunk.data)
+            if self.elided is None:
+                self.elided = Chunk(chunk.packet, chunk.direction, b"",
+                                    elided={"ab": 0, "ba": 0})
+                self.detail.chunks.append(self.elided)
+            assert self.elided.elided is not None
+            self.elided.elided[chunk.direction] += len(chunk.data)
             return False
         self.kept += len(chunk.data)
         self.detail.chunks.append(chunk)
@@ -353,19 +385,95 @@ class _DeepRun:
     def sink(self, conn: Connection, direction: str, offset: int, data: bytes,
              packet: int) -> None:
         self.detail.plaintext_bytes[direction] += len(data)
+        if self.out is not None:
+            self.out.write(data)
         kept = self.add(Chunk(packet, direction, data))
         self.last_plain = (direction, data) if kept else None
 
 
+class _PlainStreams:
+    """A plain TCP connection's payload per direction, in stream order (retransmitted
+    bytes once, reordered segments put in place, bytes missing from the capture marked),
+    for follow and export; out-of-order segments wait in a bounded buffer."""
+
+    HOLD = 4 << 20
+
+    def __init__(self, run: _DeepRun) -> None:
+        self.run = run
+        self.next: dict[str, int] = {}
+        self.waiting: dict[str, dict[int, tuple[bytes, int]]] = {"ab": {}, "ba": {}}
+        self.held = 0
+
+    def segment(self, direction: str, offset: int, data: bytes, packet: int) -> None:
+        if not data:
+            return
+        nxt = self.next.setdefault(direction, offset)
+        if offset + len(data) <= nxt:
+            return  # a retransmission of bytes already delivered
+        if offset > nxt:
+            waiting = self.waiting[direction]
+            if offset not in waiting or len(waiting[offset][0]) < len(data):
+                waiting[offset] = (data, packet)
+                self.held += len(data)
+            if self.held > self.HOLD:
+                self._skip(direction)
+            return
+        self._deliver(direction, data[nxt - offset:], packet)
+        self._drain(direction)
+
+    def _deliver(self, direction: str, data: bytes, packet: int) -> None:
+        self.next[direction] += len(data)
+        self.run.sink(None, direction, self.next[direction] - len(data), data,  # type: ignore[arg-type]
+                      packet)
+
+    def _drain(self, direction: str) -> None:
+        waiting = self.waiting[direction]
+        while waiting:
+            nxt = self.next[direction]
+            ready = [o for o in waiting if o <= nxt]
+            if not ready:
+                return
+            for o in sorted(ready):
+                data, packet = waiting.pop(o)
+                self.held -= len(data)
+                if o + len(data) > self.next[direction]:
+                    self._deliver(direction, data[self.next[direction] - o:], packet)
+
+    def _skip(self, direction: str) -> None:
+        """Give up on the oldest hole: mark it and go on after it."""
+        waiting = self.waiting[direction]
+        if not waiting:
+            return
+        first = min(waiting)
+        size = first - self.next[direction]
+        self.run.add(Chunk(waiting[first][1], direction, b"", gap=size))
+        self.next[direction] = first
+        self._drain(direction)
+
+    def finish(self) -> None:
+        for direction in ("ab", "ba"):
+            while self.waiting[direction]:
+                self._skip(direction)
+
+
 def deep_analyze(index: CaptureIndex, conn_id: int, packets: list[int],
                  keylog: KeyLog | None, chain: dict | None = None,
-                 fallback_report: dict | None = None) -> ConnDetail:
+                 fallback_report: dict | None = None, *, out: BinaryIO | None = None,
+                 keep: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ConnDetail:
     """Re-run the analyzer over one connection's packets (read through the index).
 
     ``chain`` is the full analysis's resumption chain (resume[i] -> ss[i]), so a resumed
-    connection finds the keys its original session left behind."""
+    connection finds the keys its original session left behind. ``out`` receives every
+    byte of the decrypted stream (or a plain connection's payload) in stream order, not
+    only what the view keeps (``keep`` bytes, PLAINTEXT_KEEP by default); ``progress``
+    gets (packets done, packets)."""
     detail = ConnDetail(conn_id, fallback_report or {}, list(packets))
-    run = _DeepRun(detail)
+    run = _DeepRun(detail, out, keep)
+    plain = None
+    if fallback_report is not None and not fallback_report.get("tcpcrypt"):
+        plain = _PlainStreams(run)
+        detail.plain_tcp = True
     ctx = _RecordingContext(keylog if keylog is not None else KeyLog(), sink=run.sink)
     ctx.run = run
     if chain:
@@ -377,19 +485,37 @@ def deep_analyze(index: CaptureIndex, conn_id: int, packets: list[int],
     analyzer.release_connections = False  # the connection is inspected after finish()
     conns: list[Connection] = []
 
+    isn: dict[bool, int] = {}
+
     def track(conn: Connection, seg: Segment, rec: Record) -> None:
         if not conns or conns[-1] is not conn:
             conns.append(conn)
+        from_x = conn.from_x(seg)
         detail.flags[rec.number] = seg.flags
         detail.ts[rec.number] = rec.ts_ns
-        detail.pkt_dir[rec.number] = "x" if conn.from_x(seg) else "y"
+        detail.pkt_dir[rec.number] = "x" if from_x else "y"
+        if plain is None:
+            return
+        if seg.flags & 0x02:
+            isn[from_x] = seg.seq + 1
+            return
+        if seg.payload:
+            base = isn.setdefault(from_x, seg.seq)
+            label = conn.label(from_x) if conn.negotiation is not None else (
+                "ab" if from_x else "ba")
+            plain.segment(label, (seg.seq - base) & 0xFFFFFFFF, bytes(seg.payload), rec.number)
 
     analyzer.on_track = track
-    for number in packets:
+    total = len(packets)
+    for n, number in enumerate(packets):
         rec = index.record(number)
         if rec is not None:
             analyzer.packet(rec)
+        if progress is not None and n & 0x3FF == 0:
+            progress(n, total)
     analyzer.finish()
+    if plain is not None:
+        plain.finish()
     if conns:
         conn = conns[0]
         for number, side in detail.pkt_dir.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from array import array
 from collections.abc import Sequence
 
@@ -47,30 +48,59 @@ def _eno_summary(options: bytes, syn: bool) -> str:
     return "  ".join(found)
 
 
+def endpoint(addr: bytes, port: int) -> str:
+    """``10.0.0.1:443`` / ``[fe80::1]:443``, as the reports write endpoints."""
+    ip = ipaddress.ip_address(addr)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 class PacketList(VirtualTable):
     """Rows are packet numbers; each row is decoded the first time it is drawn."""
 
+    MIN_FLEX = 6
+
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__([Column("No.", 8), Column("Time", 11), Column("Dir", 4),
-                          Column("Flags", 12), Column("Len", 6), Column("Info", 0)], id=id)
+        super().__init__([Column("No.", 7), Column("Time", 10), Column("Source", 21),
+                          Column("Destination", 21), Column("Dir", 3), Column("Flags", 11),
+                          Column("Len", 5), Column("Info", 0)], id=id)
         self.index: CaptureIndex | None = None
         self.numbers: Sequence[int] = array("I")
         self.detail: ConnDetail | None = None
+        self.conn: dict | None = None
         self.t0 = 0
         self.decoded: LRUCache[int, list] = LRUCache(4096)
+        self.dirs: dict[int, str] = {}
+        self.marks: set[int] = set()
         self.get_row = self._cells
         self.row_style = self._style
         self.border_title = "Packets"
         self.all_packets = False
+        self.total: int | None = None
+        """Packets before the packet filter (None: no filter)."""
 
-    def show(self, numbers: Sequence[int], detail: ConnDetail | None, t0: int) -> None:
-        """Show these packets (a connection's list, or a range over the whole capture)."""
+    def on_resize(self) -> None:
+        """Narrow panes get narrower address columns (IPv4 endpoints still fit)."""
+        width = 21 if self.size.width >= 110 else 15
+        if self.columns[2].width != width:
+            self.columns[2].width = self.columns[3].width = width
+            self.invalidate()
+        super().on_resize()
+
+    def show(self, numbers: Sequence[int], detail: ConnDetail | None, t0: int,
+             conn: dict | None = None, *, total: int | None = None) -> None:
+        """Show these packets (a connection's list, a range over the whole capture, or
+        what the packet filter kept of either)."""
         self.numbers = numbers
         self.detail = detail
+        self.conn = conn
         self.t0 = t0
+        self.total = total
         self.decoded.clear()
+        self.dirs.clear()
         self.set_rows(len(numbers), keep_cursor=False)
-        self.border_subtitle = f"{len(numbers)} packets"
+        n = len(numbers)
+        self.border_subtitle = (f"{n} of {total} packets" if total is not None
+                                else f"{n} packet{'' if n == 1 else 's'}")
 
     def set_detail(self, detail: ConnDetail | None) -> None:
         """The connection's deep run arrived: redraw Info with tcpcrypt details."""
@@ -84,21 +114,62 @@ class PacketList(VirtualTable):
             return None
         return self.numbers[self.cursor_row]
 
-    def select_packet(self, number: int) -> bool:
-        """Move the cursor to a packet number."""
+    def row_of(self, number: int) -> int | None:
+        """The row showing a packet number (None when it is not in the list)."""
         import bisect
 
         i = bisect.bisect_left(self.numbers, number)
         if i < len(self.numbers) and self.numbers[i] == number:
-            self.cursor_row = i
-            return True
-        return False
+            return i
+        return None
+
+    def select_packet(self, number: int) -> bool:
+        """Move the cursor to a packet number."""
+        row = self.row_of(number)
+        if row is None:
+            return False
+        self.cursor_row = row
+        return True
+
+    def toggle_mark(self) -> int | None:
+        """Mark (or unmark) the packet under the cursor."""
+        number = self.current()
+        if number is None:
+            return None
+        self.marks ^= {number}
+        self.decoded.clear()
+        self.invalidate()
+        return number
+
+    def next_mark(self, step: int) -> int | None:
+        """Go to the next (step 1) or previous (-1) marked packet in this list."""
+        rows = sorted(r for r in (self.row_of(m) for m in self.marks) if r is not None)
+        if not rows:
+            return None
+        cur = self.cursor_row
+        after = [r for r in rows if (r > cur if step > 0 else r < cur)]
+        row = (after[0] if step > 0 else after[-1]) if after else (
+            rows[0] if step > 0 else rows[-1])
+        self.cursor_row = row
+        return self.numbers[row]
+
+    def direction_of(self, number: int) -> str | None:
+        """``ab``/``ba``: from the deep run, else from the connection's endpoints."""
+        if self.detail is not None:
+            direction = self.detail.pkt_dir.get(number)
+            if direction is not None:
+                return direction
+        return self.dirs.get(number)
 
     def _style(self, i: int) -> str:
-        if self.detail is None or i >= len(self.numbers):
+        if i >= len(self.numbers):
             return ""
-        direction = self.detail.pkt_dir.get(self.numbers[i])
-        return DIR_STYLE.get(direction or "", "")
+        number = self.numbers[i]
+        self._cells(i)  # decodes the row once, noting its direction
+        style = DIR_STYLE.get(self.direction_of(number) or "", "")
+        if number in self.marks:
+            style = (style + " on dark_blue").strip()
+        return style
 
     def _cells(self, i: int) -> list:
         number = self.numbers[i]
@@ -112,21 +183,28 @@ class PacketList(VirtualTable):
     def _decode(self, number: int) -> list:
         rec = self.index.record(number) if self.index else None
         if rec is None:
-            return [str(number), "", "", "", "", "(not indexed yet)"]
+            return [str(number), "", "", "", "", "", "", "(not indexed yet)"]
         t = f"{(rec.ts_ns - self.t0) / 1e9:.6f}"
         try:
             pos = link_ip_offset(rec.linktype, rec.data)
             seg = None if pos is None else IpDecoder().decode(
                 number, rec.ts_ns, rec.data, pos, rec.orig_len - len(rec.data))
         except (KeyError, DecodeProblem) as exc:
-            return [str(number), t, "", "", str(len(rec.data)), Text(f"malformed: {exc}",
-                                                                      style="red")]
+            return [str(number), t, "", "", "", "", str(len(rec.data)),
+                    Text(f"malformed: {exc}", style="red")]
         if seg is None:
-            return [str(number), t, "", "", str(len(rec.data)), "non-TCP"]
+            return [str(number), t, "", "", "", "", str(len(rec.data)), "non-TCP"]
+        src, dst = endpoint(seg.src, seg.sport), endpoint(seg.dst, seg.dport)
         d = self.detail
         direction = d.pkt_dir.get(number) if d else None
+        if direction is None and self.conn is not None:
+            direction = "ab" if src == self.conn.get("a") else (
+                "ba" if src == self.conn.get("b") else None)
+        if direction is not None:
+            self.dirs[number] = direction
         arrow = {"ab": "A→B", "ba": "B→A"}.get(direction or "", "")
-        info = [f"{seg.sport} → {seg.dport}"]
+        mark = "● " if number in self.marks else ""
+        info: list[str] = []
         eno = _eno_summary(seg.options, bool(seg.flags & 0x02)) if seg.options else ""
         if eno:
             info.append(eno)
@@ -151,9 +229,9 @@ class PacketList(VirtualTable):
                 elif ok:
                     text += " [verified]"
                 info.append(text)
-        if seg.payload and len(info) == 1 + bool(eno):
+        if seg.payload and len(info) == bool(eno):
             info.append(f"data {len(seg.payload)}")
         if seg.missing:
             info.append(f"[{seg.missing} bytes not captured]")
-        return [str(number), t, arrow, flag_text(seg.flags), str(len(seg.payload)),
-                "  ".join(info)]
+        return [mark + str(number), t, src, dst, arrow, flag_text(seg.flags),
+                str(len(seg.payload)), "  ".join(info)]

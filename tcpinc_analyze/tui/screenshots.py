@@ -1,5 +1,5 @@
 """``python -m tcpinc_analyze.tui.screenshots``: write docs/tui-main.svg and
-docs/tui-follow.svg (Textual's SVG export) for the README.
+docs/tui-follow.svg (Textual's SVG export, 120x40) for the README.
 
 The main screenshot shows A's first frame (packet 8 of ``x25519-chacha20.pcap``) with
 the detail tree's cursor on it: frame header, frame-ID offset, generation, nonce, tag,
@@ -22,11 +22,12 @@ PACKET = 8
 async def _shots(out: Path) -> None:
     samples = ROOT / "samples"
     app = TcpincApp(str(samples / "x25519-chacha20.pcap"), [str(samples / "x25519-chacha20.keys")])
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(200):
             await pilot.pause(0.05)
             if app.analysis and app.analysis.done and app.current_detail is not None:
                 break
+        app.clear_notifications()  # the samples' key logs are 0644: a warning toast
         packets = app.query_one(PacketList)
         packets.focus()
         packets.select_packet(PACKET)

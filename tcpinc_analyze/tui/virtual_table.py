@@ -37,7 +37,7 @@ class VirtualTable(ScrollView, can_focus=True):
     """Rows ``0..row_count-1`` fetched through ``get_row(i)`` when they are shown."""
 
     DEFAULT_CSS = """
-    VirtualTable { background: $surface; }
+    VirtualTable { background: $surface; scrollbar-size-horizontal: 0; }
     VirtualTable:focus { background-tint: $foreground 4%; }
     """
     BINDINGS = [
@@ -47,6 +47,8 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
         Binding("home,g", "jump(0)", "Top", show=False),
         Binding("end,G", "jump(-1)", "Bottom", show=False),
+        Binding("left,h", "scroll_columns(-8)", "Left", show=False),
+        Binding("right,l", "scroll_columns(8)", "Right", show=False),
         Binding("enter", "select", "Select", show=False),
     ]
 
@@ -105,8 +107,19 @@ class VirtualTable(ScrollView, can_focus=True):
         self._cache.clear()
         self.refresh()
 
+    MIN_FLEX = 12
+    """Cells the flexible (width 0) column keeps before the table scrolls sideways."""
+
     def _total_width(self) -> int:
-        return sum(c.width + 1 for c in self.columns if c.width) + 20
+        """Fixed columns plus a minimal flexible one: wider views stretch the flexible
+        column rather than show a horizontal scrollbar (which would hide the last row)."""
+        return sum(c.width + 1 for c in self.columns if c.width) + (
+            self.MIN_FLEX if any(not c.width for c in self.columns) else 0)
+
+    @property
+    def visible_rows(self) -> int:
+        """Rows on screen below the header (scrollbars excluded)."""
+        return max(1, self.scrollable_content_region.height - 1)
 
     # ------------------------------------------------------------------ movement
     def watch_cursor_row(self, old: int, new: int) -> None:
@@ -118,7 +131,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def scroll_to_row(self, row: int) -> None:
         """Keep ``row`` on screen."""
-        visible = max(1, self.size.height - 1)
+        visible = self.visible_rows
         top = int(self.scroll_y)
         if row < top:
             self.scroll_to(y=row, animate=False, immediate=True)
@@ -136,7 +149,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         """Move by a page."""
-        self.move_to(self.cursor_row + direction * max(1, self.size.height - 2))
+        self.move_to(self.cursor_row + direction * max(1, self.visible_rows - 1))
 
     def action_jump(self, where: int) -> None:
         """First or last row."""
@@ -147,11 +160,19 @@ class VirtualTable(ScrollView, can_focus=True):
         if self.row_count:
             self.post_message(self.Selected(self, self.cursor_row))
 
+    def action_scroll_columns(self, cells: int) -> None:
+        """Scroll sideways (long Info columns, narrow terminals)."""
+        self.scroll_to(x=max(0, self.scroll_x + cells), animate=False)
+
     def on_click(self, event: events.Click) -> None:
-        """A click on the header sorts, on a row selects it."""
-        y = event.y
+        """A click on the header sorts, on a row selects it (coordinates inside the
+        border: a click on row N's line selects row N)."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        y = offset.y
         if y == 0:
-            x = event.x + int(self.scroll_x)
+            x = offset.x + int(self.scroll_x)
             pos = 0
             for i, col in enumerate(self.columns):
                 width = col.width or 10_000
@@ -170,8 +191,11 @@ class VirtualTable(ScrollView, can_focus=True):
         fixed = sum(c.width + 1 for c in self.columns if c.width)
         return [c.width or max(8, total - fixed) for c in self.columns]
 
-    def _line(self, cells: Sequence[Cell], widths: list[int], style: Style) -> list[Segment]:
-        text = Text(no_wrap=True, overflow="ellipsis", style=style)
+    def _line(self, cells: Sequence[Cell], widths: list[int], style: Style,
+              post: Style | None = None) -> list[Segment]:
+        """A row's segments: ``style`` under the cells' own styles (the direction colour),
+        ``post`` over them (the cursor's reverse video)."""
+        text = Text(no_wrap=True, overflow="ellipsis")
         for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
             piece = cell if isinstance(cell, Text) else Text(str(cell))
             piece = piece.copy()
@@ -179,7 +203,7 @@ class VirtualTable(ScrollView, can_focus=True):
             text.append_text(piece)
             if i < len(widths) - 1:
                 text.append(" ")
-        return list(text.render(self.app.console))
+        return list(Segment.apply_style(text.render(self.app.console), style, post))
 
     def render_line(self, y: int) -> Strip:
         """One screen line: the header, or the row scrolled there."""
@@ -197,8 +221,8 @@ class VirtualTable(ScrollView, can_focus=True):
                     if i == self.sort_column:
                         mark = " ▼" if self.sort_reverse else " ▲"
                     titles.append(col.title + mark)
-                strip = Strip(self._line(titles, widths, Style(bold=True, reverse=False,
-                                                               underline=True)))
+                strip = Strip(self._line(titles, widths, self.rich_style + Style(
+                    bold=True, reverse=False, underline=True)))
                 self._cache[key] = strip
             return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
         row = scroll_y + y - 1
@@ -210,9 +234,8 @@ class VirtualTable(ScrollView, can_focus=True):
         if strip is None:
             base = self.row_style(row)
             style = self.rich_style + Style.parse(base) if base else self.rich_style
-            if cursor:
-                style += Style(reverse=True, bold=self.has_focus)
-            strip = Strip(self._line(self.get_row(row), widths, style))
+            post = Style(reverse=True, bold=self.has_focus) if cursor else None
+            strip = Strip(self._line(self.get_row(row), widths, style, post))
             self._cache[key] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
