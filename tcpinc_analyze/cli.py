@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +21,9 @@ from .wire import RESUME_SEARCH_DEPTH
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+CAPTURES = {"nargs": "*", "metavar": "CAPTURE",
+            "help": "capture files, directories (searched for captures), globs, URLs "
+            "(fsspec), or - for standard input"}
 
 
 def _err(message: str) -> None:
@@ -139,13 +143,17 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
     if configure is not None:
         configure(ctx)
     progress, callback = _progress_for(args.capture, getattr(args, "progress", None))
+    from .scale.runner import runner_for  # flow shards (-j), --dask, URLs, -i IFACE
+
+    run = runner_for(args, plaintext=sink is not None or configure is not None) or partial(
+        analyze_file, args.capture)
     try:
         kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
                   "decryption": ctx, "on_report": on_report}
         if progress is not None:
             with progress:
-                return analyze_file(args.capture, progress=callback, **kwargs)
-        return analyze_file(args.capture, **kwargs)
+                return run(progress=callback, **kwargs)
+        return run(**kwargs)
     except CaptureError as exc:
         _err(str(exc))
         return None
@@ -235,6 +243,9 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    f"connection's identifier is looked for (default {RESUME_SEARCH_DEPTH})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: for files over 20 MB on a terminal)")
+    from .scale.options import add_scale_options
+
+    add_scale_options(p)
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
@@ -403,10 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser(
         "analyze", help="report ENO negotiation and tcpcrypt framing per connection",
         description="Analyze a pcap or pcapng capture (or - for standard input).")
-    analyze.add_argument("capture", help="capture file, or - for standard input")
-    analyze.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
+    analyze.add_argument("capture", **CAPTURES)
+    analyze.add_argument("--format", choices=("table", "json", "jsonl", "parquet"),
+                         default="table",
                          help="table (default), json (an array), jsonl (one object per line, "
-                         "streamed as connections finish)")
+                         "streamed as connections finish), parquet (with -o FILE: one row per "
+                         "connection, dotted column names)")
     analyze.add_argument("--details", action="store_true",
                          help="show decoded fields per connection and frame (spec names)")
     analyze.add_argument("--all-findings", action="store_true",
@@ -416,12 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print connection ID's decrypted data, both directions "
                          "interleaved in stream order")
     analyze.add_argument("--hex", action="store_true", help="with --follow: hex dump")
+    from .scale.options import add_live_options
+
+    add_live_options(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
     decrypt = sub.add_parser("decrypt", help="write each tcpcrypt connection's plaintext",
                              description="Decrypt every tcpcrypt connection: one file per "
                              "connection and direction plus index.json.")
-    decrypt.add_argument("capture", help="capture file, or - for standard input")
+    decrypt.add_argument("capture", **CAPTURES)
     decrypt.add_argument("-o", "--output", metavar="DIR",
                          help="directory for the plaintext files and index.json")
     decrypt.add_argument("--pcap-out", metavar="FILE",
@@ -434,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Verdict per tcpcrypt connection. Exit 1 if a frame "
                             "fails authentication or a tcpcrypt connection cannot be "
                             "decrypted.")
-    verify.add_argument("capture", help="capture file, or - for standard input")
+    verify.add_argument("capture", **CAPTURES)
     _capture_options(verify)
     verify.set_defaults(func=cmd_verify)
 
@@ -443,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each connection, every rule of RFC 8547/8548 a capture can show: "
         "held (with the packets that showed it), violated (packets and messages), or not "
         "observable in this capture and why. Exit 1 on any violation of a MUST rule.")
-    conf.add_argument("capture", help="capture file, or - for standard input")
+    conf.add_argument("capture", **CAPTURES)
     conf.add_argument("--format", choices=("table", "json"), default="table",
                       help="table (default) or json (one object per connection)")
     conf.add_argument("--all-rules", action="store_true",
@@ -507,8 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from .scale.multi import run_command  # several captures, directories, globs
+
     try:
-        return int(args.func(args))
+        return run_command(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
