@@ -123,6 +123,11 @@ def read_capture(stream: BinaryIO, name: str = "<capture>"
     head = stream.read(4)
     if len(head) < 4:
         raise CaptureError(f"{name}: {len(head)} bytes: too short to be a capture file")
+    from ..scale.compressed import open_compressed  # zstd, lz4 (optional packages)
+
+    unpacked = open_compressed(head, stream, name)
+    if unpacked is not None:
+        return unpacked
     magic_le = struct.unpack("<I", head)[0]
     magic_be = struct.unpack(">I", head)[0]
     buf = _Buffer(stream, head)
