@@ -50,11 +50,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection as Pipe
 
+from ..analysis import engine
 from ..analysis.connection import HandlerFactory
 from ..analysis.engine import (
     _IPV4_FAST,
     MAX_CAPTURE_FINDINGS_PER_KIND,
-    SWEEP_EVERY,
     Analyzer,
     CaptureSummary,
 )
@@ -507,6 +507,7 @@ def _drive(items: object, jobs: int, config: WorkerConfig,
     pack = HDR.pack
     pending = 0
     tcp = 0
+    sweep_every = engine.SWEEP_EVERY  # read at run time: the analyzer's own cadence
 
     def flush(last: bool = False) -> None:
         for i, pipe in enumerate(pipes):
@@ -530,7 +531,7 @@ def _drive(items: object, jobs: int, config: WorkerConfig,
                 pending += len(data) + 49
                 if counted:
                     tcp += 1
-                    if tcp % SWEEP_EVERY == 0:
+                    if tcp % sweep_every == 0:
                         tick = pack(K_TICK, seq, 0, item.ts_ns, 0, 0, 0, 0, 0)
                         for b in bufs:
                             b += tick
