@@ -415,3 +415,59 @@ def test_missing_compression_package_says_what_to_install(tmp_path: Path, monkey
 def test_shard_key_is_symmetric_and_stable() -> None:
     a, b = os.urandom(4), os.urandom(4)
     assert shard_key(a, b, 7) == shard_key(b, a, 7) == zlib.crc32(min(a, b) + max(a, b)) % 7
+
+
+# ------------------------------------------------------------------ Dask
+@pytest.fixture(scope="module")
+def dask_client():  # noqa: ANN201
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       silence_logs=logging.CRITICAL)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_dask_local_cluster_equals_one_process(dask_client, path: Path) -> None:  # noqa: ANN001
+    from tcpinc_analyze.scale.dask_engine import analyze_dask
+
+    keys = keys_for(path)
+    one: list[dict] = []
+    single = analyze_file(str(path), decryption=context(keys),
+                          on_report=lambda r: one.append(r.to_json()))
+    got: list[dict] = []
+    result = analyze_dask(str(path), dask_client, 3, decryption=context(keys),
+                          on_report=lambda r: got.append(r.to_json()))
+    assert got == one
+    assert summary_json(result.summary) == summary_json(single.summary)
+
+
+def test_dask_cli_several_captures_and_url(dask_client, capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    address = dask_client.scheduler.address
+    captures = [str(SAMPLES / "resumption.pcap"), str(SAMPLES / "busy-mix.pcap"),
+                str(tmp_path / "missing.pcap")]
+    code, out, err = cli(capsys, "analyze", *captures, "--keylog", str(SAMPLES),
+                         "--format", "jsonl", "--dask", address)
+    local = cli(capsys, "analyze", *captures, "--keylog", str(SAMPLES), "--format", "jsonl",
+                "-j", "2")
+    assert (code, out) == local[:2]
+    assert code == 2 and "missing.pcap: cannot open" in err
+    # one capture by fsspec URL, split in flow shards on the cluster
+    url = "file://" + str(SAMPLES / "busy-mix.pcap")
+    code, out, _ = cli(capsys, "analyze", url, "--keylog", str(SAMPLES / "busy-mix.keys"),
+                       "--format", "jsonl", "--dask", address, "-j", "4")
+    plain = cli(capsys, "analyze", str(SAMPLES / "busy-mix.pcap"), "--keylog",
+                str(SAMPLES / "busy-mix.keys"), "--format", "jsonl")
+    assert code == 0 and out == plain[1]
+
+
+def test_dask_missing_scheduler_is_a_clear_error(capsys) -> None:  # noqa: ANN001
+    pytest.importorskip("distributed")
+    code, _, err = cli(capsys, "analyze", str(SAMPLES / "gap.pcap"), str(SAMPLES / "gap.pcap"),
+                       "--dask", "local:zero")
+    assert code == 2 and "expected local:N" in err

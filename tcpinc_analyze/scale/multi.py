@@ -43,6 +43,15 @@ def _err(message: str) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """main()'s dispatcher: expand the capture arguments, then run the subcommand once
     (one capture) or per capture in parallel (several)."""
+    try:
+        return _dispatch(args)
+    finally:
+        dask = sys.modules.get("tcpinc_analyze.scale.dask_engine")
+        if dask is not None:
+            dask.close_clients()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     captures = getattr(args, "capture", None)
     if not isinstance(captures, list):
@@ -254,7 +263,7 @@ def run_many(args: argparse.Namespace, paths: list[str]) -> int:
         spools = [(Path(tmp) / f"{i}.out", Path(tmp) / f"{i}.err") for i in range(len(paths))]
         calls = [(_per_capture(args, p, n, plan), str(o), str(e), color, width)
                  for p, n, (o, e) in zip(paths, names, spools, strict=True)]
-        results = _execute(calls, jobs, in_process=bool(getattr(args, "dask", None)))
+        results = _execute(calls, jobs, in_process=hasattr(args, "dask_results"))
         out = sys.stdout
         array = _ArrayWriter(out) if plan.kind in ("json-lines", "json-array") else None
         for i, (path, code) in enumerate(zip(paths, results, strict=False)):
