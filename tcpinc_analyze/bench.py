@@ -111,7 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="where to put the capture (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the capture afterwards")
     parser.add_argument("--no-tshark", action="store_true", help="skip the tshark baseline")
+    parser.add_argument("--parallel", action="store_true",
+                        help="the flow-shard cases instead: -j 1 vs -j 2..N, with and "
+                        "without a key log, RSS of all processes, the reader's rate")
+    parser.add_argument("--max-jobs", type=int, default=4,
+                        help="with --parallel: the largest -j of the scaling curve (4)")
     args = parser.parse_args(argv)
+    if args.parallel:
+        from .scale.bench import parallel_bench
+
+        return parallel_bench(args)
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tcpinc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     capture = workdir / f"bench-{args.size}mb.pcap"

@@ -215,6 +215,7 @@ def test_worker_failure_is_an_error_not_a_hang(tmp_path: Path, monkeypatch) -> N
         raise RuntimeError("injected")
 
     monkeypatch.setattr(shard_mod.ShardAnalyzer, "run_batch", boom)
+    monkeypatch.setattr(shard_mod.ShardAnalyzer, "run_pcap_batch", boom)
     monkeypatch.setattr(shard_mod, "_context", lambda: __import__(
         "multiprocessing").get_context("fork"))
     with pytest.raises(RuntimeError, match="injected"):
@@ -471,3 +472,49 @@ def test_dask_missing_scheduler_is_a_clear_error(capsys) -> None:  # noqa: ANN00
     code, _, err = cli(capsys, "analyze", str(SAMPLES / "gap.pcap"), str(SAMPLES / "gap.pcap"),
                        "--dask", "local:zero")
     assert code == 2 and "expected local:N" in err
+
+
+@pytest.mark.parametrize("cut", [24 + 7, 0.5, -5, -20])
+def test_raw_walk_hands_a_damaged_tail_to_the_reader(tmp_path: Path, cut: float) -> None:
+    """The raw pcap walk stops at a record it cannot take whole (cut header, cut data,
+    an impossible length); the capture reader goes on from there and reports exactly
+    what one process reports."""
+    data = (SAMPLES / "busy-mix.pcap").read_bytes()
+    at = int(len(data) * cut) if isinstance(cut, float) else (cut if cut > 0 else len(data) + cut)
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:at])
+    assert_same(path, SAMPLES / "busy-mix.keys", 2, round_bytes=32 << 10)
+
+
+def test_raw_walk_impossible_length(tmp_path: Path) -> None:
+    data = bytearray((SAMPLES / "gap.pcap").read_bytes())
+    # the 10th record's captured length becomes impossible: corrupt from there on
+    pos = 24
+    for _ in range(9):
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    struct.pack_into("<I", data, pos + 8, 1 << 30)
+    path = tmp_path / "corrupt.pcap"
+    path.write_bytes(bytes(data))
+    assert_same(path, SAMPLES / "gap.keys", 3, round_bytes=1)
+    assert analyze_file(str(path)).summary.fatal
+
+
+def test_reader_counts_tcp_packets_as_the_analyzer_does_raw_and_generic(tmp_path: Path) -> None:
+    """Both reader loops (the raw pcap walk and the record loop) place the sweep ticks
+    by the analyzer's own TCP count."""
+    for path in CAPTURES:
+        for jobs in (1, 3):
+            reader = shard_mod.ReaderState()
+            with open(path, "rb") as f:
+                if shard_mod._raw_pcap(f):
+                    f.seek(0)
+                    stopped = shard_mod.dispatch_pcap(f, jobs, reader, lambda b, last: True,
+                                                      None, 1 << 20, Router(jobs))
+                    assert stopped is None, path.name
+                else:
+                    f.seek(0)
+                    shard_mod.dispatch(read_capture(f, str(path)), jobs, reader,
+                                       lambda b, last: True)
+            single = analyze_file(str(path)).summary
+            assert (reader.tcp, reader.packets, reader.first_ts, reader.last_ts) == (
+                single.tcp_packets, single.packets, single.first_ts, single.last_ts), path.name

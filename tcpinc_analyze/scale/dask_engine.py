@@ -80,7 +80,7 @@ def _shard(path: str, shard: int, shards: int, config: WorkerConfig
                     reader.first_ts = item.ts_ns  # type: ignore[union-attr]
                 reader.last_ts = item.ts_ns  # type: ignore[union-attr]
                 if target == shard:
-                    analyzer.seq = analyzer.summary.seq = seq
+                    analyzer.seq = seq
                     analyzer.packet(item)  # type: ignore[arg-type]
                 if counted:
                     tcp += 1
@@ -88,7 +88,7 @@ def _shard(path: str, shard: int, shards: int, config: WorkerConfig
                         analyzer.tick(seq, item.ts_ns)  # type: ignore[union-attr]
             elif isinstance(item, SecretsBlock):
                 reader.secrets.append(item)
-                analyzer.seq = analyzer.summary.seq = seq
+                analyzer.seq = seq
                 analyzer.feed(item)
             else:
                 reader.problem(seq, item)  # type: ignore[arg-type]

@@ -46,9 +46,11 @@ import threading
 import traceback
 import zlib
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from multiprocessing.connection import Connection as Pipe
+from typing import BinaryIO
 
 from ..analysis import engine
 from ..analysis.connection import HandlerFactory
@@ -62,6 +64,7 @@ from ..analysis.report import ConnectionReport
 from ..analysis.run import AnalysisResult, make_analyzer
 from ..capture.decode import DecodeProblem, IpDecoder, link_ip_offset
 from ..capture.reader import (
+    MAX_RECORD,
     CaptureError,
     ReadProblem,
     Record,
@@ -77,6 +80,18 @@ HDR = struct.Struct("<BQQqIIIQI")
 """kind, position, packet number, ts_ns, link type (or secrets type), interface,
 original length, file offset, data length; then the data."""
 K_RECORD, K_TICK, K_SECRETS = 0, 1, 2
+RAW_ROUND = struct.Struct("<IIQQ")
+"""Raw pcap rounds: link type, timestamp multiplier, file offset and length of the
+stretch of file that follows; then one integer per entry: position << 32 | offset in
+the stretch (TICK set: a sweep tick after that record)."""
+PCAP_HEAD = struct.Struct("<IIII")
+FAST_FIELDS = struct.Struct("!HBxH2xHxB22xB")
+"""From an Ethernet frame's byte 12: ethertype, IPv4 version/IHL, total length,
+flags/fragment offset, protocol, TCP data offset (the analyzer's fast-path fields)."""
+TICK = 1 << 63
+RAW_MAGICS = {0xA1B2C3D4: 1000, 0xA1B23C4D: 1}
+"""Little-endian pcap (micro- and nanoseconds): walked raw by the reader, without
+building a record object per packet in the main process."""
 ROUND_BYTES = 4 << 20
 """Record bytes per round: each worker gets one message per round."""
 PHASE_PACKET, PHASE_SWEEP, PHASE_FINISH = 0, 1, 2
@@ -157,9 +172,9 @@ class WorkerSummary(CaptureSummary):
     """Keeps each capture-level finding with its record position, enough of each kind
     (the cap plus one) for the merger to place the cap's note where one process would."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, owner: ShardAnalyzer) -> None:
         super().__init__(name)
-        self.seq = 0
+        self.owner = owner
         self.kept: list[tuple[int, int, Finding]] = []
 
     def add(self, finding: Finding) -> None:
@@ -167,7 +182,7 @@ class WorkerSummary(CaptureSummary):
         n = self._counts.get(finding.code, 0) + 1
         self._counts[finding.code] = n
         if n <= MAX_CAPTURE_FINDINGS_PER_KIND + 1:
-            self.kept.append((self.seq, len(self.kept), finding))
+            self.kept.append((self.owner.seq, len(self.kept), finding))
 
     def state(self) -> dict:
         """What the merger needs, picklable."""
@@ -203,7 +218,7 @@ class ShardAnalyzer(Analyzer):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.summary = WorkerSummary(self.summary.name)
+        self.summary = WorkerSummary(self.summary.name, self)
         self.seq = 0
         self.phase = PHASE_PACKET
         self.created: list[tuple[int, int]] = []
@@ -240,7 +255,7 @@ class ShardAnalyzer(Analyzer):
 
     def run_batch(self, buf: bytes, start: int = 1) -> None:
         """Feed one round's packed items."""
-        unpack, size, packet, summary = HDR.unpack_from, HDR.size, self.packet, self.summary
+        unpack, size, packet = HDR.unpack_from, HDR.size, self.packet
         pos, n = start, len(buf)
         while pos < n:
             kind, seq, number, ts, link, iface, orig, offset, length = unpack(buf, pos)
@@ -248,13 +263,33 @@ class ShardAnalyzer(Analyzer):
             data = buf[pos:pos + length]
             pos += length
             if kind == K_RECORD:
-                self.seq = summary.seq = seq
+                self.seq = seq
                 packet(Record(number, ts, link, iface, data, orig, offset))
             elif kind == K_TICK:
                 self.tick(seq, ts)
             else:
-                self.seq = summary.seq = seq
+                self.seq = seq
                 self.feed(SecretsBlock(link, data, offset))
+
+    def run_pcap_batch(self, msg: bytes) -> None:
+        """Feed one raw pcap round: a stretch of the file as it is, and the positions of
+        this worker's records (and of the sweep ticks) in it; each record is numbered
+        as the pcap reader numbers it."""
+        linktype, mult, base, size = RAW_ROUND.unpack_from(msg, 1)
+        head, packet = PCAP_HEAD.unpack_from, self.packet
+        at = 1 + RAW_ROUND.size - base  # msg index of file offset 0
+        entries = array("Q")
+        entries.frombytes(msg[1 + RAW_ROUND.size + size:])
+        for entry in entries:
+            off = (entry & 0xFFFFFFFF) + base + at
+            sec, frac, caplen, orig = head(msg, off)
+            if entry & TICK:
+                self.tick((entry >> 32) & 0x7FFFFFFF, sec * 1_000_000_000 + frac * mult)
+                continue
+            seq = entry >> 32
+            self.seq = seq
+            packet(Record(seq + 1, sec * 1_000_000_000 + frac * mult, linktype, 0,
+                          msg[off + 16:off + 16 + caplen], orig, off - at))
 
     def take_round(self, final: bool = False) -> RoundResult:
         """This round's creations and retirements (and the summary at the end)."""
@@ -305,9 +340,13 @@ def _serve(pipe: Pipe, config: WorkerConfig) -> None:
         analyzer = config.analyzer()
         while True:
             msg = pipe.recv_bytes()
-            if msg[:1] != b"R":
+            kind = msg[:1]
+            if kind == b"R":
+                analyzer.run_batch(msg)
+            elif kind == b"C":
+                analyzer.run_pcap_batch(msg)
+            else:
                 break
-            analyzer.run_batch(msg)
             pipe.send_bytes(pickle.dumps(analyzer.take_round(), pickle.HIGHEST_PROTOCOL))
         analyzer.finish()
         pipe.send_bytes(pickle.dumps(analyzer.take_round(final=True), pickle.HIGHEST_PROTOCOL))
@@ -343,6 +382,8 @@ class ReaderState:
     """What the reader alone knows about the capture."""
 
     packets: int = 0
+    tcp: int = 0
+    """Records the analyzer counts as TCP packets (its sweep cadence)."""
     first_ts: int | None = None
     last_ts: int | None = None
     secrets: list[SecretsBlock] = field(default_factory=list)
@@ -456,13 +497,48 @@ def analyze_sharded(path: str, jobs: int, *, handler_factory: HandlerFactory | N
     config = WorkerConfig.from_context(path, decryption, handler_factory)
     stream = open_input(path)
     try:
-        items = read_capture(stream, path)
-        return _drive(items, jobs, config, on_report, progress, round_bytes)
+        raw = _raw_pcap(stream)
+        stream.seek(0)
+        if raw:
+            feeder = partial(_feed_raw, stream, path)
+        else:
+            feeder = partial(_feed_items, read_capture(stream, path))
+        return _drive(feeder, jobs, config, on_report, progress, round_bytes)
     finally:
         stream.close()
 
 
-def _drive(items: object, jobs: int, config: WorkerConfig,
+def _raw_pcap(stream: BinaryIO) -> bool:
+    """A plain little-endian pcap (version 2, no FCS bits) the reader can walk raw."""
+    head = stream.read(24)
+    if len(head) < 24:
+        return False
+    magic, major, _minor, _zone, _sig, _snaplen, network = struct.unpack("<IHHiIII", head)
+    return magic in RAW_MAGICS and major == 2 and not network >> 28
+
+
+def _feed_items(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
+                reader: ReaderState, send: Callable[[list[bytearray], bool], bool],
+                progress: Callable[[int], None] | None, round_bytes: int) -> None:
+    dispatch(items, jobs, reader, send, progress, round_bytes)
+
+
+def _feed_raw(stream: BinaryIO, path: str, jobs: int, reader: ReaderState,
+              send: Callable[[list[bytearray], bool], bool],
+              progress: Callable[[int], None] | None, round_bytes: int) -> None:
+    """The raw walk; at anything unusual (a cut record, an impossible length) the rest
+    is read by the capture reader, which says what is wrong exactly as one process
+    would, from the record where the walk stopped."""
+    router = Router(jobs)
+    stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router)
+    if stopped is None:
+        return
+    stream.seek(0)
+    dispatch(read_capture(stream, path), jobs, reader, send, progress, round_bytes,
+             router=router, skip=stopped)
+
+
+def _drive(feeder: Callable[..., None], jobs: int, config: WorkerConfig,
            on_report: Callable[[ConnectionReport], None] | None,
            progress: Callable[[int], None] | None, round_bytes: int) -> AnalysisResult:
     ctx = _context()
@@ -501,58 +577,18 @@ def _drive(items: object, jobs: int, config: WorkerConfig,
     collector = threading.Thread(target=collect, name="shard-collector", daemon=True)
     collector.start()
     reader = ReaderState()
-    router = Router(jobs)
-    route = router.route
-    bufs = [bytearray(b"R") for _ in range(jobs)]
-    pack = HDR.pack
-    pending = 0
-    tcp = 0
-    sweep_every = engine.SWEEP_EVERY  # read at run time: the analyzer's own cadence
 
-    def flush(last: bool = False) -> None:
-        for i, pipe in enumerate(pipes):
-            pipe.send_bytes(bufs[i])
-            bufs[i] = bytearray(b"R")
+    def send(bufs: list[bytearray], last: bool) -> bool:
+        if failure:
+            return False
+        for pipe, buf in zip(pipes, bufs, strict=True):
+            pipe.send_bytes(buf)
             if last:
                 pipe.send_bytes(b"E")
+        return True
 
     try:
-        for seq, item in enumerate(items):  # type: ignore[call-overload]
-            if item.__class__ is Record:
-                shard, counted = route(item)
-                data = item.data
-                bufs[shard] += pack(K_RECORD, seq, item.number, item.ts_ns, item.linktype,
-                                    item.interface, item.orig_len, item.offset, len(data))
-                bufs[shard] += data
-                reader.packets += 1
-                if reader.first_ts is None:
-                    reader.first_ts = item.ts_ns
-                reader.last_ts = item.ts_ns
-                pending += len(data) + 49
-                if counted:
-                    tcp += 1
-                    if tcp % sweep_every == 0:
-                        tick = pack(K_TICK, seq, 0, item.ts_ns, 0, 0, 0, 0, 0)
-                        for b in bufs:
-                            b += tick
-            elif isinstance(item, SecretsBlock):
-                reader.secrets.append(item)
-                head = pack(K_SECRETS, seq, 0, 0, item.secrets_type, 0, 0, item.offset,
-                            len(item.data))
-                for b in bufs:
-                    b += head
-                    b += item.data
-            else:
-                reader.problem(seq, item)
-            if progress is not None and seq & 0x3FF == 0:
-                progress(getattr(item, "offset", 0))
-            if pending >= round_bytes:
-                if failure:
-                    break
-                flush()
-                pending = 0
-        if not failure:
-            flush(last=True)
+        feeder(jobs, reader, send, progress, round_bytes)
         collector.join()
     except (BrokenPipeError, ConnectionResetError):
         collector.join(timeout=5)
@@ -572,3 +608,208 @@ def _drive(items: object, jobs: int, config: WorkerConfig,
             raise RuntimeError(f"{config.name}: a flow-shard worker failed:\n{problem.text}")
         raise problem
     return merger.result(reader)
+
+
+def _fast_shard(cache: dict[bytes, int], key: bytes, jobs: int) -> int:
+    shard = cache.get(key)
+    if shard is None:
+        if len(cache) > 1 << 16:
+            cache.clear()
+        shard = cache[key] = shard_key(key[:4], key[4:], jobs)
+    return shard
+
+
+def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
+             reader: ReaderState, send: Callable[[list[bytearray], bool], bool],
+             progress: Callable[[int], None] | None = None,
+             round_bytes: int = ROUND_BYTES, *, router: Router | None = None,
+             skip: int = 0) -> None:
+    """The reader's loop: route and pack every item, hand a round to ``send`` every
+    ``round_bytes`` (``send`` returns False to stop early). Sweep ticks are placed where
+    one process would sweep. ``skip``: items already handed on by the raw walk."""
+    route = (router or Router(jobs)).route
+    bufs = [bytearray(b"R") for _ in range(jobs)]
+    pack = HDR.pack
+    pending = 0
+    cache: dict[bytes, int] = {}
+    sweep_every = engine.SWEEP_EVERY  # read at run time: the analyzer's own cadence
+    for seq, item in enumerate(items):
+        if seq < skip:
+            if item.__class__ is not Record:
+                raise RuntimeError(f"item {seq}: the raw walk and the reader disagree")
+            continue
+        if item.__class__ is Record:
+            data = item.data  # type: ignore[union-attr]
+            # the analyzer's fast path, inline (untagged Ethernet, IPv4, TCP, whole)
+            if (item.linktype == 1 and len(data) >= 54 and data[12] == 8  # type: ignore[union-attr]
+                    and data[13] == 0 and data[14] == 0x45 and data[23] == 6
+                    and not data[20] & 0x3F and not data[21]
+                    and 14 + ((data[16] << 8) | data[17]) <= len(data)
+                    and (data[46] >> 4) >= 5
+                    and 34 + ((data[46] >> 4) << 2) <= 14 + ((data[16] << 8) | data[17])):
+                shard, counted = _fast_shard(cache, data[26:34], jobs), True
+            else:
+                shard, counted = route(item)  # type: ignore[arg-type]
+            buf = bufs[shard]
+            buf += pack(K_RECORD, seq, item.number, item.ts_ns, item.linktype,  # type: ignore[union-attr]
+                        item.interface, item.orig_len, item.offset, len(data))  # type: ignore[union-attr]
+            buf += data
+            reader.packets += 1
+            if reader.first_ts is None:
+                reader.first_ts = item.ts_ns  # type: ignore[union-attr]
+            reader.last_ts = item.ts_ns  # type: ignore[union-attr]
+            pending += len(data) + HDR.size
+            if counted:
+                reader.tcp += 1
+                if reader.tcp % sweep_every == 0:
+                    tick = pack(K_TICK, seq, 0, item.ts_ns, 0, 0, 0, 0, 0)  # type: ignore[union-attr]
+                    for b in bufs:
+                        b += tick
+        elif isinstance(item, SecretsBlock):
+            reader.secrets.append(item)
+            head = pack(K_SECRETS, seq, 0, 0, item.secrets_type, 0, 0, item.offset,
+                        len(item.data))
+            for b in bufs:
+                b += head
+                b += item.data
+        else:
+            reader.problem(seq, item)  # type: ignore[arg-type]
+        if progress is not None and seq & 0x3FF == 0:
+            progress(getattr(item, "offset", 0))
+        if pending >= round_bytes:
+            if not send(bufs, False):
+                return
+            bufs = [bytearray(b"R") for _ in range(jobs)]
+            pending = 0
+    send(bufs, True)
+
+
+def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
+                  send: Callable[[list[bytearray], bool], bool],
+                  progress: Callable[[int], None] | None, round_bytes: int,
+                  router: Router) -> int | None:
+    """The raw walk of a little-endian pcap. A round is one stretch of the file, sent
+    as it is to every worker with the positions of that worker's records (one integer
+    per record: no record object, no copy per packet here); records off the fast path
+    are routed with a record object and the same ``Router``. Returns None at a clean
+    end, else the position of the first record it could not take whole (the caller
+    reads on from there with the capture reader)."""
+    head = stream.read(24)
+    magic, _major, _minor, _zone, _sig, snaplen, network = struct.unpack("<IHHiIII", head)
+    mult = RAW_MAGICS[magic]
+    linktype = network & 0x0FFFFFFF
+    limit = MAX_RECORD if not snaplen else min(MAX_RECORD, max(snaplen, 262144) * 4)
+    unpack, route, fast = PCAP_HEAD.unpack_from, router.route, FAST_FIELDS.unpack_from
+    sweep_every = engine.SWEEP_EVERY
+    tcp = reader.tcp
+    next_tick = (tcp // sweep_every + 1) * sweep_every
+    cache: dict[bytes, int] = {}
+    ethernet = linktype == 1
+    step = max(round_bytes, 1 << 16)
+    buf, p, base = b"", 0, 24  # base: file offset of buf[0]
+    seq = 0
+    first = lsec = lfrac = -1
+    entries = [array("Q") for _ in range(jobs)]
+    start = 0  # buf index where the round began
+
+    def flush(final: bool) -> bool:
+        chunk = buf[start:p]
+        bufs = []
+        for mine in entries:
+            out = bytearray(b"C")
+            out += RAW_ROUND.pack(linktype, mult, base + start, len(chunk))
+            out += chunk
+            out += mine.tobytes()
+            bufs.append(out)
+        return send(bufs, final)
+
+    def totals() -> None:
+        reader.packets += seq
+        reader.tcp = tcp
+        if seq:
+            if reader.first_ts is None:
+                reader.first_ts = first
+            reader.last_ts = lsec * 1_000_000_000 + lfrac * mult
+
+    while True:
+        if len(buf) - p >= 16:
+            sec, frac, caplen, orig = unpack(buf, p)
+            d = p + 16
+            if d + caplen <= len(buf) and caplen <= limit:
+                fast_path = False
+                if ethernet and caplen >= 54:
+                    ethertype, vihl, total, frag, proto, off = fast(buf, d + 12)
+                    fast_path = (ethertype == 0x0800 and vihl == 0x45 and proto == 6
+                                 and not frag & 0x3FFF and 14 + total <= caplen
+                                 and off >= 0x50 and 34 + ((off >> 4) << 2) <= 14 + total)
+                if fast_path:
+                    key = buf[d + 26:d + 34]
+                    shard = cache.get(key)
+                    if shard is None:
+                        shard = _fast_shard(cache, key, jobs)
+                    counted = True
+                else:
+                    shard, counted = route(Record(seq + 1, sec * 1_000_000_000 + frac * mult,
+                                                  linktype, 0, buf[d:d + caplen], orig,
+                                                  base + p))
+                entries[shard].append(seq << 32 | (p - start))
+                if counted:
+                    tcp += 1
+                    if tcp == next_tick:
+                        next_tick += sweep_every
+                        tick = TICK | seq << 32 | (p - start)
+                        for mine in entries:
+                            mine.append(tick)
+                if first < 0:
+                    first = sec * 1_000_000_000 + frac * mult
+                lsec, lfrac = sec, frac
+                p = d + caplen
+                seq += 1
+                continue
+            if caplen > limit:
+                break  # the reader reports the impossible length
+            need = 16 + caplen
+        else:
+            need = 16
+        # the next record is not whole in the buffer: end the round, read on
+        if not flush(False):
+            return None
+        entries = [array("Q") for _ in range(jobs)]
+        if progress is not None:
+            progress(base + p)
+        more = stream.read(max(step, need))
+        base += p
+        buf, p, start = buf[p:] + more, 0, 0
+        if not more:
+            if buf:
+                break  # a record cut short: the reader reports it
+            totals()
+            send([bytearray(b"C") + RAW_ROUND.pack(linktype, mult, base, 0)
+                  for _ in range(jobs)], True)
+            return None
+        while len(buf) < need:  # a record longer than one read
+            more = stream.read(need - len(buf))
+            if not more:
+                break
+            buf += more
+        if len(buf) < need:
+            break
+    # stopped at a record it cannot take whole: hand on what was walked
+    totals()
+    flush(False)
+    return seq
+
+
+def reader_rate(path: str, jobs: int = 2) -> tuple[int, float]:
+    """The reader alone (read, route, pack; nothing sent): (records, seconds). Its rate
+    is where flow sharding saturates, however many workers there are."""
+    import time
+
+    stream = open_input(path)
+    reader = ReaderState()
+    try:
+        start = time.perf_counter()
+        dispatch(read_capture(stream, path), jobs, reader, lambda bufs, last: True)
+        return reader.packets, time.perf_counter() - start
+    finally:
+        stream.close()
