@@ -55,3 +55,16 @@ def add_live_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write", metavar="FILE",
                    help="with -i: keep the capture as pcapng (with the key log embedded in a "
                    "Decryption Secrets Block when --keylog is given)")
+
+
+def add_follow_options(p: argparse.ArgumentParser) -> None:
+    """tui: a capture still being written, or a live interface."""
+    p.add_argument("--follow", action="store_true",
+                   help="the capture is still being written: keep reading as it grows "
+                   "(like tail -f); the lists grow as connections appear")
+    p.add_argument("-i", "--interface", metavar="IFACE",
+                   help="capture live from IFACE with dumpcap and browse it as it grows")
+    p.add_argument("-f", "--capture-filter", metavar="BPF",
+                   help="with -i: capture filter (BPF syntax)")
+    p.add_argument("--write", metavar="FILE",
+                   help="with -i: keep the capture (pcapng) when the browser closes")

@@ -20,8 +20,11 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p = subparsers.add_parser("tui", help="interactive terminal browser (Textual)",
                               description="Browse a capture: connections, packets, fields, "
                                           "hex, handshake ladder, follow stream, findings.")
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("capture", metavar="CAPTURE", nargs="?", help="pcap or pcapng file")
     p.add_argument("--keylog", action="append", metavar="K", default=[],
                    help="key log file, directory or glob (repeatable)")
+    from ..scale.options import add_follow_options  # --follow, -i IFACE (growing captures)
+
+    add_follow_options(p)
     p.set_defaults(func=_run)
     return p

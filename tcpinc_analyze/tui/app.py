@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -40,6 +41,9 @@ from .ladder import Ladder
 from .model import CaptureAnalysis, ConnDetail, DeepCache, FrameRecord, deep_analyze
 from .packets import PacketList
 from .virtual_table import VirtualTable
+
+if TYPE_CHECKING:
+    from ..scale.follow import Follow
 
 POLL_SECONDS = 0.25
 
@@ -82,9 +86,11 @@ class TcpincApp(App):
     ]
 
     def __init__(self, capture: str, keylogs: list[str] | None = None, *,
-                 export_dir: str | None = None) -> None:
+                 export_dir: str | None = None, follow: Follow | None = None) -> None:
         super().__init__()
         self.capture = capture
+        self.follow = follow
+        """Set for a capture still being written (``--follow``, ``-i``)."""
         self.keylog_files: list[str] = list(keylogs or [])
         self.export_dir = export_dir or os.getcwd()
         self.keylog: KeyLog | None = None
@@ -127,7 +133,8 @@ class TcpincApp(App):
         sys.setswitchinterval(0.001)  # workers are pure Python: hand the GIL over often
         self.query_one("#ladder-box").border_title = "Handshake ladder"
         try:
-            self.index = CaptureIndex(self.capture)
+            self.index = (self.follow.index(self.capture) if self.follow is not None
+                          else CaptureIndex(self.capture))
         except (CaptureError, OSError) as exc:
             self.error = str(exc)
             self.query_one("#status", Static).update(Text(self.error, style="bold red"))
@@ -177,6 +184,8 @@ class TcpincApp(App):
         if self.analysis is not None:
             self.analysis.cancelled.set()
         self.analysis = CaptureAnalysis(self.capture, self.keylog)
+        if self.follow is not None:
+            self.follow.attach(self.analysis)
         self.seen_reports = 0
         self.analysis_s = None
         self.run_analysis(self.analysis)
@@ -613,6 +622,10 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for the subcommand."""
+    if getattr(args, "interface", None) or getattr(args, "follow", False):
+        from ..scale.follow import run_following
+
+        return run_following(args, TcpincApp)
     if not Path(args.capture).is_file():
         print(f"{args.capture}: no such file")
         return 2

@@ -11,6 +11,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from ..analysis.connection import Connection
 from ..analysis.engine import Analyzer, CaptureSummary
@@ -80,6 +81,9 @@ class CaptureAnalysis:
         self.cancelled = threading.Event()
         self.done = False
         self.bytes_read = 0
+        self.analyzer: Analyzer | None = None
+        self.opener: Callable[[str], BinaryIO] = open_input
+        """How the capture is opened (``tui --follow`` reads a growing file)."""
 
     def run(self, on_report: Callable[[ConnectionReport], None] | None = None,
             on_progress: Callable[[int], None] | None = None) -> None:
@@ -96,7 +100,8 @@ class CaptureAnalysis:
                                      on_secrets=secrets, before_report=before)
         self.summary = analyzer.summary
         self.conn_packets = analyzer.conn_packets
-        stream = open_input(self.path)
+        self.analyzer = analyzer  # a growing capture's reader sweeps it while waiting
+        stream = self.opener(self.path)
         try:
             for n, item in enumerate(read_capture(stream, self.path)):
                 analyzer.feed(item)
