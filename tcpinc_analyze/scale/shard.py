@@ -35,6 +35,7 @@ datagrams under reassembly at once are evicted per worker instead of capture-wid
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import pickle
@@ -74,7 +75,7 @@ from ..capture.reader import (
 )
 from ..decryption import DecryptionContext
 from ..findings import Finding, Severity
-from ..keylog import KeyLog, KeyLogError
+from ..keylog import KeyLogError
 
 HDR = struct.Struct("<BQQqIIIQI")
 """kind, position, packet number, ts_ns, link type (or secrets type), interface,
@@ -302,29 +303,23 @@ class ShardAnalyzer(Analyzer):
 @dataclass
 class WorkerConfig:
     """Everything a worker needs to build its analyzer (picklable for any start method
-    and for Dask)."""
+    and for Dask): the command's own decryption context, copied whole (so every option
+    it carries reaches the workers), before any connection touched it."""
 
     name: str
-    keylog: KeyLog | None = None
-    show_secrets: bool = False
-    resume_depth: int | None = None
+    decryption: DecryptionContext | None = None
     handler_factory: HandlerFactory | None = None
 
     @classmethod
     def from_context(cls, name: str, decryption: DecryptionContext | None,
                      handler_factory: HandlerFactory | None) -> WorkerConfig:
-        """The parts of a (fresh) decryption context a worker rebuilds."""
-        if decryption is None:
-            return cls(name, handler_factory=handler_factory)
-        return cls(name, decryption.keylog, decryption.show_secrets, decryption.resume_depth,
-                   handler_factory)
+        """The configuration for a fresh context (no plaintext sinks: those need every
+        connection in one process)."""
+        return cls(name, decryption, handler_factory)
 
     def analyzer(self) -> ShardAnalyzer:
-        """A fresh shard analyzer with its own decryption context."""
-        ctx = None
-        if self.keylog is not None:
-            kwargs = {} if self.resume_depth is None else {"resume_depth": self.resume_depth}
-            ctx = DecryptionContext(self.keylog, show_secrets=self.show_secrets, **kwargs)
+        """A fresh shard analyzer with its own copy of the decryption context."""
+        ctx = copy.deepcopy(self.decryption)
         analyzer = make_analyzer(self.name, lambda r: None,
                                  handler_factory=self.handler_factory, decryption=ctx,
                                  cls=ShardAnalyzer)
