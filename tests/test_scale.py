@@ -506,10 +506,17 @@ def test_reader_counts_tcp_packets_as_the_analyzer_does_raw_and_generic(tmp_path
         for jobs in (1, 3):
             reader = shard_mod.ReaderState()
             with open(path, "rb") as f:
-                if shard_mod._raw_pcap(f):
-                    f.seek(0)
+                kind = shard_mod._raw_pcap(f)
+                f.seek(0)
+                if kind == "pcap":
                     stopped = shard_mod.dispatch_pcap(f, jobs, reader, lambda b, last: True,
                                                       None, 1 << 20, Router(jobs))
+                    assert stopped is None, path.name
+                elif kind == "pcapng":
+                    from tcpinc_analyze.scale.rawng import dispatch_pcapng
+
+                    stopped = dispatch_pcapng(f, jobs, reader, lambda b, last: True, None,
+                                              1 << 20, Router(jobs), shard_mod._fast_shard)
                     assert stopped is None, path.name
                 else:
                     f.seek(0)
@@ -518,3 +525,64 @@ def test_reader_counts_tcp_packets_as_the_analyzer_does_raw_and_generic(tmp_path
             single = analyze_file(str(path)).summary
             assert (reader.tcp, reader.packets, reader.first_ts, reader.last_ts) == (
                 single.tcp_packets, single.packets, single.first_ts, single.last_ts), path.name
+
+
+def pcapng_of(path: Path, out: Path, *, secrets: bytes | None = None) -> Path:
+    """A sample rewritten as little-endian pcapng (as dumpcap writes), optionally with a
+    key log in a Decryption Secrets Block before the packets."""
+    from tcpinc_analyze.synth.capture_writer import PcapngWriter
+
+    with open(path, "rb") as f:
+        records = [r for r in read_capture(f, str(path)) if isinstance(r, Record)]
+    with open(out, "wb") as dst:
+        writer = PcapngWriter(dst)
+        if secrets is not None:
+            writer.write_secrets(0x54435043, secrets)
+        iface = writer.add_interface(records[0].linktype, tsresol=6)
+        for r in records:
+            writer.write(iface, r.ts_ns, r.data)
+    return out
+
+
+@pytest.mark.parametrize("cut", [None, 0.5, -3, -30])
+def test_raw_pcapng_walk_and_its_damaged_tail(tmp_path: Path, cut: float | None) -> None:
+    """dumpcap's format walked raw (with a key log in a secrets block, so the workers
+    decrypt from it); a cut block hands the rest to the capture reader."""
+    keys = (SAMPLES / "busy-mix.keys").read_bytes()
+    whole = pcapng_of(SAMPLES / "busy-mix.pcap", tmp_path / "whole.pcapng", secrets=keys)
+    data = whole.read_bytes()
+    path = whole
+    if cut is not None:
+        at = int(len(data) * cut) if isinstance(cut, float) else len(data) + cut
+        path = tmp_path / "cut.pcapng"
+        path.write_bytes(data[:at])
+    with open(path, "rb") as f:
+        assert shard_mod._raw_pcap(f) == "pcapng"
+    from tcpinc_analyze.keylog import KeyLog
+
+    one: list[dict] = []
+    single = analyze_file(str(path), decryption=DecryptionContext(KeyLog()),
+                          on_report=lambda r: one.append(r.to_json()))
+    assert any((r["tcpcrypt"] or {}).get("decrypted") for r in one)
+    many: list[dict] = []
+    sharded = analyze_sharded(str(path), 2, decryption=DecryptionContext(KeyLog()),
+                              on_report=lambda r: many.append(r.to_json()),
+                              round_bytes=16 << 10)
+    assert many == one
+    assert summary_json(sharded.summary) == summary_json(single.summary)
+
+
+def test_raw_pcapng_bad_trailer_and_simple_packets(tmp_path: Path) -> None:
+    data = bytearray(pcapng_of(SAMPLES / "gap.pcap", tmp_path / "g.pcapng").read_bytes())
+    # break the trailer of a block in the middle: the reader reports it and goes on
+    pos, n = 0, 0
+    while pos < len(data) and n < 12:
+        length = struct.unpack_from("<I", data, pos + 4)[0]
+        pos += length
+        n += 1
+    struct.pack_into("<I", data, pos - 4, 0xDEAD)
+    bad = tmp_path / "trailer.pcapng"
+    bad.write_bytes(bytes(data))
+    assert_same(bad, SAMPLES / "gap.keys", 2, round_bytes=1)
+    # a sample with several interfaces, link types and secrets blocks
+    assert_same(SAMPLES / "pcapng-multi-interface.pcapng", None, 3, round_bytes=1)

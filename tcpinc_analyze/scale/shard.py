@@ -340,6 +340,10 @@ def _serve(pipe: Pipe, config: WorkerConfig) -> None:
                 analyzer.run_batch(msg)
             elif kind == b"C":
                 analyzer.run_pcap_batch(msg)
+            elif kind == b"N":
+                from .rawng import run_pcapng_batch
+
+                run_pcapng_batch(analyzer, msg)
             else:
                 break
             pipe.send_bytes(pickle.dumps(analyzer.take_round(), pickle.HIGHEST_PROTOCOL))
@@ -495,7 +499,7 @@ def analyze_sharded(path: str, jobs: int, *, handler_factory: HandlerFactory | N
         raw = _raw_pcap(stream)
         stream.seek(0)
         if raw:
-            feeder = partial(_feed_raw, stream, path)
+            feeder = partial(_feed_raw, stream, path, raw)
         else:
             feeder = partial(_feed_items, read_capture(stream, path))
         return _drive(feeder, jobs, config, on_report, progress, round_bytes)
@@ -503,13 +507,18 @@ def analyze_sharded(path: str, jobs: int, *, handler_factory: HandlerFactory | N
         stream.close()
 
 
-def _raw_pcap(stream: BinaryIO) -> bool:
-    """A plain little-endian pcap (version 2, no FCS bits) the reader can walk raw."""
+def _raw_pcap(stream: BinaryIO) -> str | None:
+    """``pcap`` for a plain little-endian pcap (version 2, no FCS bits), ``pcapng`` for
+    a little-endian pcapng: files the reader can walk raw; None for anything else."""
+    from .rawng import is_le_pcapng
+
     head = stream.read(24)
+    if is_le_pcapng(head):
+        return "pcapng"
     if len(head) < 24:
-        return False
+        return None
     magic, major, _minor, _zone, _sig, _snaplen, network = struct.unpack("<IHHiIII", head)
-    return magic in RAW_MAGICS and major == 2 and not network >> 28
+    return "pcap" if magic in RAW_MAGICS and major == 2 and not network >> 28 else None
 
 
 def _feed_items(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
@@ -518,14 +527,20 @@ def _feed_items(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
     dispatch(items, jobs, reader, send, progress, round_bytes)
 
 
-def _feed_raw(stream: BinaryIO, path: str, jobs: int, reader: ReaderState,
+def _feed_raw(stream: BinaryIO, path: str, kind: str, jobs: int, reader: ReaderState,
               send: Callable[[list[bytearray], bool], bool],
               progress: Callable[[int], None] | None, round_bytes: int) -> None:
     """The raw walk; at anything unusual (a cut record, an impossible length) the rest
     is read by the capture reader, which says what is wrong exactly as one process
     would, from the record where the walk stopped."""
     router = Router(jobs)
-    stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router)
+    if kind == "pcapng":
+        from .rawng import dispatch_pcapng
+
+        stopped = dispatch_pcapng(stream, jobs, reader, send, progress, round_bytes, router,
+                                  _fast_shard)
+    else:
+        stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router)
     if stopped is None:
         return
     stream.seek(0)
@@ -629,8 +644,8 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
     cache: dict[bytes, int] = {}
     sweep_every = engine.SWEEP_EVERY  # read at run time: the analyzer's own cadence
     for seq, item in enumerate(items):
-        if seq < skip:
-            if item.__class__ is not Record:
+        if seq < skip:  # handed on by the raw walk already (packets, secrets blocks)
+            if item.__class__ is not Record and not isinstance(item, SecretsBlock):
                 raise RuntimeError(f"item {seq}: the raw walk and the reader disagree")
             continue
         if item.__class__ is Record:
@@ -796,15 +811,22 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
 
 
 def reader_rate(path: str, jobs: int = 2) -> tuple[int, float]:
-    """The reader alone (read, route, pack; nothing sent): (records, seconds). Its rate
-    is where flow sharding saturates, however many workers there are."""
+    """The reader alone, as flow sharding runs it (the raw walk for pcap and pcapng,
+    else read, route, pack; nothing sent): (records, CPU seconds). Its rate is where
+    flow sharding saturates, however many workers there are."""
     import time
 
     stream = open_input(path)
     reader = ReaderState()
     try:
-        start = time.perf_counter()
-        dispatch(read_capture(stream, path), jobs, reader, lambda bufs, last: True)
-        return reader.packets, time.perf_counter() - start
+        kind = _raw_pcap(stream)
+        stream.seek(0)
+        start = time.process_time()  # CPU time: the rate a core gives, whatever the load
+        if kind:
+            _feed_raw(stream, path, kind, jobs, reader, lambda bufs, last: True, None,
+                      ROUND_BYTES)
+        else:
+            dispatch(read_capture(stream, path), jobs, reader, lambda bufs, last: True)
+        return reader.packets, time.process_time() - start
     finally:
         stream.close()
