@@ -586,3 +586,16 @@ def test_raw_pcapng_bad_trailer_and_simple_packets(tmp_path: Path) -> None:
     assert_same(bad, SAMPLES / "gap.keys", 2, round_bytes=1)
     # a sample with several interfaces, link types and secrets blocks
     assert_same(SAMPLES / "pcapng-multi-interface.pcapng", None, 3, round_bytes=1)
+
+
+def test_parquet_with_secrets_is_private(capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("pyarrow")
+    plain, secret = tmp_path / "plain.parquet", tmp_path / "secret.parquet"
+    args = ["analyze", str(SAMPLES / "gap.pcap"), "--keylog", str(SAMPLES / "gap.keys"),
+            "--format", "parquet"]
+    assert cli(capsys, *args, "-o", str(plain))[0] == 0
+    assert cli(capsys, *args, "--show-secrets", "-o", str(secret))[0] == 0
+    assert secret.stat().st_mode & 0o777 == 0o600  # it holds session secrets
+    mask = os.umask(0)
+    os.umask(mask)
+    assert plain.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary results file

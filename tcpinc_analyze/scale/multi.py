@@ -98,7 +98,8 @@ def _single(args: argparse.Namespace) -> int:
             finally:
                 sys.stdout = saved
         try:
-            rows = write_parquet(args.output, [(None, spool)])
+            rows = write_parquet(args.output, [(None, spool)],
+                                 private=bool(getattr(args, "show_secrets", False)))
         except ParquetError as exc:
             _err(str(exc))
             return EXIT_USAGE
@@ -302,7 +303,8 @@ def run_many(args: argparse.Namespace, paths: list[str]) -> int:
             try:
                 rows = write_parquet(args.output, [(p, s[0]) for p, s, c in
                                                    zip(paths, spools, codes, strict=True)
-                                                   if s[0].exists()])
+                                                   if s[0].exists()],
+                                     private=bool(getattr(args, "show_secrets", False)))
             except ParquetError as exc:
                 _err(str(exc))
                 return EXIT_USAGE
