@@ -57,8 +57,8 @@ def _ts(ts: int, iface: InterfaceInfo) -> int:
 def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
                     send: Callable[[list[bytearray], bool], bool],
                     progress: Callable[[int], None] | None, round_bytes: int,
-                    router: Router, fast_shard: Callable[[dict, bytes, int], int]
-                    ) -> int | None:
+                    router: Router, fast_shard: Callable[[dict, bytes, int], int],
+                    mapped: bool = False) -> int | None:
     """Walk the blocks; None at a clean end, else the item position where the capture
     reader must take over."""
     sweep_every = engine.SWEEP_EVERY
@@ -77,7 +77,7 @@ def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
     entries = [array("Q") for _ in range(jobs)]
 
     def flush(final: bool) -> bool:
-        chunk = buf[start:p]
+        chunk = b"" if mapped else buf[start:p]  # mapped: the workers map the file
         out = []
         for mine in entries:
             msg = bytearray(b"N")
@@ -205,7 +205,7 @@ def run_pcapng_batch(analyzer: ShardAnalyzer, msg: bytes) -> None:
     """A worker's side: read this worker's blocks out of the stretch, numbered as the
     capture reader numbers them (items are packets and secrets blocks only, here)."""
     seq0, base, size = NG_ROUND.unpack_from(msg, 1)
-    at = 1 + NG_ROUND.size - base  # msg index of file offset 0
+    src, at = analyzer.source(msg, 1 + NG_ROUND.size, base, size)
     entries = array("Q")
     entries.frombytes(msg[1 + NG_ROUND.size + size:])
     state = analyzer.__dict__.setdefault("pcapng", {"ifaces": [], "dsbs": 0})
@@ -216,18 +216,18 @@ def run_pcapng_batch(analyzer: ShardAnalyzer, msg: bytes) -> None:
         seq = seq0 + ((entry >> 32) & 0x0FFFFFFF)
         off = (entry & 0xFFFFFFFF) + base + at
         if not flags:
-            if_id, ts_hi, ts_lo, caplen, origlen = epb_of(msg, off + 8)
+            if_id, ts_hi, ts_lo, caplen, origlen = epb_of(src, off + 8)
             iface = ifaces[if_id]
             analyzer.seq = seq
             packet(Record(seq + 1 - state["dsbs"], _ts(ts_hi << 32 | ts_lo, iface),
-                          iface.linktype, if_id, msg[off + 28:off + 28 + caplen], origlen,
+                          iface.linktype, if_id, src[off + 28:off + 28 + caplen], origlen,
                           off - at))
         elif flags == F_TICK:
-            if_id, ts_hi, ts_lo, _c, _o = epb_of(msg, off + 8)
+            if_id, ts_hi, ts_lo, _c, _o = epb_of(src, off + 8)
             analyzer.tick(seq, _ts(ts_hi << 32 | ts_lo, ifaces[if_id]))
         elif flags == F_IDB:
-            block_len = U32.unpack_from(msg, off + 4)[0]
-            body = msg[off + 8:off + block_len - 4]
+            block_len = U32.unpack_from(src, off + 4)[0]
+            body = src[off + 8:off + block_len - 4]
             linktype, _res, snaplen = struct.unpack_from("<HHI", body)
             iface = InterfaceInfo(linktype, snaplen)
             read_idb_options(body, "<", iface)
@@ -235,8 +235,8 @@ def run_pcapng_batch(analyzer: ShardAnalyzer, msg: bytes) -> None:
         elif flags == F_SHB:
             ifaces.clear()
         elif flags == F_DSB:
-            stype, slen = struct.unpack_from("<II", msg, off + 8)
-            end = min(off + 16 + slen, off + U32.unpack_from(msg, off + 4)[0] - 4)
+            stype, slen = struct.unpack_from("<II", src, off + 8)
+            end = min(off + 16 + slen, off + U32.unpack_from(src, off + 4)[0] - 4)
             analyzer.seq = seq
-            analyzer.feed(SecretsBlock(stype, msg[off + 16:end], off - at))
+            analyzer.feed(SecretsBlock(stype, src[off + 16:end], off - at))
             state["dsbs"] += 1

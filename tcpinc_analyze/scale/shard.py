@@ -278,19 +278,36 @@ class ShardAnalyzer(Analyzer):
         as the pcap reader numbers it."""
         linktype, mult, base, size = RAW_ROUND.unpack_from(msg, 1)
         head, packet = PCAP_HEAD.unpack_from, self.packet
-        at = 1 + RAW_ROUND.size - base  # msg index of file offset 0
+        src, at = self.source(msg, 1 + RAW_ROUND.size, base, size)
         entries = array("Q")
         entries.frombytes(msg[1 + RAW_ROUND.size + size:])
         for entry in entries:
             off = (entry & 0xFFFFFFFF) + base + at
-            sec, frac, caplen, orig = head(msg, off)
+            sec, frac, caplen, orig = head(src, off)
             if entry & TICK:
                 self.tick((entry >> 32) & 0x7FFFFFFF, sec * 1_000_000_000 + frac * mult)
                 continue
             seq = entry >> 32
             self.seq = seq
             packet(Record(seq + 1, sec * 1_000_000_000 + frac * mult, linktype, 0,
-                          msg[off + 16:off + 16 + caplen], orig, off - at))
+                          src[off + 16:off + 16 + caplen], orig, off - at))
+
+    def source(self, msg: bytes, start: int, base: int, size: int) -> tuple[object, int]:
+        """Where a raw round's records are: in the message (``size`` bytes of the file
+        from ``base``), or, when the reader sent none, in this worker's own map of the
+        capture file (no packet data through the pipe). Returns the buffer and the
+        index in it of file offset 0."""
+        if size:
+            return msg, start - base
+        mapped = self.__dict__.get("mapped")
+        if mapped is None or len(mapped) < os.fstat(self.__dict__["map_fd"]).st_size:
+            import mmap
+
+            if mapped is None:
+                self.__dict__["map_fd"] = os.open(self.summary.name, os.O_RDONLY)
+            mapped = mmap.mmap(self.__dict__["map_fd"], 0, access=mmap.ACCESS_READ)
+            self.__dict__["mapped"] = mapped
+        return mapped, 0
 
     def take_round(self, final: bool = False) -> RoundResult:
         """This round's creations and retirements (and the summary at the end)."""
@@ -538,9 +555,10 @@ def _feed_raw(stream: BinaryIO, path: str, kind: str, jobs: int, reader: ReaderS
         from .rawng import dispatch_pcapng
 
         stopped = dispatch_pcapng(stream, jobs, reader, send, progress, round_bytes, router,
-                                  _fast_shard)
+                                  _fast_shard, mapped=True)
     else:
-        stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router)
+        stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router,
+                                mapped=True)
     if stopped is None:
         return
     stream.seek(0)
@@ -697,7 +715,7 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
 def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
                   send: Callable[[list[bytearray], bool], bool],
                   progress: Callable[[int], None] | None, round_bytes: int,
-                  router: Router) -> int | None:
+                  router: Router, mapped: bool = False) -> int | None:
     """The raw walk of a little-endian pcap. A round is one stretch of the file, sent
     as it is to every worker with the positions of that worker's records (one integer
     per record: no record object, no copy per packet here); records off the fast path
@@ -723,7 +741,8 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
     start = 0  # buf index where the round began
 
     def flush(final: bool) -> bool:
-        chunk = buf[start:p]
+        # the workers map the file themselves: only the positions travel
+        chunk = b"" if mapped else buf[start:p]
         bufs = []
         for mine in entries:
             out = bytearray(b"C")
