@@ -58,7 +58,7 @@ def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
                     send: Callable[[list[bytearray], bool], bool],
                     progress: Callable[[int], None] | None, round_bytes: int,
                     router: Router, fast_shard: Callable[[dict, bytes, int], int],
-                    mapped: bool = False) -> int | None:
+                    from_file: bool = False) -> int | None:
     """Walk the blocks; None at a clean end, else the item position where the capture
     reader must take over."""
     sweep_every = engine.SWEEP_EVERY
@@ -77,12 +77,12 @@ def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
     entries = [array("Q") for _ in range(jobs)]
 
     def flush(final: bool) -> bool:
-        chunk = b"" if mapped else buf[start:p]  # mapped: the workers map the file
-        out = []
+        out = []  # from_file: the workers read the stretch from the file themselves
         for mine in entries:
-            msg = bytearray(b"N")
-            msg += NG_ROUND.pack(seq0, base + start, len(chunk))
-            msg += chunk
+            msg = bytearray(b"M" if from_file else b"N")
+            msg += NG_ROUND.pack(seq0, base + start, p - start)
+            if not from_file:
+                msg += buf[start:p]
             msg += mine.tobytes()
             out.append(msg)
         return send(out, final)
@@ -207,7 +207,7 @@ def run_pcapng_batch(analyzer: ShardAnalyzer, msg: bytes) -> None:
     seq0, base, size = NG_ROUND.unpack_from(msg, 1)
     src, at = analyzer.source(msg, 1 + NG_ROUND.size, base, size)
     entries = array("Q")
-    entries.frombytes(msg[1 + NG_ROUND.size + size:])
+    entries.frombytes(msg[1 + NG_ROUND.size + (size if msg[:1] == b"N" else 0):])
     state = analyzer.__dict__.setdefault("pcapng", {"ifaces": [], "dsbs": 0})
     ifaces: list[InterfaceInfo] = state["ifaces"]
     epb_of, packet = EPB_HEAD.unpack_from, analyzer.packet

@@ -280,7 +280,7 @@ class ShardAnalyzer(Analyzer):
         head, packet = PCAP_HEAD.unpack_from, self.packet
         src, at = self.source(msg, 1 + RAW_ROUND.size, base, size)
         entries = array("Q")
-        entries.frombytes(msg[1 + RAW_ROUND.size + size:])
+        entries.frombytes(msg[1 + RAW_ROUND.size + (size if msg[:1] == b"C" else 0):])
         for entry in entries:
             off = (entry & 0xFFFFFFFF) + base + at
             sec, frac, caplen, orig = head(src, off)
@@ -292,22 +292,18 @@ class ShardAnalyzer(Analyzer):
             packet(Record(seq + 1, sec * 1_000_000_000 + frac * mult, linktype, 0,
                           src[off + 16:off + 16 + caplen], orig, off - at))
 
-    def source(self, msg: bytes, start: int, base: int, size: int) -> tuple[object, int]:
-        """Where a raw round's records are: in the message (``size`` bytes of the file
-        from ``base``), or, when the reader sent none, in this worker's own map of the
-        capture file (no packet data through the pipe). Returns the buffer and the
-        index in it of file offset 0."""
-        if size:
+    def source(self, msg: bytes, start: int, base: int, size: int) -> tuple[bytes, int]:
+        """Where a raw round's records are: in the message (kinds C, N: ``size`` bytes of
+        the file from ``base``), or read here from the capture file with one pread
+        (kinds D, M: no packet data through the pipe, and no map whose resident pages
+        would grow with the file). Returns the bytes and the index in them of file
+        offset 0."""
+        if msg[:1] in (b"C", b"N"):
             return msg, start - base
-        mapped = self.__dict__.get("mapped")
-        if mapped is None or len(mapped) < os.fstat(self.__dict__["map_fd"]).st_size:
-            import mmap
-
-            if mapped is None:
-                self.__dict__["map_fd"] = os.open(self.summary.name, os.O_RDONLY)
-            mapped = mmap.mmap(self.__dict__["map_fd"], 0, access=mmap.ACCESS_READ)
-            self.__dict__["mapped"] = mapped
-        return mapped, 0
+        fd = self.__dict__.get("file_fd")
+        if fd is None:
+            fd = self.__dict__["file_fd"] = os.open(self.summary.name, os.O_RDONLY)
+        return os.pread(fd, size, base), -base
 
     def take_round(self, final: bool = False) -> RoundResult:
         """This round's creations and retirements (and the summary at the end)."""
@@ -355,9 +351,9 @@ def _serve(pipe: Pipe, config: WorkerConfig) -> None:
             kind = msg[:1]
             if kind == b"R":
                 analyzer.run_batch(msg)
-            elif kind == b"C":
+            elif kind in (b"C", b"D"):
                 analyzer.run_pcap_batch(msg)
-            elif kind == b"N":
+            elif kind in (b"N", b"M"):
                 from .rawng import run_pcapng_batch
 
                 run_pcapng_batch(analyzer, msg)
@@ -555,10 +551,10 @@ def _feed_raw(stream: BinaryIO, path: str, kind: str, jobs: int, reader: ReaderS
         from .rawng import dispatch_pcapng
 
         stopped = dispatch_pcapng(stream, jobs, reader, send, progress, round_bytes, router,
-                                  _fast_shard, mapped=True)
+                                  _fast_shard, from_file=True)
     else:
         stopped = dispatch_pcap(stream, jobs, reader, send, progress, round_bytes, router,
-                                mapped=True)
+                                from_file=True)
     if stopped is None:
         return
     stream.seek(0)
@@ -715,7 +711,7 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
 def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
                   send: Callable[[list[bytearray], bool], bool],
                   progress: Callable[[int], None] | None, round_bytes: int,
-                  router: Router, mapped: bool = False) -> int | None:
+                  router: Router, from_file: bool = False) -> int | None:
     """The raw walk of a little-endian pcap. A round is one stretch of the file, sent
     as it is to every worker with the positions of that worker's records (one integer
     per record: no record object, no copy per packet here); records off the fast path
@@ -741,13 +737,13 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
     start = 0  # buf index where the round began
 
     def flush(final: bool) -> bool:
-        # the workers map the file themselves: only the positions travel
-        chunk = b"" if mapped else buf[start:p]
+        # from_file: the workers read the stretch from the file, only positions travel
         bufs = []
         for mine in entries:
-            out = bytearray(b"C")
-            out += RAW_ROUND.pack(linktype, mult, base + start, len(chunk))
-            out += chunk
+            out = bytearray(b"D" if from_file else b"C")
+            out += RAW_ROUND.pack(linktype, mult, base + start, p - start)
+            if not from_file:
+                out += buf[start:p]
             out += mine.tobytes()
             bufs.append(out)
         return send(bufs, final)
@@ -814,7 +810,7 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
                 break  # a record cut short: the reader reports it
             totals()
             send([bytearray(b"C") + RAW_ROUND.pack(linktype, mult, base, 0)
-                  for _ in range(jobs)], True)
+                  for _ in range(jobs)], True)  # the last round: empty
             return None
         while len(buf) < need:  # a record longer than one read
             more = stream.read(need - len(buf))
