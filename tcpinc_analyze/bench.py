@@ -293,7 +293,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the hostile-capture cases (issue 10, items 23-26) instead")
     parser.add_argument("--quick", action="store_true",
                         help="with --hostile: a tenth of the sizes")
+    parser.add_argument("--parallel", action="store_true",
+                        help="the flow-shard cases instead: -j 1 vs -j 2..N, with and "
+                        "without a key log, RSS of all processes, the reader's rate")
+    parser.add_argument("--max-jobs", type=int, default=4,
+                        help="with --parallel: the largest -j of the scaling curve (4)")
     args = parser.parse_args(argv)
+    if args.parallel:
+        from .scale.bench import parallel_bench
+
+        return parallel_bench(args)
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tcpinc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.hostile:

@@ -11,6 +11,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -80,6 +81,11 @@ def stdout_console(min_width: int = 180) -> Console:
     if not out.is_terminal:
         out = _DataConsole(highlight=False, markup=False, width=max(out.width, min_width))
     return out
+
+
+CAPTURES = {"nargs": "*", "metavar": "CAPTURE",
+            "help": "capture files, directories (searched for captures), globs, URLs "
+            "(fsspec), or - for standard input"}
 
 
 def _err(message: str) -> None:
@@ -310,13 +316,22 @@ def _run(args: argparse.Namespace, *, sink=None, on_report=None, factories=(),  
         configure(ctx)
     progress, callback = _progress_for(args.capture, getattr(args, "progress", None),
                                        streaming=streaming)
+    from .scale.runner import runner_for  # flow shards (-j), --dask, URLs, -i IFACE
+
+    limits = _limits_of(args)
+    if limits != _limits.DEFAULT and getattr(args, "jobs", None) is None:
+        # Bounds the user set hold for the one flow table of a single process; flow
+        # shards (-j) would apply them per worker.
+        args.jobs = 1
     kwargs = {"handler_factory": Handlers(list(factories)) if factories else None,
-              "decryption": ctx, "on_report": on_report, "limits": _limits_of(args)}
+              "decryption": ctx, "on_report": on_report}
+    run = runner_for(args, plaintext=sink is not None or configure is not None) or partial(
+        analyze_file, args.capture, limits=limits)
     try:
         if progress is not None:
             with progress:
-                return analyze_file(args.capture, progress=callback, **kwargs)
-        return analyze_file(args.capture, **kwargs)
+                return run(progress=callback, **kwargs)
+        return run(**kwargs)
     except CaptureError as exc:
         _err(str(exc))
         return None
@@ -530,6 +545,9 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
                    help="progress bar on stderr, shown only when stderr is a terminal "
                    "(default: for files over 20 MB; --progress: any file; --no-progress: "
                    "never)")
+    from .scale.options import add_scale_options
+
+    add_scale_options(p)
 
 
 def _check_decrypt(args: argparse.Namespace) -> str | None:
@@ -933,10 +951,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="report ENO negotiation and tcpcrypt framing per connection",
         description="Analyze a pcap or pcapng capture (or - for standard input): one row per "
         "connection, its findings and a summary line.")
-    analyze.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
-    analyze.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
+    analyze.add_argument("capture", **CAPTURES)
+    analyze.add_argument("--format", choices=("table", "json", "jsonl", "parquet"),
+                         default="table",
                          help="table (default), json (an array), jsonl (one object per line, "
-                         "streamed as connections finish)")
+                         "streamed as connections finish), parquet (with -o FILE: one row per "
+                         "connection, dotted column names)")
     analyze.add_argument("--details", action="store_true",
                          help="show decoded fields per connection and frame (spec names)")
     analyze.add_argument("--all-findings", action="store_true",
@@ -948,6 +968,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print connection ID's decrypted data, both directions "
                          "interleaved in stream order")
     analyze.add_argument("--hex", action="store_true", help="with --follow: hex dump")
+    from .scale.options import add_live_options
+
+    add_live_options(analyze)
     analyze.set_defaults(func=cmd_analyze, check=_check_analyze)
 
     decrypt = command(
@@ -958,7 +981,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write each tcpcrypt connection's plaintext",
         description="Decrypt every tcpcrypt connection: one file per connection and "
         "direction plus index.json, and/or the capture with its payloads decrypted.")
-    decrypt.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
+    decrypt.add_argument("capture", **CAPTURES)
     decrypt.add_argument("-o", "--output", metavar="DIR",
                          help="directory for the plaintext files and index.json")
     decrypt.add_argument("--pcap-out", metavar="FILE",
@@ -978,7 +1001,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify every frame's tag; exit 1 on any failure",
         description="Verdict per tcpcrypt connection. Exit 1 if a frame fails "
         "authentication or a tcpcrypt connection cannot be decrypted.")
-    verify.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
+    verify.add_argument("capture", **CAPTURES)
     _capture_options(verify)
     _filter_options(verify)
     verify.set_defaults(func=cmd_verify)
@@ -991,7 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each connection, every rule of RFC 8547/8548 a capture can show: "
         "held (with the packets that showed it), violated (packets and messages), or not "
         "observable in this capture and why. Exit 1 on any violation of a MUST rule.")
-    conf.add_argument("capture", metavar="CAPTURE", help=CAPTURE_HELP)
+    conf.add_argument("capture", **CAPTURES)
     conf.add_argument("--format", choices=("table", "json"), default="table",
                       help="table (default) or json (one object per connection)")
     conf.add_argument("--all-rules", action="store_true",
@@ -1143,8 +1166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from .scale.multi import run_command  # several captures, directories, globs
+
     try:
-        return int(args.func(args))
+        return run_command(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -51,6 +51,23 @@ class AnalysisResult:
     reports: list[ConnectionReport]
 
 
+def make_analyzer(name: str, sink: Callable[[ConnectionReport], None], *,
+                  handler_factory: HandlerFactory | None = None,
+                  decryption: DecryptionContext | None = None,
+                  on_secrets: Callable[[SecretsBlock], None] | None = None,
+                  cls: type[Analyzer] = Analyzer, limits: Limits = DEFAULT) -> Analyzer:
+    """An Analyzer wired to a decryption context: one place for that wiring, shared by
+    analyze_file, the flow-shard workers and live capture (``tcpinc_analyze.scale``)."""
+    before_report = None
+    if decryption is not None:
+        factories = [decryption.factory] + ([handler_factory] if handler_factory else [])
+        handler_factory = Handlers(factories)
+        before_report = partial(finalize, ctx=decryption)
+        on_secrets = secrets_into(decryption, on_secrets)
+    return cls(name, sink, handler_factory=handler_factory, on_secrets=on_secrets,
+               before_report=before_report, limits=limits)
+
+
 def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
                  decryption: DecryptionContext | None = None,
                  on_report: Callable[[ConnectionReport], None] | None = None,
@@ -64,16 +81,10 @@ def analyze_file(path: str, *, handler_factory: HandlerFactory | None = None,
     """
     reports: list[ConnectionReport] = []
     sink = on_report or reports.append
-    before_report = None
-    if decryption is not None:
-        factories = [decryption.factory] + ([handler_factory] if handler_factory else [])
-        handler_factory = Handlers(factories)
-        before_report = partial(finalize, ctx=decryption)
-        on_secrets = secrets_into(decryption, on_secrets)
     stream = open_input(path)
     try:
-        analyzer = Analyzer(path, sink, handler_factory=handler_factory, on_secrets=on_secrets,
-                            before_report=before_report, limits=limits)
+        analyzer = make_analyzer(path, sink, handler_factory=handler_factory,
+                                 decryption=decryption, on_secrets=on_secrets, limits=limits)
         if is_live(stream):
             analyzer.live_input = True
             analyzer.next_sweep_ns = 0

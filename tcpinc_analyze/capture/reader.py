@@ -163,6 +163,11 @@ def read_capture(stream: BinaryIO, name: str = "<capture>"
     delegation per packet) if the input is not a capture.
     """
     head = _read_head(stream, 4, name)
+    from ..scale.compressed import open_compressed  # zstd, lz4 (optional packages)
+
+    unpacked = open_compressed(head, stream, name)
+    if unpacked is not None:
+        return unpacked
     if head[:2] != GZIP_MAGIC:
         return _open_format(stream, head, name)[1]
     unzipped = gzip.GzipFile(fileobj=_Prepended(head, stream), mode="rb")

@@ -24,12 +24,16 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p = subparsers.add_parser("tui", help="interactive terminal browser (Textual)",
                               description="Browse a capture: connections, packets, fields, "
                                           "hex, handshake ladder, follow stream, findings.")
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file, or - for standard "
-                   "input (copied to a private temporary file)")
+    p.add_argument("capture", metavar="CAPTURE", nargs="?",
+                   help="pcap or pcapng file, or - for standard input (copied to a private "
+                   "temporary file)")
     p.add_argument("--keylog", action="append", metavar="KEYLOG", default=[],
                    help="key log file, directory or glob (repeatable)")
     p.add_argument("--compare", metavar="SECOND",
                    help="compare CAPTURE (FIRST) with a capture of the same traffic taken at "
                    "another point: pairs, what the path changed, both ladders side by side")
+    from ..scale.options import add_follow_options  # --follow, -i IFACE (growing captures)
+
+    add_follow_options(p)
     p.set_defaults(func=_run)
     return p

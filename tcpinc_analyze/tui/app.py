@@ -21,6 +21,7 @@ import time
 from array import array
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, work
@@ -52,6 +53,9 @@ from .packets import PacketList
 from .prompt import Prompt
 from .stats import StatsScreen
 from .virtual_table import VirtualTable
+
+if TYPE_CHECKING:
+    from ..scale.follow import Follow
 
 POLL_SECONDS = 0.25
 WIDE = 160
@@ -145,9 +149,11 @@ class TcpincApp(App):
 
     def __init__(self, capture: str, keylogs: list[str] | None = None, *,
                  export_dir: str | None = None, loaded: LoadedKeyLogs | None = None,
-                 display_name: str | None = None) -> None:
+                 display_name: str | None = None, follow: Follow | None = None) -> None:
         super().__init__()
         self.capture = capture
+        self.follow = follow
+        """Set for a capture still being written (``--follow``, ``-i``)."""
         self.keylog_files: list[str] = []
         """Key-log files that loaded (what the status line names)."""
         self.keylog_specs: list[str] = list(keylogs or [])
@@ -211,7 +217,8 @@ class TcpincApp(App):
         self.apply_layout(self.size.width)
         self.set_pane("packets")
         try:
-            self.index = CaptureIndex(self.capture)
+            self.index = (self.follow.index(self.capture) if self.follow is not None
+                          else CaptureIndex(self.capture))
         except (CaptureError, OSError) as exc:
             self.error = str(exc)
             self.query_one("#status", Static).update(Text(self.error, style="bold red"))
@@ -362,6 +369,8 @@ class TcpincApp(App):
         if self.analysis is not None:
             self.analysis.cancelled.set()
         self.analysis = CaptureAnalysis(self.capture, self.keylog)
+        if self.follow is not None:
+            self.follow.attach(self.analysis)
         self.seen_reports = 0
         self.analysis_s = None
         self.run_analysis(self.analysis)
@@ -1387,7 +1396,14 @@ def check_input(capture: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Entry point for the subcommand: bad input is one ``error:`` line and exit 2,
     before the UI starts (as every other command)."""
+    if getattr(args, "interface", None) or getattr(args, "follow", False):
+        from ..scale.follow import run_following
+
+        return run_following(args, TcpincApp)
     capture = args.capture
+    if capture is None:
+        return _error("tui: name a CAPTURE (or - for standard input), or use --follow "
+                      "CAPTURE or -i IFACE")
     spooled = None
     if capture == "-":
         if sys.stdin.isatty():

@@ -87,6 +87,9 @@ class CaptureAnalysis:
         analysis does."""
         self.per_second: dict[int, int] = {}
         """Captured bytes per second of capture time (the statistics' I/O graph)."""
+        self.analyzer: Analyzer | None = None
+        self.opener: Callable[[str], BinaryIO] = open_input
+        """How the capture is opened (``tui --follow`` reads a growing file)."""
 
     def run(self, on_report: Callable[[ConnectionReport], None] | None = None,
             on_progress: Callable[[int], None] | None = None) -> None:
@@ -103,7 +106,8 @@ class CaptureAnalysis:
                                      on_secrets=secrets, before_report=before)
         self.summary = analyzer.summary
         self.conn_packets = analyzer.conn_packets
-        stream = open_input(self.path)
+        self.analyzer = analyzer  # a growing capture's reader sweeps it while waiting
+        stream = self.opener(self.path)
         try:
             per_second = self.per_second
             for n, item in enumerate(read_capture(stream, self.path)):
