@@ -553,7 +553,8 @@ def _capture_options(p: argparse.ArgumentParser) -> None:
 def _check_decrypt(args: argparse.Namespace) -> str | None:
     if not args.output and not args.pcap_out:
         return "decrypt needs -o DIR and/or --pcap-out FILE"
-    if args.pcap_out and args.capture == "-":
+    captures = args.capture if isinstance(args.capture, list) else [args.capture]
+    if args.pcap_out and "-" in captures:
         return "--pcap-out reads the capture twice: give a file, not -"
     return None
 

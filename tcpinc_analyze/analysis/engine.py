@@ -76,6 +76,28 @@ class CaptureSummary:
                 if v > MAX_CAPTURE_FINDINGS_PER_KIND}
 
 
+def fragment_finding(counts: dict[int, int], first: int | None) -> Finding | None:
+    """The one finding for fragment trains that never completed: how many per IP version
+    and where the first began (their TCP segments are missing from the analysis)."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    kinds = " and ".join(f"{n} IPv{v}" for v, n in sorted(counts.items()) if n)
+    return Finding(
+        Severity.WARNING, "ip-fragments-incomplete",
+        f"{kinds} fragment {'train' if total == 1 else 'trains'} never completed "
+        f"(the first began at packet {first}): the TCP segments they carried are "
+        "missing from the analysis", None, first)
+
+
+def capped_notes(summary: CaptureSummary) -> list[Finding]:
+    """One note per flooded kind of capture-level finding: how many were not listed."""
+    return [Finding(Severity.NOTE, "findings-capped",
+                    f"{plural(count, 'more ' + repr(code) + ' finding')} after the first "
+                    f"{MAX_CAPTURE_FINDINGS_PER_KIND}: counted, not listed")
+            for code, count in summary.suppressed.items()]
+
+
 class Analyzer:
     """Feeds records through decoding, the flow table and per-connection analysis."""
 
@@ -279,26 +301,14 @@ class Analyzer:
         self.table.clear()
 
     def _fragment_report(self) -> None:
-        """Fragment trains that never completed, once for the whole capture: how many
-        and where the first began (their TCP segments are missing from the analysis)."""
-        counts, first = self.ip.incomplete_trains()
-        total = sum(counts.values())
-        if not total:
-            return
-        kinds = " and ".join(f"{n} IPv{v}" for v, n in sorted(counts.items()) if n)
-        self.summary.add(Finding(
-            Severity.WARNING, "ip-fragments-incomplete",
-            f"{kinds} fragment {'train' if total == 1 else 'trains'} never completed "
-            f"(the first began at packet {first}): the TCP segments they carried are "
-            "missing from the analysis", None, first))
+        """Fragment trains that never completed, once for the whole capture."""
+        finding = fragment_finding(*self.ip.incomplete_trains())
+        if finding is not None:
+            self.summary.add(finding)
 
     def _capped_report(self) -> None:
         """Say how many capture-level findings of each flooded kind were not listed."""
-        for code, count in self.summary.suppressed.items():
-            self.summary.findings.append(Finding(
-                Severity.NOTE, "findings-capped",
-                f"{plural(count, 'more ' + repr(code) + ' finding')} after the first "
-                f"{MAX_CAPTURE_FINDINGS_PER_KIND}: counted, not listed"))
+        self.summary.findings.extend(capped_notes(self.summary))
 
     # ------------------------------------------------------------------ per segment
     def segment(self, seg: Segment, rec: Record) -> None:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from ..analysis import engine
 from ..analysis.connection import HandlerFactory
 from ..analysis.engine import Analyzer
 from ..analysis.report import ConnectionReport
@@ -46,7 +45,7 @@ def sweep_live(analyzer: Analyzer, now_ns: int, linger_ns: int) -> None:
     analyzer.now = max(analyzer.now, now_ns)
     for conn in list({id(c): c for c in analyzer.table.values()}.values()):
         if (conn.closed_ts is not None and analyzer.now - conn.closed_ts > linger_ns) or (
-                analyzer.now - conn.last_ts > engine.IDLE_TIMEOUT_NS):
+                analyzer.now - conn.last_ts > analyzer.limits.idle_timeout_ns):
             analyzer._retire(conn)  # noqa: SLF001 - the engine's own retirement
 
 

@@ -60,6 +60,8 @@ from ..analysis.engine import (
     MAX_CAPTURE_FINDINGS_PER_KIND,
     Analyzer,
     CaptureSummary,
+    capped_notes,
+    fragment_finding,
 )
 from ..analysis.report import ConnectionReport
 from ..analysis.run import AnalysisResult, make_analyzer
@@ -177,6 +179,8 @@ class WorkerSummary(CaptureSummary):
         super().__init__(name)
         self.owner = owner
         self.kept: list[tuple[int, int, Finding]] = []
+        self.fragments: tuple[dict[int, int], int | None] = ({}, None)
+        """This worker's incomplete fragment trains (counts by IP version, first packet)."""
 
     def add(self, finding: Finding) -> None:
         """Count it; keep it with its position while the kind is under the cap."""
@@ -190,7 +194,7 @@ class WorkerSummary(CaptureSummary):
         return {"tcp_packets": self.tcp_packets, "non_tcp": self.non_tcp,
                 "connections": self.connections, "truncated_packets": self.truncated_packets,
                 "linktypes": set(self.linktypes), "kept": self.kept,
-                "counts": dict(self._counts)}
+                "counts": dict(self._counts), "fragments": self.fragments}
 
 
 @dataclass
@@ -253,6 +257,14 @@ class ShardAnalyzer(Analyzer):
         """End of capture: every connection still open, in id order."""
         self.seq, self.phase = END, PHASE_FINISH
         super().finish()
+
+    def _fragment_report(self) -> None:
+        """The merger reports the capture's incomplete fragment trains once, from every
+        worker's count."""
+        self.summary.fragments = self.ip.incomplete_trains()
+
+    def _capped_report(self) -> None:
+        """The merger notes the capped kinds, from the capture's totals."""
 
     def run_batch(self, buf: bytes, start: int = 1) -> None:
         """Feed one round's packed items."""
@@ -469,6 +481,20 @@ class Merger:
         for _seq, _i, finding in kept:
             s.add(finding)
         s._counts.update(counts)  # the true totals (workers keep only the first few)
+        # what Analyzer.finish adds last: incomplete fragment trains, then the cap's notes
+        frag_counts: dict[int, int] = {}
+        firsts = []
+        for state in self.states:
+            if state is not None:
+                counts_of, first = state.get("fragments", ({}, None))
+                for version, n in counts_of.items():
+                    frag_counts[version] = frag_counts.get(version, 0) + n
+                if first is not None:
+                    firsts.append(first)
+        finding = fragment_finding(frag_counts, min(firsts, default=None))
+        if finding is not None:
+            s.add(finding)
+        s.findings.extend(capped_notes(s))
         return s
 
     def result(self, reader: ReaderState) -> AnalysisResult:
