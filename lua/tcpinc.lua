@@ -177,79 +177,83 @@ local function gf_mul(x, y)
     end
     return pack_be32(z1) .. pack_be32(z2) .. pack_be32(z3) .. pack_be32(z4)
 end
-
-local function gf_pow(h, n)
-    local result = "\128" .. srep("\0", 15) -- the multiplicative identity in GHASH bit order
-    local base = h
-    while n > 0 do
-        if n % 2 == 1 then result = gf_mul(result, base) end
-        base = gf_mul(base, base)
-        n = floor(n / 2)
-    end
-    return result
-end
-
--- AES-GCM open with associated data. luaossl has no AAD call, so: the plaintext comes
--- from AES-CTR; luaossl's GCM tag over the same ciphertext WITHOUT associated data gives
--- GHASH's ciphertext part, and GHASH's linearity adds the AAD block:
---   G1 = A*H^(n+2) + (G0 + L0*H) + L1*H.
-local function gcm_open(key, nonce, aad, ct, tag)
-    local bits = (#key == 16) and "128" or "256"
-    local plain = cipher_run("aes-" .. bits .. "-ctr", false, key, nonce .. "\0\0\0\2", ct)
-    local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
-    enc:encrypt(key, nonce)
-    enc:update(plain)
-    enc:final()
-    local t0 = enc:getTag(16)
-    local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
-    local ej0 = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, nonce .. "\0\0\0\1")
-    local nblocks = floor((#ct + 15) / 16)
-    local l0 = pack_be64(0) .. pack_be64(#ct * 8)
-    local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
-    local q = xor16(xor16(t0, ej0), gf_mul(l0, h))
-    local a1 = aad .. srep("\0", 16 - #aad)
-    local g1 = xor16(xor16(gf_mul(a1, gf_pow(h, nblocks + 2)), q), gf_mul(l1, h))
-    if xor16(g1, ej0) ~= tag then return nil end
-    return plain
-end
-
--- ChaCha20-Poly1305 (RFC 8439) open: ChaCha20 from luaossl, Poly1305 over bignums.
-local P1305, TWO128
-local function poly1305(otk, msg)
-    local bn = ossl.bignum
-    if not P1305 then
-        P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
-        TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
-    end
-    local rb = {sbyte(otk, 1, 16)}
-    for _, i in ipairs({4, 8, 12, 16}) do rb[i] = rb[i] % 16 end
-    for _, i in ipairs({5, 9, 13}) do rb[i] = rb[i] - rb[i] % 4 end
-    local r = bn.fromBinary(string.reverse(schar(table_unpack(rb))))
-    local s = bn.fromBinary(string.reverse(ssub(otk, 17, 32)))
-    local acc = bn.new(0)
-    local pos = 1
-    while pos <= #msg do
-        local block = ssub(msg, pos, pos + 15)
-        local n = bn.fromBinary("\1" .. string.reverse(block))
-        acc = ((acc + n) * r) % P1305
-        pos = pos + 16
-    end
-    acc = (acc + s) % TWO128
-    local out = acc:toBinary()
-    out = srep("\0", 16 - #out) .. out
-    return string.reverse(out)
-end
+M.gf_mul = gf_mul
 
 local function pad16(s)
     local rem = #s % 16
     return rem == 0 and "" or srep("\0", 16 - rem)
 end
 
+-- luaossl has no call for associated data, so both AEADs are opened by authenticating
+-- Z = pad16(aad) || ciphertext as if it were the ciphertext of a message without
+-- associated data (OpenSSL computes that tag in C), then correcting for the one block
+-- that differs: the lengths block. Both MACs are polynomials in one key (H, r), and the
+-- blocks of Z are exactly the AEAD's blocks of aad and ciphertext.
+local AD_CACHE, ad_cached = {}, 0
+
+-- AES-GCM (NIST SP 800-38D): GHASH is linear, so tag = tag_Z xor (L_Z xor L) * H.
+local function gcm_open(key, nonce, aad, ct, tag)
+    local bits = (#key == 16) and "128" or "256"
+    local ctr = "aes-" .. bits .. "-ctr"
+    local iv = nonce .. "\0\0\0\2"
+    local z = aad .. pad16(aad) .. ct
+    local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
+    enc:encrypt(key, nonce)
+    enc:update(cipher_run(ctr, false, key, iv, z)) -- the plaintext whose ciphertext is z
+    enc:final()
+    local tz = enc:getTag(16)
+    local ck = key .. "|" .. istr(#aad) .. "|" .. istr(#ct)
+    local fix = AD_CACHE[ck]
+    if not fix then
+        local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
+        local lz = pack_be64(0) .. pack_be64(#z * 8)
+        local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
+        fix = gf_mul(xor16(lz, l1), h)
+        if ad_cached > 4096 then AD_CACHE, ad_cached = {}, 0 end
+        AD_CACHE[ck], ad_cached = fix, ad_cached + 1
+    end
+    if xor16(tz, fix) ~= tag then return nil end
+    return cipher_run(ctr, false, key, iv, ct)
+end
+
+-- ChaCha20-Poly1305 (RFC 8439): the Poly1305 accumulator before its last block is the
+-- same for Z and the AEAD's input, so P = P_Z + (L - L_Z) * r (mod 2^130 - 5). OpenSSL
+-- gives tag_Z = (P_Z + s) mod 2^128 only; P_Z < 2^130 - 5 leaves at most five
+-- candidates, each checked.
+local P1305, TWO128
+local function le_bn(s) return ossl.bignum.fromBinary(string.reverse(s)) end
+
 local function chacha_open(key, nonce, aad, ct, tag)
+    local bn = ossl.bignum
+    if not P1305 then
+        P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
+        TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
+    end
+    local iv1 = "\1\0\0\0" .. nonce
+    local z = aad .. pad16(aad) .. ct
+    local enc = ossl.cipher.new("chacha20-poly1305")
+    enc:encrypt(key, nonce)
+    enc:update(cipher_run("chacha20", false, key, iv1, z))
+    enc:final()
+    local tz = enc:getTag(16)
     local otk = cipher_run("chacha20", true, key, "\0\0\0\0" .. nonce, srep("\0", 32))
-    local mac = poly1305(otk, aad .. pad16(aad) .. ct .. pad16(ct) .. pack_le64(#aad) .. pack_le64(#ct))
-    if mac ~= tag then return nil end
-    return cipher_run("chacha20", false, key, "\1\0\0\0" .. nonce, ct)
+    local rb = { sbyte(otk, 1, 16) }
+    for _, i in ipairs({ 4, 8, 12, 16 }) do rb[i] = rb[i] % 16 end
+    for _, i in ipairs({ 5, 9, 13 }) do rb[i] = rb[i] - rb[i] % 4 end
+    local r = le_bn(schar(table_unpack(rb)))
+    local s = le_bn(ssub(otk, 17, 32))
+    local delta = (le_bn(pack_le64(#aad) .. pack_le64(#ct)) - le_bn(pack_le64(0) .. pack_le64(#z))) * r
+    local want = le_bn(tag)
+    local base = le_bn(tz) - s
+    for k = 0, 4 do
+        local pz = base + TWO128 * bn.new(k)
+        if not (pz < bn.new(0)) and pz < P1305 then
+            if ((pz + delta) % P1305 + s) % TWO128 == want then
+                return cipher_run("chacha20", false, key, iv1, ct)
+            end
+        end
+    end
+    return nil
 end
 
 -- body = ciphertext || 16-byte tag. Returns the plaintext, or nil when it does not verify.
@@ -276,6 +280,295 @@ local function traffic_key(mk, aead, ab)
     return cprf(mk, ab and C_KEY_A or C_KEY_B, AEAD_KEYLEN[aead] + NR_LEN)
 end
 M.traffic_key = traffic_key
+
+-- ------------------------------------------------------------------ ECDH (RFC 8548 §5)
+-- X25519 and X448 by RFC 7748's Montgomery ladder; P-256 and P-521 (a = -3) by
+-- double-and-add in Jacobian coordinates, with point decompression and validation. All
+-- on luaossl's bignum (BN_mod_* in C); run once per connection, so simple beats fast.
+-- Nothing here needs to be constant-time: the analyzer only reads logged keys.
+local EC = {}
+
+local function bn_hex(h) return ossl.bignum.fromBinary(fromhex(h)) end
+
+local function bn_bytes_be(x, len)
+    local b = x:toBinary()
+    if #b > len then return nil end
+    return srep("\0", len - #b) .. b
+end
+
+local function ec_params()
+    if EC.ready then return EC end
+    local bn = ossl.bignum
+    local p25519 = bn.new(2) ^ bn.new(255) - bn.new(19)
+    local p448 = bn.new(2) ^ bn.new(448) - bn.new(2) ^ bn.new(224) - bn.new(1)
+    EC.mont = {
+        [0x23] = { p = p25519, a24 = bn.new(121665), bits = 255, len = 32, name = "X25519" },
+        [0x24] = { p = p448, a24 = bn.new(39081), bits = 448, len = 56, name = "X448" },
+    }
+    EC.nist = {
+        [0x21] = { name = "P-256", len = 32,
+            p = bn_hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+            b = bn_hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+            n = bn_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+            gx = bn_hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+            gy = bn_hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5") },
+        [0x22] = { name = "P-521", len = 66,
+            p = bn.new(2) ^ bn.new(521) - bn.new(1),
+            b = bn_hex("0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e1" ..
+                       "56193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00"),
+            n = bn_hex("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" ..
+                       "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
+            gx = bn_hex("00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3d" ..
+                        "baa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66"),
+            gy = bn_hex("011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e66" ..
+                        "2c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650") },
+    }
+    for _, c in pairs(EC.nist) do
+        c.sqrt_exp = (c.p + bn.new(1)) / bn.new(4) -- p = 3 (mod 4) for both curves
+        c.inv_exp = c.p - bn.new(2)
+    end
+    EC.ready = true
+    return EC
+end
+
+-- RFC 7748 §5: decodeScalar and the ladder; u is read little-endian (X25519 masks bit 255)
+local function x_mont(tep, scalar, ucoord)
+    local c = ec_params().mont[tep]
+    local bn = ossl.bignum
+    local p, len = c.p, c.len
+    if #scalar ~= len or #ucoord ~= len then return nil end
+    local k = { sbyte(scalar, 1, len) }
+    local ub = { sbyte(ucoord, 1, len) }
+    if tep == 0x23 then
+        k[1] = k[1] - k[1] % 8
+        k[32] = k[32] % 128 + 64 - (floor(k[32] / 64) % 2) * 64
+        ub[32] = ub[32] % 128
+    else
+        k[1] = k[1] - k[1] % 4
+        k[56] = k[56] % 128 + 128
+    end
+    local x1 = bn.fromBinary(string.reverse(schar(table_unpack(ub)))) % p
+    local x2, z2, x3, z3 = bn.new(1), bn.new(0), x1, bn.new(1)
+    local swap = 0
+    for t = c.bits - 1, 0, -1 do
+        local kt = floor(k[floor(t / 8) + 1] / 2 ^ (t % 8)) % 2
+        if swap ~= kt then x2, x3, z2, z3 = x3, x2, z3, z2 end
+        swap = kt
+        local a = x2:mod_add(z2, p)
+        local aa = a:mod_sqr(p)
+        local b = x2:mod_sub(z2, p)
+        local bb = b:mod_sqr(p)
+        local e = aa:mod_sub(bb, p)
+        local cc = x3:mod_add(z3, p)
+        local d = x3:mod_sub(z3, p)
+        local da = d:mod_mul(a, p)
+        local cb = cc:mod_mul(b, p)
+        x3 = da:mod_add(cb, p):mod_sqr(p)
+        z3 = x1:mod_mul(da:mod_sub(cb, p):mod_sqr(p), p)
+        x2 = aa:mod_mul(bb, p)
+        z2 = e:mod_mul(aa:mod_add(c.a24:mod_mul(e, p), p), p)
+    end
+    if swap == 1 then x2, z2 = x3, z3 end
+    local out = x2:mod_mul(z2:mod_exp(p - bn.new(2), p), p)
+    return string.reverse(bn_bytes_be(out, len))
+end
+M.x_mont = x_mont
+
+-- NIST curves: points are { x, y, z } Jacobian, nil is the point at infinity
+local function jac_double(c, q)
+    if q == nil then return nil end
+    local p = c.p
+    local x1, y1, z1 = q[1], q[2], q[3]
+    if y1 == ossl.bignum.new(0) then return nil end
+    local delta = z1:mod_sqr(p)
+    local gamma = y1:mod_sqr(p)
+    local beta = x1:mod_mul(gamma, p)
+    local alpha = x1:mod_sub(delta, p):mod_mul(x1:mod_add(delta, p), p)
+    alpha = alpha:mod_add(alpha, p):mod_add(alpha, p)
+    local beta4 = beta:mod_add(beta, p)
+    beta4 = beta4:mod_add(beta4, p)
+    local x3 = alpha:mod_sqr(p):mod_sub(beta4:mod_add(beta4, p), p)
+    local z3 = y1:mod_add(z1, p):mod_sqr(p):mod_sub(gamma, p):mod_sub(delta, p)
+    local g2 = gamma:mod_sqr(p)
+    local g8 = g2:mod_add(g2, p)
+    g8 = g8:mod_add(g8, p)
+    g8 = g8:mod_add(g8, p)
+    local y3 = alpha:mod_mul(beta4:mod_sub(x3, p), p):mod_sub(g8, p)
+    return { x3, y3, z3 }
+end
+
+local function jac_add(c, q1, q2)
+    if q1 == nil then return q2 end
+    if q2 == nil then return q1 end
+    local p = c.p
+    local z1z1, z2z2 = q1[3]:mod_sqr(p), q2[3]:mod_sqr(p)
+    local u1, u2 = q1[1]:mod_mul(z2z2, p), q2[1]:mod_mul(z1z1, p)
+    local s1 = q1[2]:mod_mul(q2[3], p):mod_mul(z2z2, p)
+    local s2 = q2[2]:mod_mul(q1[3], p):mod_mul(z1z1, p)
+    if u1 == u2 then
+        if s1 == s2 then return jac_double(c, q1) end
+        return nil
+    end
+    local h = u2:mod_sub(u1, p)
+    local i = h:mod_add(h, p):mod_sqr(p)
+    local j = h:mod_mul(i, p)
+    local r = s2:mod_sub(s1, p)
+    r = r:mod_add(r, p)
+    local v = u1:mod_mul(i, p)
+    local x3 = r:mod_sqr(p):mod_sub(j, p):mod_sub(v:mod_add(v, p), p)
+    local s1j = s1:mod_mul(j, p)
+    local y3 = r:mod_mul(v:mod_sub(x3, p), p):mod_sub(s1j:mod_add(s1j, p), p)
+    local z3 = q1[3]:mod_add(q2[3], p):mod_sqr(p):mod_sub(z1z1, p):mod_sub(z2z2, p):mod_mul(h, p)
+    return { x3, y3, z3 }
+end
+
+-- k * (x, y) for a big-endian scalar string k; the affine x and y, or nil (infinity)
+local function nist_mul(c, k, x, y)
+    local bn = ossl.bignum
+    local base = { x, y, bn.new(1) }
+    local acc = nil
+    for i = 1, #k do
+        local byte = sbyte(k, i)
+        for bit = 7, 0, -1 do
+            acc = jac_double(c, acc)
+            if floor(byte / 2 ^ bit) % 2 == 1 then acc = jac_add(c, acc, base) end
+        end
+    end
+    if acc == nil then return nil end
+    local zinv = acc[3]:mod_exp(c.inv_exp, c.p)
+    local zinv2 = zinv:mod_sqr(c.p)
+    return acc[1]:mod_mul(zinv2, c.p), acc[2]:mod_mul(zinv2:mod_mul(zinv, c.p), c.p)
+end
+
+-- a NIST point (02/03 || X or 04 || X || Y, no length prefix) -> x, y; or nil, why
+local function nist_decode(tep, point)
+    local c = ec_params().nist[tep]
+    local bn = ossl.bignum
+    local n = #point
+    local first = sbyte(point, 1)
+    local x, y
+    if n == 1 + c.len and (first == 2 or first == 3) then
+        x = bn.fromBinary(ssub(point, 2))
+    elseif n == 1 + 2 * c.len and first == 4 then
+        x, y = bn.fromBinary(ssub(point, 2, 1 + c.len)), bn.fromBinary(ssub(point, 2 + c.len))
+    else
+        return nil, "not a " .. c.name .. " point encoding (" .. istr(n) .. " bytes)"
+    end
+    local p = c.p
+    if not (x < p) or (y and not (y < p)) then return nil, "a coordinate is not below the field prime" end
+    local rhs = x:mod_sqr(p):mod_mul(x, p):mod_sub(x:mod_add(x, p):mod_add(x, p), p):mod_add(c.b, p)
+    if y then
+        if y:mod_sqr(p) ~= rhs then return nil, "the point is not on the curve" end
+        return x, y
+    end
+    y = rhs:mod_exp(c.sqrt_exp, p)
+    if y:mod_sqr(p) ~= rhs then return nil, "no point on the curve has this x-coordinate" end
+    local odd = sbyte(bn_bytes_be(y, c.len), c.len) % 2
+    if odd ~= first - 2 then y = p - y end
+    if y == p then y = bn.new(0) end
+    return x, y
+end
+
+local function nist_encode(c, x, y, compressed)
+    local xb, yb = bn_bytes_be(x, c.len), bn_bytes_be(y, c.len)
+    if compressed then return schar(2 + sbyte(yb, c.len) % 2) .. xb end
+    return "\4" .. xb .. yb
+end
+
+-- Every encoding of the X25519/X448 points of small order (RFC 7748 §6, §7), as the
+-- Python side lists them: the shared secret with them is all-zero.
+local SMALL_ORDER = nil
+local function small_order(tep)
+    if not SMALL_ORDER then
+        local bn = ossl.bignum
+        local params = ec_params().mont
+        SMALL_ORDER = { [0x23] = {}, [0x24] = {} }
+        local p = params[0x23].p
+        local two255 = bn.new(2) ^ bn.new(255)
+        local us = { bn.new(0), bn.new(1),
+            bn.fromBinary(fromhex("00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0")),
+            bn.fromBinary(fromhex("57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f")),
+            p - bn.new(1) }
+        for _, u in ipairs(us) do
+            for _, v in ipairs({ u, u + p }) do
+                if v < two255 then
+                    for _, top in ipairs({ bn.new(0), two255 }) do
+                        SMALL_ORDER[0x23][string.reverse(bn_bytes_be(v + top, 32))] = true
+                    end
+                end
+            end
+        end
+        local q = params[0x24].p
+        local two448 = bn.new(2) ^ bn.new(448)
+        for _, u in ipairs({ bn.new(0), bn.new(1), q - bn.new(1) }) do
+            for _, v in ipairs({ u, u + q }) do
+                if v < two448 then SMALL_ORDER[0x24][string.reverse(bn_bytes_be(v, 56))] = true end
+            end
+        end
+    end
+    return SMALL_ORDER[tep]
+end
+
+-- Why a received public key is unusable (RFC 8548 §5), or nil. Needs luaossl.
+local function validate_public(tep, point)
+    if not ossl.ok then return nil end
+    local info = TEPS[tep or 0]
+    if not info then return nil end
+    if not info.prefix then
+        if small_order(tep)[point] then return "a small-order point: every shared secret with it is all-zero" end
+        if #point ~= info.point then return istr(#point) .. " bytes, expected " .. istr(info.point) end
+        return nil
+    end
+    local x, why = nist_decode(tep, point)
+    if not x then return "not a valid " .. info.name .. " public key: " .. why end
+    return nil
+end
+M.validate_public = validate_public
+
+-- The public key of a logged private key, in both encodings (X25519/X448: one)
+local function public_of(tep, private)
+    if tep == 0x23 or tep == 0x24 then
+        local len = ec_params().mont[tep].len
+        if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+        local base = (tep == 0x23) and ("\9" .. srep("\0", 31)) or ("\5" .. srep("\0", 55))
+        local pub = x_mont(tep, private, base)
+        return pub, pub
+    end
+    local c = ec_params().nist[tep]
+    if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
+    local d = ossl.bignum.fromBinary(private)
+    if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
+    local x, y = nist_mul(c, private, c.gx, c.gy)
+    return nist_encode(c, x, y, true), nist_encode(c, x, y, false)
+end
+M.public_of = public_of
+
+-- ES (RFC 8548 §5): X25519/X448, or the x-coordinate of d * Q (ECSVDP-DH); nil, why
+local function shared_secret(tep, private, peer)
+    if not ossl.ok then return nil, "lua-luaossl is not available" end
+    local info = TEPS[tep or 0]
+    if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
+    local es
+    if tep == 0x23 or tep == 0x24 then
+        local len = ec_params().mont[tep].len
+        if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+        if #peer ~= len then return nil, "the peer's key is " .. istr(#peer) .. " bytes, expected " .. istr(len) end
+        es = x_mont(tep, private, peer)
+    else
+        local c = ec_params().nist[tep]
+        if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
+        local d = ossl.bignum.fromBinary(private)
+        if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
+        local x, y = nist_decode(tep, peer)
+        if not x then return nil, "not a valid " .. c.name .. " public key: " .. y end
+        local sx = nist_mul(c, private, x, y)
+        if not sx then return nil, "the shared point is the point at infinity" end
+        es = bn_bytes_be(sx, c.len)
+    end
+    if not string.find(es, "[^%z]") then return nil, "all-zero shared secret" end
+    return es
+end
+M.shared_secret = shared_secret
 
 -- ------------------------------------------------------------------ key log (digest §3)
 -- One entry per line, LABEL <hex> ...; '#' comments; malformed lines are skipped with a
@@ -1795,6 +2088,12 @@ function Dir:init_step()
     if not self.tep then self.tep = infer_tep(msg, is1) end
     local m = parse_init(msg, is1, self.tep)
     for _, f in ipairs(m.findings) do self:find(f[1], f[2], self.first_packet) end
+    if not m.failed then
+        local problem = validate_public(self.tep, m.pubkey)
+        if problem then
+            self:find("pubkey-invalid", name .. " public key is invalid: " .. problem .. " (the receiver must abort)", self.first_packet)
+        end
+    end
     self.init = m
     self.init_raw = msg
     self.dialect = m.dialect
@@ -2551,12 +2850,10 @@ function Conn:resolve_fresh(packet)
         self:from_ss(KEYLOG.secrets[n_a], "", tep_byte, aead, "session_secret", true, nil)
         return true
     end
-    for _, pub in ipairs({ i1.pubkey, i2.pubkey }) do
-        if KEYLOG.privates[canonical_public(pub)] then
-            self:note_once("ecdh", packet, "tcpcrypt-keylog-needs-ecdh",
-                "the key log has only an ephemeral private key for this session: computing the shared secret " ..
-                "needs ECDH, which lua-luaossl lacks; decrypt with tcpinc-analyze instead")
-            break
+    for _, pair in ipairs({ { i1.pubkey, i2.pubkey }, { i2.pubkey, i1.pubkey } }) do
+        local private = KEYLOG.privates[canonical_public(pair[1])]
+        if private and self:from_private(tep, tep_byte, aead, private, pair[1], pair[2], ab, ba, packet) then
+            return true
         end
     end
     if KEYLOG.masters[n_a] then
@@ -2574,6 +2871,37 @@ function Conn:resolve_fresh(packet)
         return true
     end
     return false
+end
+
+-- ss[0] from a logged ephemeral private key (RFC 8548 §3.3): ES by ECDH with the peer's
+-- key, PRK = Extract(N_A, eno_transcript || Init1 || Init2 || ES), the transcript being
+-- both SYN-form ENO options as they appeared (RFC 8547 §4.8).
+function Conn:from_private(tep, tep_byte, aead, private, own, peer, ab, ba, packet)
+    local compressed, other = public_of(tep, private)
+    if not compressed then
+        self:note_once("privunusable", packet, "keylog-private-unusable", "cannot use the logged private key: " .. tostring(other))
+        return false
+    end
+    if compressed ~= own and other ~= own then
+        self:note_once("privmismatch", packet, "keylog-private-mismatch", "the logged private key does not belong " ..
+            "to the public key in the Init message (wrong key-log entry)")
+        return false
+    end
+    local es, why = shared_secret(tep, private, peer)
+    if not es then
+        self:note_once("privunusable", packet, "keylog-private-unusable", "cannot use the logged private key: " .. tostring(why))
+        return false
+    end
+    local sa, sb = self:syn_of(true), self:syn_of(false)
+    local oa, ob = sa and syn_option(sa.eno), sb and syn_option(sb.eno)
+    if not (oa and ob and ab and ba and ab.init_raw and ba.init_raw) then
+        self:note_once("needhs", packet, "keys-need-handshake", "an ephemeral private key needs the ENO options " ..
+            "of both SYNs (the transcript) and they are not in the capture; log the session secret")
+        return false
+    end
+    local ss = hmac_sha256(ab.init.nonce, oa.raw .. ob.raw .. ab.init_raw .. ba.init_raw .. es)
+    self:from_ss(ss, "", tep_byte, aead, "private_key", true, nil)
+    return true
 end
 
 -- Try every way to get keys; true once they are known. A failed attempt is retried only
@@ -2602,11 +2930,9 @@ function Conn:resolve(packet)
     if got == nil then return false end -- the Init messages are not both in yet
     if not got then
         self.hopeless_gen = KEYLOG.generation
-        if not self.notes.ecdh then
-            local id = self.inits[1] and self.inits[1].nonce
-            self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
-                (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
-        end
+        local id = self.inits[1] and self.inits[1].nonce
+        self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
+            (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
     end
     return got
 end
@@ -2806,7 +3132,7 @@ function Conn:finish()
         if d and not (self.fin[fx] or self.rst) then self:check_fin_frames(self.last_packet, fx, false) end
     end
     if seen and not self.keys and KEYLOG.path and not keylog_empty() and ossl.ok
-        and not self.notes.ecdh and not self.notes.nokeys then
+        and not self.notes.nokeys then
         self:note_once("nokeys", self.last_packet, "tcpcrypt-no-keys", "no key-log entry matches this connection")
     end
 end

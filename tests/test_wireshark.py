@@ -39,7 +39,7 @@ FIELDS_OUT = [
     "tcpcrypt.aead", "tcpcrypt.direction", "tcpcrypt.frame.number", "tcpcrypt.frame.control.rekey",
     "tcpcrypt.frame.verified", "tcpcrypt.frame.generation", "tcpcrypt.nonce_offset_base",
     "tcpcrypt.plaintext.data", "tcpeno.conformance", "tcpeno.conformance.rfc",
-    "_ws.expert.message",
+    "_ws.expert.message", "tcpcrypt.keys_from",
 ]
 
 
@@ -73,7 +73,7 @@ def per_connection(out: str) -> dict[tuple[str, str], dict]:
         "failed": {"ab": 0, "ba": 0}, "data": {"ab": b"", "ba": b""}, "session_id": None,
         "aead": None, "codes": defaultdict(int), "conformance": defaultdict(int),
         "nonce_offset_base": set(), "generations": {"ab": set(), "ba": set()},
-        "undecryptable": {"ab": 0, "ba": 0}})
+        "undecryptable": {"ab": 0, "ba": 0}, "keys_from": None})
     for line in out.splitlines():
         v = dict(zip(FIELDS_OUT, line.split("\t"), strict=False))
         if not v.get("tcp.stream"):
@@ -89,6 +89,8 @@ def per_connection(out: str) -> dict[tuple[str, str], dict]:
             c["aead"] = int(v["tcpcrypt.aead"].split(AGG)[0], 16)
         if v["tcpeno.session_id"]:
             c["session_id"] = v["tcpeno.session_id"]
+        if v.get("tcpcrypt.keys_from"):
+            c["keys_from"] = v["tcpcrypt.keys_from"].split(AGG)[0]
         for base in filter(None, v["tcpcrypt.nonce_offset_base"].split(AGG)):
             c["nonce_offset_base"].add(base)
         for code in filter(None, v["tcpeno.conformance"].split(AGG)):
@@ -177,11 +179,7 @@ def assert_parity(where_name: str, python: list[dict], got: dict, *,
         assert lua["frames"] == whole, f"{where}: frames (tshark shows the whole ones)"
         assert lua["rekeys"] == tc["rekeys"], f"{where}: rekeys"
         decrypted = tc.get("decrypted")
-        if tc.get("keys_from") == "private_key":
-            # ECDH is not available in Lua: one clear note instead of decryption
-            assert lua["codes"]["tcpcrypt-keylog-needs-ecdh"] >= 1, where
-            assert lua["session_id"] is None and lua["ok"] == {"ab": 0, "ba": 0}, where
-            continue
+        assert lua["keys_from"] == tc.get("keys_from"), f"{where}: keys from"
         if embedded_keylog and decrypted:
             assert lua["ok"] == {"ab": 0, "ba": 0}, where
             continue
@@ -263,7 +261,7 @@ LUA_FINDINGS = ["wrong-key", "gap", "rst-no-fin-frame", "fallback-reasons",
                 "retransmission-reorder", "tcpcryptd-2016-http-get", "snaplen",
                 "conformance-violations", "eno-edge-cases", "role-conflicts",
                 "p256-aes128-ignored", "fallback-ack-stripped", "fallback-synack-stripped"]
-LUA_CANNOT = {"pubkey-invalid": "point validation needs curve arithmetic (Python does it)"}
+LUA_CANNOT: dict[str, str] = {}
 
 
 @needs_tshark
