@@ -1118,6 +1118,8 @@ if WS_MAJOR < 3 or type(register_postdissector) ~= "function" or type(ProtoExper
     return
 end
 
+local in_gui = type(gui_enabled) == "function" and gui_enabled()
+
 -- BEGIN GENERATED FIELDS (python -m tcpinc_analyze.wireshark.luagen; source: dissectors/fields.json)
 -- Do not edit: change dissectors/fields.json and run the generator.
 local P = {
@@ -2428,9 +2430,10 @@ function Conn:first_second()
     return self.syn[ax], self.synack[not ax]
 end
 
-function Conn:syn_of(a)
+function Conn:syn_of(a, a_is_x)
+    if a_is_x == nil then a_is_x = self.a_is_x end
     local xs
-    if a then xs = self.a_is_x else xs = not self.a_is_x end
+    if a then xs = a_is_x else xs = not a_is_x end
     if self.simultaneous then return self.syn[xs] end
     if xs == self:active_is_x() then return self.syn[xs] end
     return self.synack[xs]
@@ -2446,6 +2449,26 @@ function Conn:view()
     local first, second = self:first_second()
     if not first or not second or self.legacy then return nil end
     return negotiate(first.eno, second.eno, true, self.simultaneous, true)
+end
+
+-- The outcome a packet may show: the decision once made (the final one after the first
+-- pass), else a fallback the SYN-form options alone already decide, else nothing. Also
+-- the roles (a_is_x), or nil while the capture has not shown them: a connection whose
+-- handshake was not captured gets its roles from the first Init message.
+function Conn:outcome()
+    local neg = self.neg
+    if neg then
+        if neg.status == "unknown" and not self.handshake_seen and not self.roles_confirmed then
+            return neg, nil
+        end
+        return neg, self.a_is_x
+    end
+    local v = self:view()
+    if v and v.status == "fallback" then
+        local first_x = self.simultaneous or self:active_is_x()
+        return v, first_x == v.a_is_first
+    end
+    return nil, nil
 end
 
 -- RFC 8547 §4.6 for non-SYN segments sent before their sender received one
@@ -2633,6 +2656,7 @@ end
 
 -- Without a handshake, the side whose stream starts with Init1 is A.
 function Conn:detected(d)
+    self.roles_confirmed = true
     if (d.mode == "init1") == (d.label == "ab") then return end
     self.a_is_x = not self.a_is_x
     for _, fx in ipairs({ true, false }) do
@@ -3118,6 +3142,7 @@ end
 -- FINp frame is reported, and a key log that matched nothing says so.
 function Conn:finish()
     cur_packet = self.last_packet or cur_packet
+    self.roles_confirmed = true
     if not self.neg then self:decide_eno(nil, nil) end
     for _, fx in ipairs({ true, false }) do
         local s = self.streams[fx]
@@ -3139,7 +3164,7 @@ end
 
 -- ------------------------------------------------------------------ per-packet input
 local FLD = {}
-for _, name in ipairs({ "tcp.stream", "tcp.srcport", "tcp.dstport", "ip.src", "ip.dst", "ipv6.src",
+for _, name in ipairs({ "frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "ip.src", "ip.dst", "ipv6.src",
                         "ipv6.dst", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len", "tcp.payload",
                         "tcp.options", "tcp.options.experimental.exid", "tcp.options.experimental.data",
                         "icmp.type", "icmpv6.type" }) do
@@ -3417,46 +3442,56 @@ local function show_eno_option(tree, tvb, encoding, syn_form)
 end
 
 local function show_conn(tree, c, from_x, gen)
-    local neg = c.neg
-    local status = neg and neg.status or "unknown"
+    local neg, a_is_x = c:outcome()
     local t = tree:add(p_eno)
-    t:set_text("TCP-ENO connection: " .. status .. (neg and neg.reason and (" (" .. neg.reason .. ")") or "") ..
-        (neg and neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or ""))
     t:set_generated()
+    if not neg then
+        -- Nothing in the capture up to this packet decides the outcome (RFC 8547 §4.6: A's
+        -- third segment does); the SYN-form options are in the TCP options above.
+        t:set_text("TCP-ENO connection: outcome not known at this packet (decided by A's first ACK" ..
+            (in_gui and ")" or "; tshark -2 -Y frame shows it on every packet)"))
+        if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
+        return t
+    end
+    local status = neg.status
+    t:set_text("TCP-ENO connection: " .. status .. (neg.reason and (" (" .. neg.reason .. ")") or "") ..
+        (neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or ""))
     local it = t:add(F["tcpeno.status"], status)
     it:set_generated()
     if VALS.eno_status[status] then it:append_text(" (" .. VALS.eno_status[status] .. ")") end
-    local reason = neg and neg.reason or "handshake-not-captured"
-    if status ~= "negotiated" then
-        it = t:add(F["tcpeno.reason"], reason)
+    if status ~= "negotiated" and neg.reason then
+        it = t:add(F["tcpeno.reason"], neg.reason)
         it:set_generated()
-        if VALS.eno_reason[reason] then it:append_text(" (" .. VALS.eno_reason[reason] .. ")") end
+        if VALS.eno_reason[neg.reason] then it:append_text(" (" .. VALS.eno_reason[neg.reason] .. ")") end
     end
-    if neg and neg.tep and status == "negotiated" then
+    if neg.tep and status == "negotiated" then
         t:add(F["tcpeno.negotiated_tep"], neg.tep):set_generated()
     end
-    local sa, sb = c:syn_of(true), c:syn_of(false)
-    if sa and #sa.eno.options > 0 and not c.legacy then
-        t:add(F["tcpeno.encoding"], sa.eno.options[1].encoding):set_generated()
-    end
-    if neg and neg.roles then
+    if neg.roles and a_is_x ~= nil then
         it = t:add(F["tcpeno.roles"], neg.roles)
         it:set_generated()
         if VALS.roles[neg.roles] then it:append_text(" (" .. VALS.roles[neg.roles] .. ")") end
     end
-    local a_ep = c.a_is_x and c.x or c.y
-    local b_ep = c.a_is_x and c.y or c.x
-    t:add(F["tcpeno.role"], c:side_is_a(from_x) and "A" or "B"):set_generated()
-    t:add(F["tcpeno.host_a"], a_ep):set_generated()
-    t:add(F["tcpeno.host_b"], b_ep):set_generated()
+    local sa, sb = nil, nil
+    if a_is_x ~= nil then
+        sa, sb = c:syn_of(true, a_is_x), c:syn_of(false, a_is_x)
+        if sa and #sa.eno.options > 0 and not c.legacy then
+            t:add(F["tcpeno.encoding"], sa.eno.options[1].encoding):set_generated()
+        end
+        local a_ep = a_is_x and c.x or c.y
+        local b_ep = a_is_x and c.y or c.x
+        t:add(F["tcpeno.role"], (from_x == a_is_x) and "A" or "B"):set_generated()
+        t:add(F["tcpeno.host_a"], a_ep):set_generated()
+        t:add(F["tcpeno.host_b"], b_ep):set_generated()
+    end
     if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
-    if neg and neg.resumed and status == "negotiated" then t:add(F["tcpeno.resumed"], true):set_generated() end
+    if neg.resumed and status == "negotiated" then t:add(F["tcpeno.resumed"], true):set_generated() end
     if gen and gen.sid_at then
         t:add(F["tcpeno.session_id"], gen.tvb(gen.sid_at, gen.sid_len)):set_generated()
     end
     if sa then t:add(F["tcpeno.syn_a"], sa.packet):set_generated() end
     if sb then t:add(F["tcpeno.syn_b"], sb.packet):set_generated() end
-    if c.ack_packet then t:add(F["tcpeno.ack_a"], c.ack_packet):set_generated() end
+    if c.ack_packet and c.neg then t:add(F["tcpeno.ack_a"], c.ack_packet):set_generated() end
     return t
 end
 
@@ -3683,7 +3718,6 @@ local post = Proto("tcpinc_post", "TCP-ENO/tcpcrypt state")
 -- while a file is still being read or a live capture runs (holes would become gaps and
 -- frames in progress truncated); there, the FIN/RST-time checks are all there is.
 local finished = false
-local in_gui = type(gui_enabled) == "function" and gui_enabled()
 local function finish_all()
     finished = true
     local ids = {}
@@ -3695,15 +3729,104 @@ local function finish_all()
     end
 end
 
+-- The display of a packet is handed to the tcpeno and tcpcrypt dissectors through their
+-- handles, so their expert infos carry those protocols' names (Wireshark takes the name
+-- of the protocol being dissected, which here would be the postdissector's).
+local DISPLAY = nil
+local handles = nil
+
+local function get_handles()
+    if handles == nil then
+        local ok1, h1 = pcall(Dissector.get, "tcpeno")
+        local ok2, h2 = pcall(Dissector.get, "tcpcrypt")
+        handles = { eno = ok1 and h1 or nil, tc = ok2 and h2 or nil }
+    end
+    return handles
+end
+
+local function is_conformance(e)
+    return e.conf ~= false and not (e.code == "frame-tag-failed" and e.conn and not e.conn:any_ok())
+end
+
+local function display_eno(tree)
+    local d = DISPLAY
+    show_experimental(tree, d.tvb)
+    local et = show_conn(tree, d.c, d.r.from_x, d.gen)
+    for _, e in ipairs(d.r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if not (def and def.protocol == "tcpcrypt") then add_expert(et, e.code, e.msg, is_conformance(e)) end
+    end
+end
+
+local function display_tc(tree, pinfo)
+    local d = DISPLAY
+    local r, c = d.r, d.c
+    local target = nil
+    if #r.pdus > 0 then
+        local apps = show_pdus(tree, pinfo, c, r, d.payload_tvb, d.visited, d.gen) or {}
+        local names = {}
+        for _, pdu in ipairs(r.pdus) do
+            names[#names + 1] = (pdu.kind == "frame") and "Frame" or ((pdu.kind == "init1") and "Init1" or "Init2")
+        end
+        pcall(function()
+            if not (apps.ab or apps.ba) then
+                pinfo.cols.protocol = "tcpcrypt"
+                pinfo.cols.info:append(" [tcpcrypt " .. table.concat(names, ", ") .. "]")
+            end
+        end)
+    elseif r.continued_in and c.tc[r.from_x] then
+        target = tree:add(p_tc, "tcpcrypt: segment of a message or frame")
+        target:add(F["tcpcrypt.continued_in"], r.continued_in):set_generated()
+    end
+    for _, e in ipairs(r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if def and def.protocol == "tcpcrypt" then
+            target = target or tree:add(p_tc, "tcpcrypt analysis")
+            add_expert(target, e.code, e.msg, is_conformance(e))
+        end
+    end
+end
+
+local function wants_tc(r, c)
+    if #r.pdus > 0 or (r.continued_in and c.tc[r.from_x]) then return true end
+    for _, e in ipairs(r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if def and def.protocol == "tcpcrypt" then return true end
+    end
+    return false
+end
+
+-- tshark -2 with neither -Y nor -R builds no protocol tree on its first pass (tshark 4.0),
+-- so the field extractors see nothing there and the postdissector first meets the packets
+-- in the second pass: it then analyses them there, in one pass, and says so on stderr.
+local first_pass_seen, late, late_told = false, false, false
+
 local function post_impl(tvb, pinfo, tree)
     local visited = pinfo.visited
-    if not visited then process_packet(pinfo) elseif not finished and not in_gui then finish_all() end
+    if not visited then
+        if fval("frame.number") then
+            first_pass_seen = true
+            process_packet(pinfo)
+        end
+    elseif not first_pass_seen and not in_gui then
+        late = true
+        if not pkts[pinfo.number] then process_packet(pinfo) end
+        if not late_told then
+            late_told = true
+            pcall(function()
+                io.stderr:write("tcpinc.lua: tshark -2 without -Y or -R builds no protocol tree on its first pass, so " ..
+                    "TCP-ENO/tcpcrypt fields show what is known at each packet; add -Y frame (or any -Y/-R filter) " ..
+                    "to see each connection's final outcome on every packet\n")
+            end)
+        end
+    elseif not finished and not in_gui then
+        finish_all()
+    end
     local r = pkts[pinfo.number]
     if not r or not r.conn then return end
     local c = conns[r.conn]
     if not c then return end
     cur_packet = pinfo.number
-    show_experimental(tree, tvb)
     -- generated byte values (session ID, nonces) live in one small data source per packet
     local gen = { nonce_at = {} }
     local parts, at = {}, 0
@@ -3721,43 +3844,29 @@ local function post_impl(tvb, pinfo, tree)
         end
     end
     if at > 0 then gen.tvb = bytes_tvb(table.concat(parts), "tcpcrypt generated values") else gen = nil end
-    local et = show_conn(tree, c, r.from_x, gen)
     local payload_tvb = nil
-    local fi_pay = fval("tcp.payload")
-    if fi_pay then
-        local ok, ptvb = pcall(function() return fi_pay.range:tvb() end)
-        if ok then payload_tvb = ptvb end
-    end
-    local target = et
     if #r.pdus > 0 then
-        local apps = show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen) or {}
-        local names = {}
-        for _, pdu in ipairs(r.pdus) do
-            names[#names + 1] = (pdu.kind == "frame") and "Frame" or ((pdu.kind == "init1") and "Init1" or "Init2")
+        local fi_pay = fval("tcp.payload")
+        if fi_pay then
+            local ok, ptvb = pcall(function() return fi_pay.range:tvb() end)
+            if ok then payload_tvb = ptvb end
         end
-        pcall(function()
-            if not (apps.ab or apps.ba) then
-                pinfo.cols.protocol = "tcpcrypt"
-                pinfo.cols.info:append(" [tcpcrypt " .. table.concat(names, ", ") .. "]")
-            end
-        end)
-    elseif r.continued_in and c.tc[r.from_x] then
-        local t = tree:add(p_tc, "tcpcrypt: segment of a message or frame")
-        t:add(F["tcpcrypt.continued_in"], r.continued_in):set_generated()
-        target = t
     end
-    for _, e in ipairs(r.experts) do
-        local def = EXPERT_DEFS[e.code]
-        if def and def.protocol == "tcpcrypt" and target == et then
-            target = tree:add(p_tc, "tcpcrypt analysis")
-        end
-        local conf = e.conf ~= false and not (e.code == "frame-tag-failed" and e.conn and not e.conn:any_ok())
-        add_expert(target, e.code, e.msg, conf)
+    DISPLAY = { num = pinfo.number, tvb = tvb, r = r, c = c, gen = gen, visited = visited and not late,
+                payload_tvb = payload_tvb }
+    local h = get_handles()
+    local ok = h.eno and pcall(h.eno.call, h.eno, tvb, pinfo, tree)
+    if not ok then display_eno(tree) end
+    if wants_tc(r, c) then
+        ok = h.tc and pcall(h.tc.call, h.tc, tvb, pinfo, tree)
+        if not ok then display_tc(tree, pinfo) end
     end
+    DISPLAY = nil
 end
 
 function post.dissector(tvb, pinfo, tree)
     local ok, err = pcall(post_impl, tvb, pinfo, tree)
+    DISPLAY = nil
     if not ok then
         pcall(function()
             local t = tree:add(p_tc, "tcpinc.lua internal problem")
@@ -3768,6 +3877,7 @@ end
 
 function post.init()
     conns, pkts, cur_packet, last_refresh, finished = {}, {}, 0, -1, false
+    first_pass_seen, late, late_told, DISPLAY = false, false, false, nil
     CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }
     keylog_pref_path = p_tc.prefs.keylog_file or ""
     KEYLOG.path, KEYLOG.size = nil, -1
@@ -3785,6 +3895,17 @@ end)
 
 -- ------------------------------------------------------------------ kind 69 in tcp.option
 function p_eno.dissector(tvb, pinfo, tree)
+    if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.eno_done then
+        DISPLAY.eno_done = true
+        local ok, err = pcall(display_eno, tree)
+        if not ok then
+            pcall(function()
+                local t = tree:add(p_eno, "tcpinc.lua internal problem")
+                t:add_proto_expert_info(E["tcpcrypt-lua-error"], "tcpinc.lua internal problem caught: " .. tostring(err))
+            end)
+        end
+        return tvb:len()
+    end
     local ok, err = pcall(function()
         local n = tvb:len()
         if n < 2 then return end
@@ -3820,6 +3941,17 @@ end
 -- in-line on claimed ports: swallow ciphertext of tcpcrypt connections (the postdissector
 -- shows it), pass everything else to the port's previous dissector
 function p_tc.dissector(tvb, pinfo, tree)
+    if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.tc_done then
+        DISPLAY.tc_done = true
+        local ok, err = pcall(display_tc, tree, pinfo)
+        if not ok then
+            pcall(function()
+                local t = tree:add(p_tc, "tcpinc.lua internal problem")
+                t:add_proto_expert_info(E["tcpcrypt-lua-error"], "tcpinc.lua internal problem caught: " .. tostring(err))
+            end)
+        end
+        return tvb:len()
+    end
     local ok, res = pcall(function()
         local fi = fval("tcp.stream")
         local c = fi and conns[fi.value]
@@ -3847,6 +3979,7 @@ pcall(function() DissectorTable.new("tcpcrypt.port", "tcpcrypt application (port
 
 -- claim payload of connections known to run tcpcrypt when no port dissector took it
 local function heur(tvb, pinfo, tree)
+    if DISPLAY then return false end -- plaintext being handed on: not ours
     local ok, res = pcall(function()
         local r = pkts[pinfo.number]
         if r and r.conn then
