@@ -1,0 +1,227 @@
+"""Issue 12's gaps between tshark with lua/tcpinc.lua and the Python analyzer, each held
+shut by real tshark runs: simultaneous opens, per-packet fields in one pass and in two,
+keys embedded in pcapng, loading the plugin twice, application data on other ports,
+expert protocol names, statistics and the conformance filter."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import test_wireshark as tw
+
+from tcpinc_analyze.analysis.run import analyze_file
+from tcpinc_analyze.decryption import DecryptionContext
+from tcpinc_analyze.keylog import load_keylogs
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+LUA = ROOT / "lua" / "tcpinc.lua"
+TSHARK = shutil.which("tshark")
+pytestmark = [pytest.mark.tshark,
+              pytest.mark.skipif(TSHARK is None, reason="tshark not installed")]
+
+
+def _python(capture: Path, keylog: Path | None) -> list[dict]:
+    log = load_keylogs([str(keylog)], use_env=False).log if keylog else None
+    ctx = DecryptionContext(log) if log is not None else None
+    return [r.to_json() for r in analyze_file(str(capture), decryption=ctx).reports]
+
+
+def _tshark(args: list[str], env: dict | None = None, timeout: int = 300
+            ) -> subprocess.CompletedProcess:
+    proc = subprocess.run([TSHARK, "-n", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert "Lua Error" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _records(data: bytes) -> tuple[bytes, list[bytes]]:
+    header, records = tw._pcap_records(data)
+    return header, records
+
+
+def _write(path: Path, header: bytes, records: list[bytes]) -> Path:
+    path.write_bytes(header + b"".join(records))
+    return path
+
+
+# ---------------------------------------------------------------- gap 2: simultaneous open
+
+def _simultaneous_variants(tmp_path: Path) -> list[Path]:
+    """Connection 1 of simultaneous-open.pcap (the b = 1 host's SYN first): both SYN-ACK
+    orders, the b = 1 host's first ACK before or after the other SYN-ACK is not allowed
+    (that leaves the outcome open), other ports on either side, and the SYN of the b = 0
+    host first."""
+    header, records = _records((SAMPLES / "simultaneous-open.pcap").read_bytes())
+    conn1 = records[20:]
+    syn_b1, syn_b0, sa_b1, sa_b0, *rest = conn1
+    variants = {
+        "b1-first": [syn_b1, syn_b0, sa_b1, sa_b0, *rest],
+        "b1-first-synacks-swapped": [syn_b1, syn_b0, sa_b0, sa_b1, *rest],
+        "b0-first": [syn_b0, syn_b1, sa_b1, sa_b0, *rest],
+        "b1-first-whole-sample": records[:20] + [syn_b1, syn_b0, sa_b0, sa_b1, *rest],
+    }
+    out = [_write(tmp_path / f"{name}.pcap", header, recs) for name, recs in variants.items()]
+    for name, port_b1, port_b0 in (("ports-a", 40001, 7001), ("ports-b", 7001, 40001)):
+        recs = [_set_ports(r, "10.0.0.3", port_b1, "10.0.0.4", port_b0)
+                for r in variants["b1-first"]]
+        out.append(_write(tmp_path / f"{name}.pcap", header, recs))
+    return out
+
+
+def _set_ports(record: bytes, ip1: str, port1: int, ip2: str, port2: int) -> bytes:
+    import socket
+
+    rec = bytearray(record)
+    ip = 16 + 14
+    tcp = ip + (rec[ip] & 15) * 4
+    a1, a2 = socket.inet_aton(ip1), socket.inet_aton(ip2)
+    src, dst = bytes(rec[ip + 12:ip + 16]), bytes(rec[ip + 16:ip + 20])
+    for addr, port in ((a1, port1), (a2, port2)):
+        if src == addr:
+            rec[tcp:tcp + 2] = struct.pack(">H", port)
+        if dst == addr:
+            rec[tcp + 2:tcp + 4] = struct.pack(">H", port)
+    return bytes(rec)
+
+
+def test_simultaneous_open_variants_match_python(tmp_path: Path) -> None:
+    """Gap 2: both hosts send a bare SYN (the b = 1 host first, or not), then both
+    SYN-ACKs: negotiated, the b = 0 host is A, decrypted with the same session ID and
+    plaintext as in Python, whatever the order of the SYN-ACKs and the ports."""
+    keylog = SAMPLES / "simultaneous-open.keys"
+    for capture in _simultaneous_variants(tmp_path):
+        python = _python(capture, keylog)
+        assert {p["eno"]["status"] for p in python} == {"negotiated"}, capture.name
+        got = tw.per_connection(tw.tshark_fields(capture, keylog))
+        tw.assert_parity(capture.name, python, got)
+        for py in python:
+            assert got[(py["a"], py["b"])]["status"] == "negotiated"
+        single = _fields(capture, keylog, two_pass=False)
+        decided = [row for row in single if row["tcpeno.status"]]
+        assert {row["tcpeno.status"] for row in decided} == {"negotiated"}, capture.name
+
+
+# ---------------------------------------------------------------- gap 3: one pass, two passes
+
+PER_PACKET = ["frame.number", "tcp.stream", "tcp.flags.syn", "tcpeno.status", "tcpeno.reason",
+              "tcpeno.negotiated_tep", "tcpeno.host_a", "tcpeno.host_b", "tcpeno.role",
+              "tcpeno.roles"]
+
+
+def _fields(capture: Path, keylog: Path | None, *, two_pass: bool,
+            extra: list[str] | None = None) -> list[dict[str, str]]:
+    args = (["-2", "-Y", "frame"] if two_pass else []) + (extra or [])
+    args += ["-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+             f"tcpcrypt.keylog_file:{keylog or ''}", "-T", "fields", "-E", "occurrence=f"]
+    for f in PER_PACKET:
+        args += ["-e", f]
+    out = _tshark(args).stdout
+    return [dict(zip(PER_PACKET, line.split("\t"), strict=True)) for line in out.splitlines()]
+
+
+HANDSHAKE_SAMPLES = tw.CATALOG
+
+
+@pytest.mark.parametrize("entry", HANDSHAKE_SAMPLES, ids=[e["name"] for e in HANDSHAKE_SAMPLES])
+def test_one_pass_never_contradicts_the_outcome(entry: dict) -> None:
+    """Gap 3: in one pass a packet shows only what is known at it (nothing before the
+    outcome is decided, never handshake-not-captured on the SYN of a captured handshake)
+    and whatever it shows is the final outcome; with -2 -Y frame every packet of a
+    connection shows its final outcome and roles."""
+    capture, keylog = SAMPLES / entry["capture"], tw._keylog(entry)
+    final = _fields(capture, keylog, two_pass=True)
+    single = _fields(capture, keylog, two_pass=False)
+    assert len(final) == len(single)
+    by_stream: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in final:
+        if row["tcp.stream"]:
+            for key in PER_PACKET[3:]:
+                if key != "tcpeno.role":
+                    by_stream[row["tcp.stream"]][key].add(row[key])
+    python = {(p["a"], p["b"]): p for p in tw.py_view(entry)}
+    for stream, values in by_stream.items():
+        for key, seen in values.items():
+            assert len(seen) == 1, f"{entry['name']} stream {stream}: {key} varies: {seen}"
+        a, b = next(iter(values["tcpeno.host_a"])), next(iter(values["tcpeno.host_b"]))
+        assert (a, b) in python, (entry["name"], a, b)
+        assert next(iter(values["tcpeno.status"])) == python[(a, b)]["eno"]["status"]
+    handshake_seen = {s for s, v in by_stream.items()
+                      if v["tcpeno.reason"] != {"handshake-not-captured"}}
+    for one, two in zip(single, final, strict=True):
+        assert one["frame.number"] == two["frame.number"]
+        if not one["tcp.stream"] or not two["tcpeno.status"]:
+            continue
+        for key in PER_PACKET[3:]:
+            if one[key]:
+                assert one[key] == two[key], (entry["name"], one, two)
+        if one["tcp.flags.syn"] in ("1", "True") and one["tcp.stream"] in handshake_seen:
+            assert one["tcpeno.reason"] != "handshake-not-captured", (entry["name"], one)
+
+
+def test_one_pass_shows_nothing_undecided_on_the_syn(tmp_path: Path) -> None:
+    """The issue's case: the SYN and SYN-ACK of a complete handshake carry no status in
+    one pass (undecided there), the decision from A's ACK on; in two passes all three
+    carry it."""
+    capture = SAMPLES / "x25519-chacha20.pcap"
+    single = _fields(capture, None, two_pass=False)
+    assert [r["tcpeno.status"] for r in single[:3]] == ["", "", "negotiated"]
+    assert [r["tcpeno.host_a"] for r in single[:2]] == ["", ""]
+    final = _fields(capture, None, two_pass=True)
+    assert {r["tcpeno.status"] for r in final} == {"negotiated"}
+    # the SYNs alone decide a role conflict: shown on the SYN-ACK already
+    conflicts = _fields(SAMPLES / "role-conflicts.pcap", None, two_pass=False)
+    synacks = [r for r in conflicts if r["tcp.flags.syn"] in ("1", "True")
+               and r["tcpeno.status"]]
+    assert synacks and {r["tcpeno.reason"] for r in synacks} == {"role-conflict"}
+
+
+def test_two_passes_without_a_filter_fall_back_to_one_and_say_so() -> None:
+    """tshark -2 alone builds no protocol tree in its first pass: the analysis runs in
+    the second, says so on stderr (never on stdout), and decrypts all the same."""
+    capture, keylog = SAMPLES / "x25519-chacha20.pcap", SAMPLES / "x25519-chacha20.keys"
+    proc = _tshark(["-2", "-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+                    f"tcpcrypt.keylog_file:{keylog}", "-T", "fields", "-e", "tcpeno.status",
+                    "-e", "tcpcrypt.frame.verified"])
+    assert "builds no protocol tree on its first pass" in proc.stderr
+    assert "tcpinc.lua" not in proc.stdout
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert rows[0] == ["", ""] and rows[2][0] == "negotiated"
+    assert sum(r[1].count("1") + r[1].count("True") for r in rows) == 7
+    quiet = _tshark(["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture),
+                     "-T", "fields", "-e", "tcpeno.status"])
+    assert "tcpinc.lua" not in quiet.stderr
+    assert set(quiet.stdout.split()) == {"negotiated"}
+
+
+# ---------------------------------------------------------------- gap 7: expert protocol names
+
+def test_expert_infos_carry_the_protocol_names() -> None:
+    capture = SAMPLES / "wrong-key.pcap"
+    proc = _tshark(["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture),
+                    "-o", f"tcpcrypt.keylog_file:{SAMPLES / 'wrong-key.keys'}", "-q",
+                    "-z", "expert"])
+    assert "TCPINC_POST" not in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if "[frame-tag-failed]" in line]
+    assert lines and all("TCPCRYPT" in line for line in lines)
+    proc = _tshark(["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r",
+                    str(SAMPLES / "role-conflicts.pcap"), "-q", "-z", "expert"])
+    eno = [line for line in proc.stdout.splitlines() if "[eno-synack-no-explicit-b]" in line]
+    assert eno and all("TCPENO" in line for line in eno)
+    assert "TCPINC_POST" not in proc.stdout
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _env_home(tmp_path: Path) -> dict[str, str]:
+    return dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
