@@ -35,9 +35,10 @@
 -- The field declarations between the GENERATED markers come from dissectors/fields.json
 -- (python -m tcpinc_analyze.wireshark.luagen); edit the JSON, not that block.
 
-local PLUGIN_VERSION = "0.2.0"
+local PLUGIN_VERSION = "0.3.0"
 
 local M = {}            -- internals, returned when loaded outside Wireshark (tests)
+local in_gui_process = type(gui_enabled) == "function" and gui_enabled() or false
 local floor = math.floor
 local table_unpack = table.unpack or unpack
 local schar, sbyte, ssub, srep, sfmt = string.char, string.byte, string.sub, string.rep, string.format
@@ -189,82 +190,85 @@ end
 -- associated data (OpenSSL computes that tag in C), then correcting for the one block
 -- that differs: the lengths block. Both MACs are polynomials in one key (H, r), and the
 -- blocks of Z are exactly the AEAD's blocks of aad and ciphertext.
-local AD_CACHE, ad_cached = {}, 0
+local aead_open
+do
+    local AD_CACHE, ad_cached = {}, 0
 
--- AES-GCM (NIST SP 800-38D): GHASH is linear, so tag = tag_Z xor (L_Z xor L) * H.
-local function gcm_open(key, nonce, aad, ct, tag)
-    local bits = (#key == 16) and "128" or "256"
-    local ctr = "aes-" .. bits .. "-ctr"
-    local iv = nonce .. "\0\0\0\2"
-    local z = aad .. pad16(aad) .. ct
-    local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
-    enc:encrypt(key, nonce)
-    enc:update(cipher_run(ctr, false, key, iv, z)) -- the plaintext whose ciphertext is z
-    enc:final()
-    local tz = enc:getTag(16)
-    local ck = key .. "|" .. istr(#aad) .. "|" .. istr(#ct)
-    local fix = AD_CACHE[ck]
-    if not fix then
-        local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
-        local lz = pack_be64(0) .. pack_be64(#z * 8)
-        local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
-        fix = gf_mul(xor16(lz, l1), h)
-        if ad_cached > 4096 then AD_CACHE, ad_cached = {}, 0 end
-        AD_CACHE[ck], ad_cached = fix, ad_cached + 1
+    -- AES-GCM (NIST SP 800-38D): GHASH is linear, so tag = tag_Z xor (L_Z xor L) * H.
+    local function gcm_open(key, nonce, aad, ct, tag)
+        local bits = (#key == 16) and "128" or "256"
+        local ctr = "aes-" .. bits .. "-ctr"
+        local iv = nonce .. "\0\0\0\2"
+        local z = aad .. pad16(aad) .. ct
+        local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
+        enc:encrypt(key, nonce)
+        enc:update(cipher_run(ctr, false, key, iv, z)) -- the plaintext whose ciphertext is z
+        enc:final()
+        local tz = enc:getTag(16)
+        local ck = key .. "|" .. istr(#aad) .. "|" .. istr(#ct)
+        local fix = AD_CACHE[ck]
+        if not fix then
+            local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
+            local lz = pack_be64(0) .. pack_be64(#z * 8)
+            local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
+            fix = gf_mul(xor16(lz, l1), h)
+            if ad_cached > 4096 then AD_CACHE, ad_cached = {}, 0 end
+            AD_CACHE[ck], ad_cached = fix, ad_cached + 1
+        end
+        if xor16(tz, fix) ~= tag then return nil end
+        return cipher_run(ctr, false, key, iv, ct)
     end
-    if xor16(tz, fix) ~= tag then return nil end
-    return cipher_run(ctr, false, key, iv, ct)
-end
 
--- ChaCha20-Poly1305 (RFC 8439): the Poly1305 accumulator before its last block is the
--- same for Z and the AEAD's input, so P = P_Z + (L - L_Z) * r (mod 2^130 - 5). OpenSSL
--- gives tag_Z = (P_Z + s) mod 2^128 only; P_Z < 2^130 - 5 leaves at most five
--- candidates, each checked.
-local P1305, TWO128
-local function le_bn(s) return ossl.bignum.fromBinary(string.reverse(s)) end
+    -- ChaCha20-Poly1305 (RFC 8439): the Poly1305 accumulator before its last block is the
+    -- same for Z and the AEAD's input, so P = P_Z + (L - L_Z) * r (mod 2^130 - 5). OpenSSL
+    -- gives tag_Z = (P_Z + s) mod 2^128 only; P_Z < 2^130 - 5 leaves at most five
+    -- candidates, each checked.
+    local P1305, TWO128
+    local function le_bn(s) return ossl.bignum.fromBinary(string.reverse(s)) end
 
-local function chacha_open(key, nonce, aad, ct, tag)
-    local bn = ossl.bignum
-    if not P1305 then
-        P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
-        TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
-    end
-    local iv1 = "\1\0\0\0" .. nonce
-    local z = aad .. pad16(aad) .. ct
-    local enc = ossl.cipher.new("chacha20-poly1305")
-    enc:encrypt(key, nonce)
-    enc:update(cipher_run("chacha20", false, key, iv1, z))
-    enc:final()
-    local tz = enc:getTag(16)
-    local otk = cipher_run("chacha20", true, key, "\0\0\0\0" .. nonce, srep("\0", 32))
-    local rb = { sbyte(otk, 1, 16) }
-    for _, i in ipairs({ 4, 8, 12, 16 }) do rb[i] = rb[i] % 16 end
-    for _, i in ipairs({ 5, 9, 13 }) do rb[i] = rb[i] - rb[i] % 4 end
-    local r = le_bn(schar(table_unpack(rb)))
-    local s = le_bn(ssub(otk, 17, 32))
-    local delta = (le_bn(pack_le64(#aad) .. pack_le64(#ct)) - le_bn(pack_le64(0) .. pack_le64(#z))) * r
-    local want = le_bn(tag)
-    local base = le_bn(tz) - s
-    for k = 0, 4 do
-        local pz = base + TWO128 * bn.new(k)
-        if not (pz < bn.new(0)) and pz < P1305 then
-            if ((pz + delta) % P1305 + s) % TWO128 == want then
-                return cipher_run("chacha20", false, key, iv1, ct)
+    local function chacha_open(key, nonce, aad, ct, tag)
+        local bn = ossl.bignum
+        if not P1305 then
+            P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
+            TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
+        end
+        local iv1 = "\1\0\0\0" .. nonce
+        local z = aad .. pad16(aad) .. ct
+        local enc = ossl.cipher.new("chacha20-poly1305")
+        enc:encrypt(key, nonce)
+        enc:update(cipher_run("chacha20", false, key, iv1, z))
+        enc:final()
+        local tz = enc:getTag(16)
+        local otk = cipher_run("chacha20", true, key, "\0\0\0\0" .. nonce, srep("\0", 32))
+        local rb = { sbyte(otk, 1, 16) }
+        for _, i in ipairs({ 4, 8, 12, 16 }) do rb[i] = rb[i] % 16 end
+        for _, i in ipairs({ 5, 9, 13 }) do rb[i] = rb[i] - rb[i] % 4 end
+        local r = le_bn(schar(table_unpack(rb)))
+        local s = le_bn(ssub(otk, 17, 32))
+        local delta = (le_bn(pack_le64(#aad) .. pack_le64(#ct)) - le_bn(pack_le64(0) .. pack_le64(#z))) * r
+        local want = le_bn(tag)
+        local base = le_bn(tz) - s
+        for k = 0, 4 do
+            local pz = base + TWO128 * bn.new(k)
+            if not (pz < bn.new(0)) and pz < P1305 then
+                if ((pz + delta) % P1305 + s) % TWO128 == want then
+                    return cipher_run("chacha20", false, key, iv1, ct)
+                end
             end
         end
+        return nil
     end
-    return nil
-end
 
--- body = ciphertext || 16-byte tag. Returns the plaintext, or nil when it does not verify.
-local function aead_open(aead, key, nonce, aad, body)
-    if #body < 16 then return nil end
-    local ct, tag = ssub(body, 1, #body - 16), ssub(body, #body - 15)
-    if aead == 0x10 then return chacha_open(key, nonce, aad, ct, tag) end
-    if aead == 0x01 or aead == 0x02 then return gcm_open(key, nonce, aad, ct, tag) end
-    return nil
+    -- body = ciphertext || 16-byte tag. Returns the plaintext, or nil when it does not verify.
+    function aead_open(aead, key, nonce, aad, body)
+        if #body < 16 then return nil end
+        local ct, tag = ssub(body, 1, #body - 16), ssub(body, #body - 15)
+        if aead == 0x10 then return chacha_open(key, nonce, aad, ct, tag) end
+        if aead == 0x01 or aead == 0x02 then return gcm_open(key, nonce, aad, ct, tag) end
+        return nil
+    end
+    M.aead_open = aead_open
 end
-M.aead_open = aead_open
 
 -- N = frame_ID XOR NR, frame_ID = 4 zero bytes || offset as u64 (RFC 8548 §3.6, §4.2.3)
 local function frame_nonce(nr, offset)
@@ -286,289 +290,292 @@ M.traffic_key = traffic_key
 -- double-and-add in Jacobian coordinates, with point decompression and validation. All
 -- on luaossl's bignum (BN_mod_* in C); run once per connection, so simple beats fast.
 -- Nothing here needs to be constant-time: the analyzer only reads logged keys.
-local EC = {}
+local validate_public, public_of, shared_secret, x_mont
+do
+    local EC = {}
 
-local function bn_hex(h) return ossl.bignum.fromBinary(fromhex(h)) end
+    local function bn_hex(h) return ossl.bignum.fromBinary(fromhex(h)) end
 
-local function bn_bytes_be(x, len)
-    local b = x:toBinary()
-    if #b > len then return nil end
-    return srep("\0", len - #b) .. b
-end
-
-local function ec_params()
-    if EC.ready then return EC end
-    local bn = ossl.bignum
-    local p25519 = bn.new(2) ^ bn.new(255) - bn.new(19)
-    local p448 = bn.new(2) ^ bn.new(448) - bn.new(2) ^ bn.new(224) - bn.new(1)
-    EC.mont = {
-        [0x23] = { p = p25519, a24 = bn.new(121665), bits = 255, len = 32, name = "X25519" },
-        [0x24] = { p = p448, a24 = bn.new(39081), bits = 448, len = 56, name = "X448" },
-    }
-    EC.nist = {
-        [0x21] = { name = "P-256", len = 32,
-            p = bn_hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-            b = bn_hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-            n = bn_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-            gx = bn_hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-            gy = bn_hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5") },
-        [0x22] = { name = "P-521", len = 66,
-            p = bn.new(2) ^ bn.new(521) - bn.new(1),
-            b = bn_hex("0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e1" ..
-                       "56193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00"),
-            n = bn_hex("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" ..
-                       "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
-            gx = bn_hex("00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3d" ..
-                        "baa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66"),
-            gy = bn_hex("011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e66" ..
-                        "2c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650") },
-    }
-    for _, c in pairs(EC.nist) do
-        c.sqrt_exp = (c.p + bn.new(1)) / bn.new(4) -- p = 3 (mod 4) for both curves
-        c.inv_exp = c.p - bn.new(2)
+    local function bn_bytes_be(x, len)
+        local b = x:toBinary()
+        if #b > len then return nil end
+        return srep("\0", len - #b) .. b
     end
-    EC.ready = true
-    return EC
-end
 
--- RFC 7748 §5: decodeScalar and the ladder; u is read little-endian (X25519 masks bit 255)
-local function x_mont(tep, scalar, ucoord)
-    local c = ec_params().mont[tep]
-    local bn = ossl.bignum
-    local p, len = c.p, c.len
-    if #scalar ~= len or #ucoord ~= len then return nil end
-    local k = { sbyte(scalar, 1, len) }
-    local ub = { sbyte(ucoord, 1, len) }
-    if tep == 0x23 then
-        k[1] = k[1] - k[1] % 8
-        k[32] = k[32] % 128 + 64 - (floor(k[32] / 64) % 2) * 64
-        ub[32] = ub[32] % 128
-    else
-        k[1] = k[1] - k[1] % 4
-        k[56] = k[56] % 128 + 128
-    end
-    local x1 = bn.fromBinary(string.reverse(schar(table_unpack(ub)))) % p
-    local x2, z2, x3, z3 = bn.new(1), bn.new(0), x1, bn.new(1)
-    local swap = 0
-    for t = c.bits - 1, 0, -1 do
-        local kt = floor(k[floor(t / 8) + 1] / 2 ^ (t % 8)) % 2
-        if swap ~= kt then x2, x3, z2, z3 = x3, x2, z3, z2 end
-        swap = kt
-        local a = x2:mod_add(z2, p)
-        local aa = a:mod_sqr(p)
-        local b = x2:mod_sub(z2, p)
-        local bb = b:mod_sqr(p)
-        local e = aa:mod_sub(bb, p)
-        local cc = x3:mod_add(z3, p)
-        local d = x3:mod_sub(z3, p)
-        local da = d:mod_mul(a, p)
-        local cb = cc:mod_mul(b, p)
-        x3 = da:mod_add(cb, p):mod_sqr(p)
-        z3 = x1:mod_mul(da:mod_sub(cb, p):mod_sqr(p), p)
-        x2 = aa:mod_mul(bb, p)
-        z2 = e:mod_mul(aa:mod_add(c.a24:mod_mul(e, p), p), p)
-    end
-    if swap == 1 then x2, z2 = x3, z3 end
-    local out = x2:mod_mul(z2:mod_exp(p - bn.new(2), p), p)
-    return string.reverse(bn_bytes_be(out, len))
-end
-M.x_mont = x_mont
-
--- NIST curves: points are { x, y, z } Jacobian, nil is the point at infinity
-local function jac_double(c, q)
-    if q == nil then return nil end
-    local p = c.p
-    local x1, y1, z1 = q[1], q[2], q[3]
-    if y1 == ossl.bignum.new(0) then return nil end
-    local delta = z1:mod_sqr(p)
-    local gamma = y1:mod_sqr(p)
-    local beta = x1:mod_mul(gamma, p)
-    local alpha = x1:mod_sub(delta, p):mod_mul(x1:mod_add(delta, p), p)
-    alpha = alpha:mod_add(alpha, p):mod_add(alpha, p)
-    local beta4 = beta:mod_add(beta, p)
-    beta4 = beta4:mod_add(beta4, p)
-    local x3 = alpha:mod_sqr(p):mod_sub(beta4:mod_add(beta4, p), p)
-    local z3 = y1:mod_add(z1, p):mod_sqr(p):mod_sub(gamma, p):mod_sub(delta, p)
-    local g2 = gamma:mod_sqr(p)
-    local g8 = g2:mod_add(g2, p)
-    g8 = g8:mod_add(g8, p)
-    g8 = g8:mod_add(g8, p)
-    local y3 = alpha:mod_mul(beta4:mod_sub(x3, p), p):mod_sub(g8, p)
-    return { x3, y3, z3 }
-end
-
-local function jac_add(c, q1, q2)
-    if q1 == nil then return q2 end
-    if q2 == nil then return q1 end
-    local p = c.p
-    local z1z1, z2z2 = q1[3]:mod_sqr(p), q2[3]:mod_sqr(p)
-    local u1, u2 = q1[1]:mod_mul(z2z2, p), q2[1]:mod_mul(z1z1, p)
-    local s1 = q1[2]:mod_mul(q2[3], p):mod_mul(z2z2, p)
-    local s2 = q2[2]:mod_mul(q1[3], p):mod_mul(z1z1, p)
-    if u1 == u2 then
-        if s1 == s2 then return jac_double(c, q1) end
-        return nil
-    end
-    local h = u2:mod_sub(u1, p)
-    local i = h:mod_add(h, p):mod_sqr(p)
-    local j = h:mod_mul(i, p)
-    local r = s2:mod_sub(s1, p)
-    r = r:mod_add(r, p)
-    local v = u1:mod_mul(i, p)
-    local x3 = r:mod_sqr(p):mod_sub(j, p):mod_sub(v:mod_add(v, p), p)
-    local s1j = s1:mod_mul(j, p)
-    local y3 = r:mod_mul(v:mod_sub(x3, p), p):mod_sub(s1j:mod_add(s1j, p), p)
-    local z3 = q1[3]:mod_add(q2[3], p):mod_sqr(p):mod_sub(z1z1, p):mod_sub(z2z2, p):mod_mul(h, p)
-    return { x3, y3, z3 }
-end
-
--- k * (x, y) for a big-endian scalar string k; the affine x and y, or nil (infinity)
-local function nist_mul(c, k, x, y)
-    local bn = ossl.bignum
-    local base = { x, y, bn.new(1) }
-    local acc = nil
-    for i = 1, #k do
-        local byte = sbyte(k, i)
-        for bit = 7, 0, -1 do
-            acc = jac_double(c, acc)
-            if floor(byte / 2 ^ bit) % 2 == 1 then acc = jac_add(c, acc, base) end
+    local function ec_params()
+        if EC.ready then return EC end
+        local bn = ossl.bignum
+        local p25519 = bn.new(2) ^ bn.new(255) - bn.new(19)
+        local p448 = bn.new(2) ^ bn.new(448) - bn.new(2) ^ bn.new(224) - bn.new(1)
+        EC.mont = {
+            [0x23] = { p = p25519, a24 = bn.new(121665), bits = 255, len = 32, name = "X25519" },
+            [0x24] = { p = p448, a24 = bn.new(39081), bits = 448, len = 56, name = "X448" },
+        }
+        EC.nist = {
+            [0x21] = { name = "P-256", len = 32,
+                p = bn_hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+                b = bn_hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+                n = bn_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+                gx = bn_hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+                gy = bn_hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5") },
+            [0x22] = { name = "P-521", len = 66,
+                p = bn.new(2) ^ bn.new(521) - bn.new(1),
+                b = bn_hex("0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e1" ..
+                           "56193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00"),
+                n = bn_hex("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" ..
+                           "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
+                gx = bn_hex("00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3d" ..
+                            "baa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66"),
+                gy = bn_hex("011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e66" ..
+                            "2c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650") },
+        }
+        for _, c in pairs(EC.nist) do
+            c.sqrt_exp = (c.p + bn.new(1)) / bn.new(4) -- p = 3 (mod 4) for both curves
+            c.inv_exp = c.p - bn.new(2)
         end
+        EC.ready = true
+        return EC
     end
-    if acc == nil then return nil end
-    local zinv = acc[3]:mod_exp(c.inv_exp, c.p)
-    local zinv2 = zinv:mod_sqr(c.p)
-    return acc[1]:mod_mul(zinv2, c.p), acc[2]:mod_mul(zinv2:mod_mul(zinv, c.p), c.p)
-end
 
--- a NIST point (02/03 || X or 04 || X || Y, no length prefix) -> x, y; or nil, why
-local function nist_decode(tep, point)
-    local c = ec_params().nist[tep]
-    local bn = ossl.bignum
-    local n = #point
-    local first = sbyte(point, 1)
-    local x, y
-    if n == 1 + c.len and (first == 2 or first == 3) then
-        x = bn.fromBinary(ssub(point, 2))
-    elseif n == 1 + 2 * c.len and first == 4 then
-        x, y = bn.fromBinary(ssub(point, 2, 1 + c.len)), bn.fromBinary(ssub(point, 2 + c.len))
-    else
-        return nil, "not a " .. c.name .. " point encoding (" .. istr(n) .. " bytes)"
+    -- RFC 7748 §5: decodeScalar and the ladder; u is read little-endian (X25519 masks bit 255)
+    function x_mont(tep, scalar, ucoord)
+        local c = ec_params().mont[tep]
+        local bn = ossl.bignum
+        local p, len = c.p, c.len
+        if #scalar ~= len or #ucoord ~= len then return nil end
+        local k = { sbyte(scalar, 1, len) }
+        local ub = { sbyte(ucoord, 1, len) }
+        if tep == 0x23 then
+            k[1] = k[1] - k[1] % 8
+            k[32] = k[32] % 128 + 64 - (floor(k[32] / 64) % 2) * 64
+            ub[32] = ub[32] % 128
+        else
+            k[1] = k[1] - k[1] % 4
+            k[56] = k[56] % 128 + 128
+        end
+        local x1 = bn.fromBinary(string.reverse(schar(table_unpack(ub)))) % p
+        local x2, z2, x3, z3 = bn.new(1), bn.new(0), x1, bn.new(1)
+        local swap = 0
+        for t = c.bits - 1, 0, -1 do
+            local kt = floor(k[floor(t / 8) + 1] / 2 ^ (t % 8)) % 2
+            if swap ~= kt then x2, x3, z2, z3 = x3, x2, z3, z2 end
+            swap = kt
+            local a = x2:mod_add(z2, p)
+            local aa = a:mod_sqr(p)
+            local b = x2:mod_sub(z2, p)
+            local bb = b:mod_sqr(p)
+            local e = aa:mod_sub(bb, p)
+            local cc = x3:mod_add(z3, p)
+            local d = x3:mod_sub(z3, p)
+            local da = d:mod_mul(a, p)
+            local cb = cc:mod_mul(b, p)
+            x3 = da:mod_add(cb, p):mod_sqr(p)
+            z3 = x1:mod_mul(da:mod_sub(cb, p):mod_sqr(p), p)
+            x2 = aa:mod_mul(bb, p)
+            z2 = e:mod_mul(aa:mod_add(c.a24:mod_mul(e, p), p), p)
+        end
+        if swap == 1 then x2, z2 = x3, z3 end
+        local out = x2:mod_mul(z2:mod_exp(p - bn.new(2), p), p)
+        return string.reverse(bn_bytes_be(out, len))
     end
-    local p = c.p
-    if not (x < p) or (y and not (y < p)) then return nil, "a coordinate is not below the field prime" end
-    local rhs = x:mod_sqr(p):mod_mul(x, p):mod_sub(x:mod_add(x, p):mod_add(x, p), p):mod_add(c.b, p)
-    if y then
-        if y:mod_sqr(p) ~= rhs then return nil, "the point is not on the curve" end
+    M.x_mont = x_mont
+
+    -- NIST curves: points are { x, y, z } Jacobian, nil is the point at infinity
+    local function jac_double(c, q)
+        if q == nil then return nil end
+        local p = c.p
+        local x1, y1, z1 = q[1], q[2], q[3]
+        if y1 == ossl.bignum.new(0) then return nil end
+        local delta = z1:mod_sqr(p)
+        local gamma = y1:mod_sqr(p)
+        local beta = x1:mod_mul(gamma, p)
+        local alpha = x1:mod_sub(delta, p):mod_mul(x1:mod_add(delta, p), p)
+        alpha = alpha:mod_add(alpha, p):mod_add(alpha, p)
+        local beta4 = beta:mod_add(beta, p)
+        beta4 = beta4:mod_add(beta4, p)
+        local x3 = alpha:mod_sqr(p):mod_sub(beta4:mod_add(beta4, p), p)
+        local z3 = y1:mod_add(z1, p):mod_sqr(p):mod_sub(gamma, p):mod_sub(delta, p)
+        local g2 = gamma:mod_sqr(p)
+        local g8 = g2:mod_add(g2, p)
+        g8 = g8:mod_add(g8, p)
+        g8 = g8:mod_add(g8, p)
+        local y3 = alpha:mod_mul(beta4:mod_sub(x3, p), p):mod_sub(g8, p)
+        return { x3, y3, z3 }
+    end
+
+    local function jac_add(c, q1, q2)
+        if q1 == nil then return q2 end
+        if q2 == nil then return q1 end
+        local p = c.p
+        local z1z1, z2z2 = q1[3]:mod_sqr(p), q2[3]:mod_sqr(p)
+        local u1, u2 = q1[1]:mod_mul(z2z2, p), q2[1]:mod_mul(z1z1, p)
+        local s1 = q1[2]:mod_mul(q2[3], p):mod_mul(z2z2, p)
+        local s2 = q2[2]:mod_mul(q1[3], p):mod_mul(z1z1, p)
+        if u1 == u2 then
+            if s1 == s2 then return jac_double(c, q1) end
+            return nil
+        end
+        local h = u2:mod_sub(u1, p)
+        local i = h:mod_add(h, p):mod_sqr(p)
+        local j = h:mod_mul(i, p)
+        local r = s2:mod_sub(s1, p)
+        r = r:mod_add(r, p)
+        local v = u1:mod_mul(i, p)
+        local x3 = r:mod_sqr(p):mod_sub(j, p):mod_sub(v:mod_add(v, p), p)
+        local s1j = s1:mod_mul(j, p)
+        local y3 = r:mod_mul(v:mod_sub(x3, p), p):mod_sub(s1j:mod_add(s1j, p), p)
+        local z3 = q1[3]:mod_add(q2[3], p):mod_sqr(p):mod_sub(z1z1, p):mod_sub(z2z2, p):mod_mul(h, p)
+        return { x3, y3, z3 }
+    end
+
+    -- k * (x, y) for a big-endian scalar string k; the affine x and y, or nil (infinity)
+    local function nist_mul(c, k, x, y)
+        local bn = ossl.bignum
+        local base = { x, y, bn.new(1) }
+        local acc = nil
+        for i = 1, #k do
+            local byte = sbyte(k, i)
+            for bit = 7, 0, -1 do
+                acc = jac_double(c, acc)
+                if floor(byte / 2 ^ bit) % 2 == 1 then acc = jac_add(c, acc, base) end
+            end
+        end
+        if acc == nil then return nil end
+        local zinv = acc[3]:mod_exp(c.inv_exp, c.p)
+        local zinv2 = zinv:mod_sqr(c.p)
+        return acc[1]:mod_mul(zinv2, c.p), acc[2]:mod_mul(zinv2:mod_mul(zinv, c.p), c.p)
+    end
+
+    -- a NIST point (02/03 || X or 04 || X || Y, no length prefix) -> x, y; or nil, why
+    local function nist_decode(tep, point)
+        local c = ec_params().nist[tep]
+        local bn = ossl.bignum
+        local n = #point
+        local first = sbyte(point, 1)
+        local x, y
+        if n == 1 + c.len and (first == 2 or first == 3) then
+            x = bn.fromBinary(ssub(point, 2))
+        elseif n == 1 + 2 * c.len and first == 4 then
+            x, y = bn.fromBinary(ssub(point, 2, 1 + c.len)), bn.fromBinary(ssub(point, 2 + c.len))
+        else
+            return nil, "not a " .. c.name .. " point encoding (" .. istr(n) .. " bytes)"
+        end
+        local p = c.p
+        if not (x < p) or (y and not (y < p)) then return nil, "a coordinate is not below the field prime" end
+        local rhs = x:mod_sqr(p):mod_mul(x, p):mod_sub(x:mod_add(x, p):mod_add(x, p), p):mod_add(c.b, p)
+        if y then
+            if y:mod_sqr(p) ~= rhs then return nil, "the point is not on the curve" end
+            return x, y
+        end
+        y = rhs:mod_exp(c.sqrt_exp, p)
+        if y:mod_sqr(p) ~= rhs then return nil, "no point on the curve has this x-coordinate" end
+        local odd = sbyte(bn_bytes_be(y, c.len), c.len) % 2
+        if odd ~= first - 2 then y = p - y end
+        if y == p then y = bn.new(0) end
         return x, y
     end
-    y = rhs:mod_exp(c.sqrt_exp, p)
-    if y:mod_sqr(p) ~= rhs then return nil, "no point on the curve has this x-coordinate" end
-    local odd = sbyte(bn_bytes_be(y, c.len), c.len) % 2
-    if odd ~= first - 2 then y = p - y end
-    if y == p then y = bn.new(0) end
-    return x, y
-end
 
-local function nist_encode(c, x, y, compressed)
-    local xb, yb = bn_bytes_be(x, c.len), bn_bytes_be(y, c.len)
-    if compressed then return schar(2 + sbyte(yb, c.len) % 2) .. xb end
-    return "\4" .. xb .. yb
-end
+    local function nist_encode(c, x, y, compressed)
+        local xb, yb = bn_bytes_be(x, c.len), bn_bytes_be(y, c.len)
+        if compressed then return schar(2 + sbyte(yb, c.len) % 2) .. xb end
+        return "\4" .. xb .. yb
+    end
 
--- Every encoding of the X25519/X448 points of small order (RFC 7748 §6, §7), as the
--- Python side lists them: the shared secret with them is all-zero.
-local SMALL_ORDER = nil
-local function small_order(tep)
-    if not SMALL_ORDER then
-        local bn = ossl.bignum
-        local params = ec_params().mont
-        SMALL_ORDER = { [0x23] = {}, [0x24] = {} }
-        local p = params[0x23].p
-        local two255 = bn.new(2) ^ bn.new(255)
-        local us = { bn.new(0), bn.new(1),
-            bn.fromBinary(fromhex("00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0")),
-            bn.fromBinary(fromhex("57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f")),
-            p - bn.new(1) }
-        for _, u in ipairs(us) do
-            for _, v in ipairs({ u, u + p }) do
-                if v < two255 then
-                    for _, top in ipairs({ bn.new(0), two255 }) do
-                        SMALL_ORDER[0x23][string.reverse(bn_bytes_be(v + top, 32))] = true
+    -- Every encoding of the X25519/X448 points of small order (RFC 7748 §6, §7), as the
+    -- Python side lists them: the shared secret with them is all-zero.
+    local SMALL_ORDER = nil
+    local function small_order(tep)
+        if not SMALL_ORDER then
+            local bn = ossl.bignum
+            local params = ec_params().mont
+            SMALL_ORDER = { [0x23] = {}, [0x24] = {} }
+            local p = params[0x23].p
+            local two255 = bn.new(2) ^ bn.new(255)
+            local us = { bn.new(0), bn.new(1),
+                bn.fromBinary(fromhex("00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0")),
+                bn.fromBinary(fromhex("57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f")),
+                p - bn.new(1) }
+            for _, u in ipairs(us) do
+                for _, v in ipairs({ u, u + p }) do
+                    if v < two255 then
+                        for _, top in ipairs({ bn.new(0), two255 }) do
+                            SMALL_ORDER[0x23][string.reverse(bn_bytes_be(v + top, 32))] = true
+                        end
                     end
                 end
             end
-        end
-        local q = params[0x24].p
-        local two448 = bn.new(2) ^ bn.new(448)
-        for _, u in ipairs({ bn.new(0), bn.new(1), q - bn.new(1) }) do
-            for _, v in ipairs({ u, u + q }) do
-                if v < two448 then SMALL_ORDER[0x24][string.reverse(bn_bytes_be(v, 56))] = true end
+            local q = params[0x24].p
+            local two448 = bn.new(2) ^ bn.new(448)
+            for _, u in ipairs({ bn.new(0), bn.new(1), q - bn.new(1) }) do
+                for _, v in ipairs({ u, u + q }) do
+                    if v < two448 then SMALL_ORDER[0x24][string.reverse(bn_bytes_be(v, 56))] = true end
+                end
             end
         end
+        return SMALL_ORDER[tep]
     end
-    return SMALL_ORDER[tep]
-end
 
--- Why a received public key is unusable (RFC 8548 §5), or nil. Needs luaossl.
-local function validate_public(tep, point)
-    if not ossl.ok then return nil end
-    local info = TEPS[tep or 0]
-    if not info then return nil end
-    if not info.prefix then
-        if small_order(tep)[point] then return "a small-order point: every shared secret with it is all-zero" end
-        if #point ~= info.point then return istr(#point) .. " bytes, expected " .. istr(info.point) end
+    -- Why a received public key is unusable (RFC 8548 §5), or nil. Needs luaossl.
+    function validate_public(tep, point)
+        if not ossl.ok then return nil end
+        local info = TEPS[tep or 0]
+        if not info then return nil end
+        if not info.prefix then
+            if small_order(tep)[point] then return "a small-order point: every shared secret with it is all-zero" end
+            if #point ~= info.point then return istr(#point) .. " bytes, expected " .. istr(info.point) end
+            return nil
+        end
+        local x, why = nist_decode(tep, point)
+        if not x then return "not a valid " .. info.name .. " public key: " .. why end
         return nil
     end
-    local x, why = nist_decode(tep, point)
-    if not x then return "not a valid " .. info.name .. " public key: " .. why end
-    return nil
-end
-M.validate_public = validate_public
+    M.validate_public = validate_public
 
--- The public key of a logged private key, in both encodings (X25519/X448: one)
-local function public_of(tep, private)
-    if tep == 0x23 or tep == 0x24 then
-        local len = ec_params().mont[tep].len
-        if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
-        local base = (tep == 0x23) and ("\9" .. srep("\0", 31)) or ("\5" .. srep("\0", 55))
-        local pub = x_mont(tep, private, base)
-        return pub, pub
-    end
-    local c = ec_params().nist[tep]
-    if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
-    local d = ossl.bignum.fromBinary(private)
-    if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
-    local x, y = nist_mul(c, private, c.gx, c.gy)
-    return nist_encode(c, x, y, true), nist_encode(c, x, y, false)
-end
-M.public_of = public_of
-
--- ES (RFC 8548 §5): X25519/X448, or the x-coordinate of d * Q (ECSVDP-DH); nil, why
-local function shared_secret(tep, private, peer)
-    if not ossl.ok then return nil, "lua-luaossl is not available" end
-    local info = TEPS[tep or 0]
-    if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
-    local es
-    if tep == 0x23 or tep == 0x24 then
-        local len = ec_params().mont[tep].len
-        if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
-        if #peer ~= len then return nil, "the peer's key is " .. istr(#peer) .. " bytes, expected " .. istr(len) end
-        es = x_mont(tep, private, peer)
-    else
+    -- The public key of a logged private key, in both encodings (X25519/X448: one)
+    function public_of(tep, private)
+        if tep == 0x23 or tep == 0x24 then
+            local len = ec_params().mont[tep].len
+            if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+            local base = (tep == 0x23) and ("\9" .. srep("\0", 31)) or ("\5" .. srep("\0", 55))
+            local pub = x_mont(tep, private, base)
+            return pub, pub
+        end
         local c = ec_params().nist[tep]
         if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
         local d = ossl.bignum.fromBinary(private)
         if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
-        local x, y = nist_decode(tep, peer)
-        if not x then return nil, "not a valid " .. c.name .. " public key: " .. y end
-        local sx = nist_mul(c, private, x, y)
-        if not sx then return nil, "the shared point is the point at infinity" end
-        es = bn_bytes_be(sx, c.len)
+        local x, y = nist_mul(c, private, c.gx, c.gy)
+        return nist_encode(c, x, y, true), nist_encode(c, x, y, false)
     end
-    if not string.find(es, "[^%z]") then return nil, "all-zero shared secret" end
-    return es
+    M.public_of = public_of
+
+    -- ES (RFC 8548 §5): X25519/X448, or the x-coordinate of d * Q (ECSVDP-DH); nil, why
+    function shared_secret(tep, private, peer)
+        if not ossl.ok then return nil, "lua-luaossl is not available" end
+        local info = TEPS[tep or 0]
+        if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
+        local es
+        if tep == 0x23 or tep == 0x24 then
+            local len = ec_params().mont[tep].len
+            if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+            if #peer ~= len then return nil, "the peer's key is " .. istr(#peer) .. " bytes, expected " .. istr(len) end
+            es = x_mont(tep, private, peer)
+        else
+            local c = ec_params().nist[tep]
+            if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
+            local d = ossl.bignum.fromBinary(private)
+            if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
+            local x, y = nist_decode(tep, peer)
+            if not x then return nil, "not a valid " .. c.name .. " public key: " .. y end
+            local sx = nist_mul(c, private, x, y)
+            if not sx then return nil, "the shared point is the point at infinity" end
+            es = bn_bytes_be(sx, c.len)
+        end
+        if not string.find(es, "[^%z]") then return nil, "all-zero shared secret" end
+        return es
+    end
+    M.shared_secret = shared_secret
 end
-M.shared_secret = shared_secret
 
 -- ------------------------------------------------------------------ key log (digest §3)
 -- One entry per line, LABEL <hex> ...; '#' comments; malformed lines are skipped with a
@@ -668,15 +675,18 @@ local function keylog_store(label, values)
     end
 end
 
-local function parse_keylog_text(text, name)
+-- first_line: lines of the same file already read (nil: the key-log file's count, which
+-- then grows); returns the number of lines read
+local function parse_keylog_text(text, name, first_line)
     local lineno = 0
+    local base = first_line or KEYLOG.lines
     for line in string.gmatch(text .. "\n", "([^\r\n]*)\r?\n") do
         lineno = lineno + 1
         local label, values = parse_keylog_line(line)
         if label then
             keylog_store(label, values)
         elseif values then
-            local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(KEYLOG.lines + lineno) ..
+            local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(base + lineno) ..
                 ": " .. values .. "; line skipped"
             if #KEYLOG.errors < 100 then
                 KEYLOG.errors[#KEYLOG.errors + 1] = msg
@@ -684,7 +694,8 @@ local function parse_keylog_text(text, name)
             end
         end
     end
-    KEYLOG.lines = KEYLOG.lines + lineno - 1
+    if not first_line then KEYLOG.lines = KEYLOG.lines + lineno - 1 end
+    return lineno - 1
 end
 M.parse_keylog_text = parse_keylog_text
 M.KEYLOG = KEYLOG
@@ -698,10 +709,16 @@ local function keylog_path()
     return nil
 end
 
+-- key logs embedded in the capture (pcapng Decryption Secrets Blocks), in file order
+local EMBEDDED = { texts = {}, name = "Decryption Secrets Block" }
+
 local function keylog_reset()
     KEYLOG.secrets, KEYLOG.masters, KEYLOG.traffic, KEYLOG.privates = {}, {}, {}, {}
     KEYLOG.size, KEYLOG.lines, KEYLOG.unknown, KEYLOG.errors, KEYLOG.pending_errors = -1, 0, 0, {}, {}
     KEYLOG.generation = KEYLOG.generation + 1
+    for i, text in ipairs(EMBEDDED.texts) do
+        parse_keylog_text(text, EMBEDDED.name .. " " .. istr(i), 0)
+    end
 end
 
 local function keylog_empty()
@@ -756,6 +773,183 @@ local function keylog_refresh()
     f:close()
 end
 
+-- ------------------------------------------------------------------ key logs embedded in pcapng
+-- Wireshark gives the Decryption Secrets Blocks of a pcapng file to the protocols it
+-- knows (TLS, WireGuard, ...), not to Lua, so the plugin reads the capture file itself
+-- when it can tell which file that is: the -r argument (or, for Wireshark, the file
+-- named last) on the command line (/proc/self/cmdline: Linux). It follows the file block
+-- by block alongside the first pass, so a block counts from the packet after it, as in
+-- a single-pass reader, and uses nothing until the file's first packet has the bytes of
+-- the first packet being dissected. Otherwise the first tcpcrypt packet without keys
+-- says how to get embedded keys out (tcpinc-analyze extract-secrets).
+local SCAN, scan_open, scan_until
+do
+    local DSB_BLOCK, DSB_TCPC = 0x0000000A, 0x54435043
+    SCAN = { state = "new" }
+
+    local function read_cmdline()
+        local f = io.open("/proc/self/cmdline", "rb")
+        if not f then return nil end
+        local raw = f:read("*a") or ""
+        f:close()
+        local args = {}
+        for a in string.gmatch(raw, "([^%z]*)%z") do args[#args + 1] = a end
+        return args
+    end
+
+    -- the capture's path, "-" for standard input, or nil (live capture, or not known)
+    local function capture_path(args)
+        local file, live = nil, false
+        local i = 2
+        while i <= #args do
+            local a = args[i]
+            if a == "-r" or a == "--read-file" then
+                file = args[i + 1]
+                i = i + 1
+            elseif ssub(a, 1, 2) == "-r" then
+                file = ssub(a, 3)
+            elseif ssub(a, 1, 12) == "--read-file=" then
+                file = ssub(a, 13)
+            elseif a == "-i" or ssub(a, 1, 2) == "-i" or ssub(a, 1, 11) == "--interface" then
+                live = true
+            end
+            i = i + 1
+        end
+        if not file and in_gui_process and #args >= 2 and ssub(args[#args], 1, 1) ~= "-" then
+            file = args[#args]
+        end
+        return file, live
+    end
+
+    local function scan_u32(s, i, le)
+        local a, b, c, d = sbyte(s, i, i + 3)
+        if le then a, b, c, d = d, c, b, a end
+        return ((a * 256 + b) * 256 + c) * 256 + d
+    end
+
+    -- state: "new" -> "reading" (pcapng, verifying) -> "verified" | "done"; "none" (no file:
+    -- live capture), "off" (not pcapng: no secrets blocks), "unreadable" (stdin, compressed,
+    -- unknown file, or a file that is not the capture being dissected)
+    function scan_open()
+        SCAN = { state = "none", packets = 0, pending = {} }
+        local args = read_cmdline()
+        if not args then
+            SCAN.state = in_gui_process and "unreadable" or "none"
+            SCAN.why = "the command line cannot be read here"
+            return
+        end
+        local path, live = capture_path(args)
+        if not path then
+            if in_gui_process and not live then
+                SCAN.state, SCAN.why = "unreadable", "the plugin cannot tell which file Wireshark opened"
+            end
+            return
+        end
+        SCAN.path = path
+        if path == "-" then
+            SCAN.state, SCAN.why = "unreadable", "the capture is read from standard input"
+            return
+        end
+        local f = io.open(path, "rb")
+        if not f then
+            SCAN.state, SCAN.why = "unreadable", "cannot open " .. (string.match(path, "[^/\\]+$") or path)
+            return
+        end
+        local head = f:read(12) or ""
+        if #head >= 4 and be32(head, 1) == 0x0A0D0D0A and #head >= 12 then
+            local bom = ssub(head, 9, 12)
+            SCAN.le = bom == "\77\60\43\26"
+            if not SCAN.le and bom ~= "\26\43\60\77" then
+                f:close()
+                SCAN.state, SCAN.why = "unreadable", "unknown pcapng byte order"
+                return
+            end
+            SCAN.file, SCAN.pos, SCAN.state = f, 0, "reading"
+            return
+        end
+        f:close()
+        if sbyte(head, 1) == 0x1f and sbyte(head, 2) == 0x8b then
+            SCAN.state, SCAN.why = "unreadable", "the file is compressed"
+        elseif #head >= 4 and be32(head, 1) == 0x0A0D0D0A then
+            SCAN.state, SCAN.why = "unreadable", "the file is too short"
+        else
+            SCAN.state = "off"
+        end
+    end
+
+    local function scan_close(state, why)
+        if SCAN.file then pcall(function() SCAN.file:close() end) end
+        SCAN.file = nil
+        SCAN.state, SCAN.why = state, why or SCAN.why
+    end
+
+    local function scan_use(text)
+        EMBEDDED.texts[#EMBEDDED.texts + 1] = text
+        parse_keylog_text(text, EMBEDDED.name .. " " .. istr(#EMBEDDED.texts) .. " of " .. SCAN.path, 0)
+        KEYLOG.generation = KEYLOG.generation + 1
+    end
+
+    -- Read blocks up to and including the number-th packet block. first_bytes: the
+    -- dissected packet 1 (checked against the file's first packet).
+    function scan_until(number, first_bytes)
+        if SCAN.state ~= "reading" and SCAN.state ~= "verified" then return end
+        local f = SCAN.file
+        local guard = 0
+        while SCAN.packets < number and guard < 100000 do
+            guard = guard + 1
+            f:seek("set", SCAN.pos)
+            local head = f:read(12)
+            if not head or #head < 12 then return scan_close("done") end
+            local btype = be32(head, 1)
+            if btype == 0x0A0D0D0A then
+                local bom = ssub(head, 9, 12)
+                SCAN.le = bom == "\77\60\43\26"
+            end
+            local le = SCAN.le
+            local btype_le = scan_u32(head, 1, le)
+            local blen = scan_u32(head, 5, le)
+            if btype == 0x0A0D0D0A then btype_le = 0x0A0D0D0A end
+            if blen < 12 or blen % 4 ~= 0 then return scan_close("done") end
+            if btype_le == DSB_BLOCK then
+                -- type, length, then the body: secrets type, secrets length, data; padding
+                local rest = f:read(blen - 16) or ""
+                local stype = scan_u32(head, 9, le)
+                local slen = #rest >= 4 and scan_u32(rest, 1, le) or -1
+                if stype == DSB_TCPC and slen >= 0 and 4 + slen <= #rest then
+                    local text = ssub(rest, 5, 4 + slen)
+                    if SCAN.state == "verified" then scan_use(text) else SCAN.pending[#SCAN.pending + 1] = text end
+                end
+            elseif btype_le == 6 or btype_le == 3 or btype_le == 2 then
+                SCAN.packets = SCAN.packets + 1
+                if SCAN.packets == 1 then
+                    -- enhanced/obsolete packet block: captured length at 20, data at 28;
+                    -- simple packet block: original length at 8, data at 12
+                    local off, caplen
+                    if btype_le == 3 then
+                        off, caplen = 12, math.min(scan_u32(head, 9, le), blen - 16)
+                    else
+                        local hdr = f:read(16) or ""
+                        if #hdr == 16 then off, caplen = 28, scan_u32(hdr, 9, le) end
+                    end
+                    local same = false
+                    if off and first_bytes then
+                        f:seek("set", SCAN.pos + off)
+                        local want = math.min(#first_bytes, 64)
+                        same = caplen == #first_bytes and f:read(want) == ssub(first_bytes, 1, want)
+                    end
+                    if not same then
+                        return scan_close("unreadable", "the file on the command line is not the one being dissected")
+                    end
+                    SCAN.state = "verified"
+                    for _, text in ipairs(SCAN.pending) do scan_use(text) end
+                    SCAN.pending = {}
+                end
+            end
+            SCAN.pos = SCAN.pos + blen
+        end
+    end
+    M.capture_path = capture_path
+end
 
 -- ------------------------------------------------------------------ ENO codec (RFC 8547)
 -- SYN-form contents -> suboptions, findings ({code, message}), malformed (§4.1, §4.4).
@@ -1118,7 +1312,29 @@ if WS_MAJOR < 3 or type(register_postdissector) ~= "function" or type(ProtoExper
     return
 end
 
-local in_gui = type(gui_enabled) == "function" and gui_enabled()
+local in_gui = in_gui_process
+
+-- Loaded twice (installed in the plugin folder and also given with -X lua_script:, or two
+-- copies in plugin folders): every script shares one Lua state, and a second Proto()
+-- with the same name would fail. The first copy stays; this one steps aside and says
+-- which copy is in use. A copy older than this check is recognised by its dissector.
+do
+    local here = (debug and debug.getinfo and debug.getinfo(1, "S").source or "?"):gsub("^@", "")
+    local first = rawget(_G, "TCPINC_LUA_LOADED")
+    if first == nil then
+        local ok, older = pcall(Dissector.get, "tcpeno")
+        if ok and older then first = { path = "another plugin", version = "an older version" } end
+    end
+    if first ~= nil then
+        local msg = "tcpinc.lua: the TCP-ENO/tcpcrypt dissector is already loaded from " ..
+            tostring(first.path) .. " (" .. tostring(first.version) .. "); this copy (" .. here ..
+            ", " .. PLUGIN_VERSION .. ") steps aside" ..
+            ((first.version ~= PLUGIN_VERSION) and ": remove or update the other copy to use this one" or "")
+        if not in_gui then pcall(function() io.stderr:write(msg .. "\n") end) end
+        return
+    end
+    _G.TCPINC_LUA_LOADED = { path = here, version = PLUGIN_VERSION }
+end
 
 -- BEGIN GENERATED FIELDS (python -m tcpinc_analyze.wireshark.luagen; source: dissectors/fields.json)
 -- Do not edit: change dissectors/fields.json and run the generator.
@@ -1496,8 +1712,8 @@ EXPERT_DEFS["tcpcrypt-decrypted"] = { protocol = "tcpcrypt", group = "decryption
 E["tcpcrypt-decrypted"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_decrypted", "Frame decrypted and verified", xgroup("DECRYPTION"), expert.severity.CHAT)
 EXPERT_DEFS["tcpcrypt-no-keys"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
 E["tcpcrypt-no-keys"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_keys", "No key-log entry for this session: frames are not decrypted", xgroup("DECRYPTION"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-keylog-needs-ecdh"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
-E["tcpcrypt-keylog-needs-ecdh"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_needs_ecdh", "Key log has only an ephemeral private key for this session: ECDH is not available in Lua; use tcpinc-analyze to decrypt", xgroup("DECRYPTION"), expert.severity.NOTE)
+EXPERT_DEFS["keylog-embedded-unreadable"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keylog-embedded-unreadable"] = ProtoExpert.new("tcpcrypt.expert.keylog_embedded_unreadable", "A key log embedded in this capture (pcapng Decryption Secrets Block) cannot be read by the Lua plugin: extract it with tcpinc-analyze extract-secrets", xgroup("DECRYPTION"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-no-luaossl"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
 E["tcpcrypt-no-luaossl"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_luaossl", "Decryption needs the lua-luaossl package (openssl.cipher, openssl.hmac), which could not be loaded", xgroup("DECRYPTION"), expert.severity.NOTE)
 EXPERT_DEFS["tcpcrypt-keylog-error"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
@@ -1589,7 +1805,7 @@ P.tcpcrypt.experts = {
     E["tcpcrypt-urgent"],
     E["tcpcrypt-decrypted"],
     E["tcpcrypt-no-keys"],
-    E["tcpcrypt-keylog-needs-ecdh"],
+    E["keylog-embedded-unreadable"],
     E["tcpcrypt-no-luaossl"],
     E["tcpcrypt-keylog-error"],
     E["tcpcrypt-plaintext-malformed"],
@@ -2928,6 +3144,16 @@ function Conn:from_private(tep, tep_byte, aead, private, own, peer, ab, ba, pack
     return true
 end
 
+-- A tcpcrypt connection without keys while the capture file could not be followed: a
+-- key log embedded in it would go unused, so say once how to get it out.
+local function embedded_hint(packet)
+    if SCAN.state ~= "unreadable" or SCAN.told then return end
+    SCAN.told = true
+    note(packet, "keylog-embedded-unreadable", "no keys; any key log embedded in this capture cannot be read here: " ..
+        "run \"tcpinc-analyze extract-secrets CAPTURE\" into a file and set tcpcrypt.keylog_file (" ..
+        tostring(SCAN.why) .. ")")
+end
+
 -- Try every way to get keys; true once they are known. A failed attempt is retried only
 -- when the key log has grown.
 function Conn:resolve(packet)
@@ -2938,8 +3164,9 @@ function Conn:resolve(packet)
         keylog_refresh()
     end
     if self.hopeless_gen == KEYLOG.generation then return false end
-    if not KEYLOG.path or keylog_empty() then
+    if keylog_empty() then
         self.hopeless_gen = KEYLOG.generation
+        embedded_hint(packet)
         return false
     end
     if not ossl.ok then
@@ -2954,6 +3181,7 @@ function Conn:resolve(packet)
     if got == nil then return false end -- the Init messages are not both in yet
     if not got then
         self.hopeless_gen = KEYLOG.generation
+        embedded_hint(packet)
         local id = self.inits[1] and self.inits[1].nonce
         self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
             (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
@@ -3156,7 +3384,7 @@ function Conn:finish()
         if d and not d.plain and (d.init or d.frames > 0) then seen = true end
         if d and not (self.fin[fx] or self.rst) then self:check_fin_frames(self.last_packet, fx, false) end
     end
-    if seen and not self.keys and KEYLOG.path and not keylog_empty() and ossl.ok
+    if seen and not self.keys and not keylog_empty() and ossl.ok
         and not self.notes.nokeys then
         self:note_once("nokeys", self.last_packet, "tcpcrypt-no-keys", "no key-log entry matches this connection")
     end
@@ -3806,11 +4034,19 @@ local function post_impl(tvb, pinfo, tree)
     if not visited then
         if fval("frame.number") then
             first_pass_seen = true
+            if SCAN.state == "reading" or SCAN.state == "verified" then
+                scan_until(pinfo.number, pinfo.number == 1 and tvb:raw() or nil)
+            end
             process_packet(pinfo)
         end
     elseif not first_pass_seen and not in_gui then
         late = true
-        if not pkts[pinfo.number] then process_packet(pinfo) end
+        if not pkts[pinfo.number] then
+            if SCAN.state == "reading" or SCAN.state == "verified" then
+                scan_until(pinfo.number, pinfo.number == 1 and tvb:raw() or nil)
+            end
+            process_packet(pinfo)
+        end
         if not late_told then
             late_told = true
             pcall(function()
@@ -3880,8 +4116,10 @@ function post.init()
     first_pass_seen, late, late_told, DISPLAY = false, false, false, nil
     CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }
     keylog_pref_path = p_tc.prefs.keylog_file or ""
+    EMBEDDED.texts = {}
     KEYLOG.path, KEYLOG.size = nil, -1
     keylog_refresh()
+    scan_open()
 end
 
 register_postdissector(post, true)

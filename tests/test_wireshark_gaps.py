@@ -18,7 +18,7 @@ import test_wireshark as tw
 
 from tcpinc_analyze.analysis.run import analyze_file
 from tcpinc_analyze.decryption import DecryptionContext
-from tcpinc_analyze.keylog import load_keylogs
+from tcpinc_analyze.keylog import KeyLog, load_keylogs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -29,9 +29,10 @@ pytestmark = [pytest.mark.tshark,
 
 
 def _python(capture: Path, keylog: Path | None) -> list[dict]:
-    log = load_keylogs([str(keylog)], use_env=False).log if keylog else None
-    ctx = DecryptionContext(log) if log is not None else None
-    return [r.to_json() for r in analyze_file(str(capture), decryption=ctx).reports]
+    """The reference (key logs embedded in the capture are read on their own)."""
+    log = load_keylogs([str(keylog)], use_env=False).log if keylog else KeyLog()
+    return [r.to_json() for r in analyze_file(str(capture),
+                                              decryption=DecryptionContext(log)).reports]
 
 
 def _tshark(args: list[str], env: dict | None = None, timeout: int = 300
@@ -225,3 +226,109 @@ def _sha(data: bytes) -> str:
 
 def _env_home(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
+
+
+# ---------------------------------------------------------------- gap 4: keys embedded in pcapng
+
+def test_embedded_key_log_decrypts_without_a_key_log_file(tmp_path: Path) -> None:
+    """Gap 4: a capture whose key log sits only in a Decryption Secrets Block (the
+    sample, and a pcap turned into pcapng by inject-secrets) decrypts in tshark with no
+    key-log file, in one pass and in two, exactly as in Python."""
+    sample = SAMPLES / "pcapng-multi-interface.pcapng"
+    injected = tmp_path / "injected.pcapng"
+    proc = subprocess.run(["python3", "-m", "tcpinc_analyze.cli", "inject-secrets",
+                           str(SAMPLES / "x25519-chacha20.pcap"), "--keylog",
+                           str(SAMPLES / "x25519-chacha20.keys"), "-o", str(injected)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for capture in (sample, injected):
+        python = _python(capture, None)
+        assert all(p["tcpcrypt"]["decrypted"] for p in python if p["tcpcrypt"]), capture.name
+        got = tw.per_connection(tw.tshark_fields(capture, None))
+        tw.assert_parity(capture.name, python, got)
+        assert all(c["ok"]["ab"] + c["ok"]["ba"] > 0 for c in got.values()
+                   if c["status"] == "negotiated"), capture.name
+        one = _tshark(["-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+                       "tcpcrypt.keylog_file:", "-T", "fields", "-e", "tcpcrypt.frame.verified"])
+        flags = [v for line in one.stdout.split() for v in line.split(",")]
+        assert flags and set(flags) <= {"1", "True"}, capture.name
+
+
+def test_unreadable_embedded_key_log_is_explained(tmp_path: Path) -> None:
+    """When the plugin cannot follow the capture file (read from a pipe, compressed),
+    the first tcpcrypt packet without keys says so and how to get the keys out; a plain
+    pcap without keys gets no such note."""
+    capture = SAMPLES / "pcapng-multi-interface.pcapng"
+    fields = ["-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"]
+    piped = subprocess.run([TSHARK, "-n", "-X", f"lua_script:{LUA}", "-r", "-", "-o",
+                            "tcpcrypt.keylog_file:", *fields], input=capture.read_bytes(),
+                           capture_output=True, timeout=120)
+    assert piped.returncode == 0 and b"Lua Error" not in piped.stdout + piped.stderr
+    notes = [line for line in piped.stdout.decode().splitlines()
+             if "[keylog-embedded-unreadable]" in line]
+    assert len(notes) == 1, notes
+    assert "extract-secrets" in notes[0] and "standard input" in notes[0]
+    import gzip
+
+    compressed = tmp_path / "c.pcapng.gz"
+    compressed.write_bytes(gzip.compress(capture.read_bytes()))
+    out = _tshark(["-X", f"lua_script:{LUA}", "-r", str(compressed), "-o",
+                   "tcpcrypt.keylog_file:", *fields]).stdout
+    assert out.count("[keylog-embedded-unreadable]") == 1 and "compressed" in out
+    plain = _tshark(["-X", f"lua_script:{LUA}", "-r", str(SAMPLES / "x25519-chacha20.pcap"),
+                     "-o", "tcpcrypt.keylog_file:", *fields]).stdout
+    assert "keylog-embedded-unreadable" not in plain
+
+
+def test_command_line_reading(tmp_path: Path) -> None:
+    """The capture path is found in tshark's and Wireshark's argument forms."""
+    script = tmp_path / "run.lua"
+    script.write_text(f"""
+local M = dofile({str(LUA)!r})
+local cases = {{
+  {{ "tshark", "-n", "-r", "a.pcapng", "-T", "fields" }},
+  {{ "tshark", "-ra.pcapng" }},
+  {{ "tshark", "--read-file=a.pcapng", "-2" }},
+  {{ "tshark", "--read-file", "a.pcapng" }},
+  {{ "tshark", "-i", "eth0" }},
+  {{ "tshark", "-r", "-" }},
+}}
+for _, args in ipairs(cases) do
+  local file, live = M.capture_path(args)
+  print(tostring(file) .. " " .. tostring(live))
+end
+""")
+    if shutil.which("lua5.2") is None:
+        pytest.skip("lua5.2 not installed")
+    out = subprocess.run(["lua5.2", str(script)], capture_output=True, text=True,
+                         timeout=60).stdout.split("\n")
+    assert out[:6] == ["a.pcapng false"] * 4 + ["nil true", "- false"]
+
+
+# ---------------------------------------------------------------- gap 5: loading twice
+
+def test_installed_plugin_and_lua_script_option_together(tmp_path: Path) -> None:
+    """Gap 5: after `wireshark install`, the README's -X lua_script: example still works:
+    the second copy steps aside with one line on stderr naming the copy in use; an older
+    installed copy (without the check) is recognised the same way."""
+    env = _env_home(tmp_path)
+    inst = subprocess.run(["python3", "-m", "tcpinc_analyze.wireshark.install", "install"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    installed = Path(inst.stdout.split()[-1])
+    capture, keylog = SAMPLES / "x25519-chacha20.pcap", SAMPLES / "x25519-chacha20.keys"
+    args = ["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+            f"tcpcrypt.keylog_file:{keylog}", "-T", "fields", "-e", "tcpeno.status",
+            "-e", "tcpcrypt.frame.verified"]
+    for label in ("current", "older"):
+        proc = _tshark(args, env=env)
+        assert "same description" not in proc.stderr
+        steps = [line for line in proc.stderr.splitlines() if "steps aside" in line]
+        assert len(steps) == 1, proc.stderr
+        assert str(installed) in steps[0] if label == "current" else "older" in steps[0]
+        assert set(proc.stdout.split()) >= {"negotiated", "1"}, proc.stdout
+        # an older copy: no global marker, recognised by its registered dissector
+        text = LUA.read_text().replace("_G.TCPINC_LUA_LOADED = ", "local _unused = ")
+        installed.write_text(text)
+    alone = _tshark(args)
+    assert "steps aside" not in alone.stderr
