@@ -2808,14 +2808,50 @@ end
 -- it as a "continuation"). When a tcpcrypt connection appears, the tcpcrypt dissector takes
 -- B's port in "tcp.port" and hands every other connection on that port to the dissector
 -- that had it (see p_tc.dissector below), so other flows are unaffected.
-local claimed_ports = {}
+--
+-- What "tcp.port" held for each port when the plugin loaded (Wireshark's defaults): a
+-- different dissector found there later is the user's Decode As, which then comes before
+-- the heuristics for the plaintext. A Decode As made in the GUI after a port was claimed
+-- replaces the claim; the next redissection (post.init) takes it back and notes the choice.
+local claimed_ports, chosen_ports, DEFAULT_PORTS = {}, {}, {}
+pcall(function()
+    local tbl = DissectorTable.get("tcp.port")
+    for port = 1, 65535 do
+        local d = tbl:get_dissector(port)
+        if d then DEFAULT_PORTS[port] = tostring(d) end
+    end
+end)
+
+local function is_ours(d)
+    if d == nil then return false end
+    local ok, own = pcall(Dissector.get, "tcpcrypt")
+    return ok and own ~= nil and tostring(d) == tostring(own)
+end
+
+local function note_port_choice(port, d)
+    claimed_ports[port] = d or false
+    chosen_ports[port] = d ~= nil and tostring(d) ~= DEFAULT_PORTS[port] or nil
+end
+
 local function claim_port(port)
     if not port or claimed_ports[port] ~= nil then return end
     local ok, tbl = pcall(DissectorTable.get, "tcp.port")
     if not ok or not tbl then return end
     local ok2, orig = pcall(tbl.get_dissector, tbl, port)
-    claimed_ports[port] = (ok2 and orig) or false
+    note_port_choice(port, (ok2 and not is_ours(orig)) and orig or nil)
     pcall(tbl.add, tbl, port, P.tcpcrypt)
+end
+
+local function reclaim_ports()
+    local ok, tbl = pcall(DissectorTable.get, "tcp.port")
+    if not ok or not tbl then return end
+    for port in pairs(claimed_ports) do
+        local ok2, cur = pcall(tbl.get_dissector, tbl, port)
+        if ok2 and not is_ours(cur) then
+            note_port_choice(port, cur)
+            pcall(tbl.add, tbl, port, P.tcpcrypt)
+        end
+    end
 end
 
 function Conn:setup_streams()
@@ -3758,6 +3794,12 @@ local function show_init(t, tvb, m)
     end
 end
 
+-- Who gets decrypted application data, most explicit first: Decode As (on "tcp.port",
+-- or on "tcpcrypt.port" for Lua dissectors) for B's port, then A's; the heuristics
+-- Wireshark runs on decrypted TLS data (HTTP, HTTP/2, ...), which need no port and,
+-- unlike TCP's own heuristics, do not claim the TCP conversation (that would send the
+-- ciphertext of later segments to them); the TCP port table (the dissector a claimed port
+-- had), then TLS's; else data.
 local function try_app_dissectors(tvb, pinfo, tree, c)
     local ports = {}
     local a_ep, b_ep = c.a_is_x and c.x or c.y, c.a_is_x and c.y or c.x
@@ -3765,29 +3807,30 @@ local function try_app_dissectors(tvb, pinfo, tree, c)
         local port = tonumber(string.match(ep, ":(%d+)$"))
         if port then ports[#ports + 1] = port end
     end
-    local tables = {}
-    local ok1, own = pcall(DissectorTable.get, "tcpcrypt.port")
-    if ok1 and own then tables[#tables + 1] = own end
-    local ok2, tcpt = pcall(DissectorTable.get, "tcp.port")
-    if ok2 and tcpt then tables[#tables + 1] = tcpt end
-    for _, dt in ipairs(tables) do
+    local function call(d)
+        local ok, n = pcall(d.call, d, tvb, pinfo, tree)
+        return ok and (n == nil or n > 0)
+    end
+    local function by_port(name, chosen_only)
+        local ok, dt = pcall(DissectorTable.get, name)
+        if not ok or not dt then return false end
         for _, port in ipairs(ports) do
-            local ok, d = pcall(dt.get_dissector, dt, port)
-            if dt == tables[#tables] and claimed_ports[port] ~= nil then
-                ok, d = true, claimed_ports[port] or nil
-            end
-            if ok and d then
-                local ok3, n = pcall(d.call, d, tvb, pinfo, tree)
-                if ok3 and (n == nil or n > 0) then return true end
+            local ok2, d = pcall(dt.get_dissector, dt, port)
+            if name == "tcp.port" and claimed_ports[port] ~= nil then ok2, d = true, claimed_ports[port] or nil end
+            if ok2 and d and not is_ours(d) and (not chosen_only or chosen_ports[port]) and call(d) then
+                return true
             end
         end
+        return false
     end
+    if by_port("tcpcrypt.port") or by_port("tcp.port", true) then return true end
     if DissectorTable.try_heuristics then
-        local ok, hit = pcall(DissectorTable.try_heuristics, "tcp", tvb, pinfo, tree)
+        local ok, hit = pcall(DissectorTable.try_heuristics, "tls", tvb, pinfo, tree)
         if ok and hit then return true end
     end
+    if by_port("tcp.port") or by_port("tls.port") then return true end
     local ok, data = pcall(Dissector.get, "data")
-    if ok and data then pcall(data.call, data, tvb, pinfo, tree) end
+    if ok and data then call(data) end
     return true
 end
 
@@ -4112,6 +4155,7 @@ function post.dissector(tvb, pinfo, tree)
 end
 
 function post.init()
+    reclaim_ports()
     conns, pkts, cur_packet, last_refresh, finished = {}, {}, 0, -1, false
     first_pass_seen, late, late_told, DISPLAY = false, false, false, nil
     CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }

@@ -332,3 +332,60 @@ def test_installed_plugin_and_lua_script_option_together(tmp_path: Path) -> None
         installed.write_text(text)
     alone = _tshark(args)
     assert "steps aside" not in alone.stderr
+
+
+# ---------------------------------------------------------------- gap 6: other ports
+
+def _move_port(capture: Path, old: int, new: int, out: Path) -> Path:
+    """The capture with TCP port ``old`` renumbered (Ethernet/IPv4; checksums are not
+    verified by tshark's default preferences)."""
+    header, records = _records(capture.read_bytes())
+    moved = []
+    for record in records:
+        rec = bytearray(record)
+        ip = 16 + 14
+        tcp = ip + (rec[ip] & 15) * 4
+        for at in (tcp, tcp + 2):
+            if struct.unpack(">H", rec[at:at + 2])[0] == old:
+                rec[at:at + 2] = struct.pack(">H", new)
+        moved.append(bytes(rec))
+    return _write(out, header, moved)
+
+
+def _app_view(capture: Path, keylog: Path, extra: list[str] | None = None) -> list[dict]:
+    fields = ["frame.number", "frame.protocols", "tcpcrypt.plaintext.data_len",
+              "http.request.method", "http.response.code", "telnet.data"]
+    args = ["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", *(extra or []), "-r", str(capture),
+            "-o", f"tcpcrypt.keylog_file:{keylog}", "-T", "fields"]
+    for f in fields:
+        args += ["-e", f]
+    out = _tshark(args).stdout
+    return [dict(zip(fields, line.split("\t"), strict=True)) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("port", [80, 8443, 9999])
+def test_decrypted_http_on_any_port(tmp_path: Path, port: int) -> None:
+    """Gap 6: the plaintext goes to the heuristics for decrypted data before the port
+    table, so HTTP on 8443 (no dissector) and on 9999 (another protocol's port) shows as
+    HTTP, as on 80; ciphertext never reaches HTTP."""
+    keylog = SAMPLES / "x25519-chacha20.keys"
+    capture = _move_port(SAMPLES / "x25519-chacha20.pcap", 80, port, tmp_path / f"{port}.pcap")
+    rows = _app_view(capture, keylog)
+    methods = [r["http.request.method"] for r in rows if r["http.request.method"]]
+    codes = [r["http.response.code"] for r in rows if r["http.response.code"]]
+    assert methods == ["GET"] and "200" in codes, (port, methods, codes)
+    for r in rows:
+        if r["http.request.method"] or r["http.response.code"] or ":http" in r["frame.protocols"]:
+            assert r["tcpcrypt.plaintext.data_len"], (port, r)
+
+
+def test_decode_as_comes_before_the_heuristics(tmp_path: Path) -> None:
+    """An explicit Decode As on the TCP port is the user's choice for the plaintext
+    (here telnet, which no heuristic would pick), and never gets the ciphertext."""
+    keylog = SAMPLES / "x25519-chacha20.keys"
+    capture = _move_port(SAMPLES / "x25519-chacha20.pcap", 80, 9999, tmp_path / "9999.pcap")
+    rows = _app_view(capture, keylog, ["-d", "tcp.port==9999,telnet"])
+    telnet = [r for r in rows if r["telnet.data"] or ":telnet" in r["frame.protocols"]]
+    assert telnet and all(r["tcpcrypt.plaintext.data_len"] for r in telnet)
+    assert not any(r["http.request.method"] or r["http.response.code"] for r in rows)
+    assert any(r["telnet.data"].startswith("GET /index.txt") for r in telnet), telnet[:2]
