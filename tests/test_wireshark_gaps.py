@@ -389,3 +389,47 @@ def test_decode_as_comes_before_the_heuristics(tmp_path: Path) -> None:
     assert telnet and all(r["tcpcrypt.plaintext.data_len"] for r in telnet)
     assert not any(r["http.request.method"] or r["http.response.code"] for r in rows)
     assert any(r["telnet.data"].startswith("GET /index.txt") for r in telnet), telnet[:2]
+
+
+# ---------------------------------------------------------------- gap 7: install, export
+
+def _ws(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["python3", "-m", "tcpinc_analyze.wireshark.install", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+
+
+def test_uninstall_leaves_no_empty_plugin_folders(tmp_path: Path) -> None:
+    env = _env_home(tmp_path)
+    assert _ws(env, "install").returncode == 0
+    plugins = next(tmp_path.rglob("tcpinc.lua")).parent
+    assert plugins.name == "plugins" and plugins.parent.name == "wireshark"
+    done = _ws(env, "uninstall")
+    assert done.returncode == 0, done.stdout
+    assert not plugins.exists() and not plugins.parent.exists()
+    assert plugins.parent.parent.exists()  # ~/.local/lib: not ours to remove
+    # a folder that holds something else stays
+    assert _ws(env, "install").returncode == 0
+    (plugins / "other.lua").write_text("-- someone else's plugin\n")
+    assert _ws(env, "uninstall").returncode == 0
+    assert (plugins / "other.lua").exists() and not (plugins / "tcpinc.lua").exists()
+
+
+def test_export_into_a_new_folder_and_refusals(tmp_path: Path) -> None:
+    env = _env_home(tmp_path)
+    new_dir = tmp_path / "NEWDIR"
+    done = _ws(env, "export", str(new_dir) + "/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (new_dir / "tcpinc.lua").read_bytes() == LUA.read_bytes()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert _ws(env, "export", str(existing)).returncode == 0
+    assert (existing / "tcpinc.lua").read_bytes() == LUA.read_bytes()
+    as_file = tmp_path / "copy.lua"
+    assert _ws(env, "export", str(as_file)).returncode == 0 and as_file.is_file()
+    as_file.write_text("-- edited\n")
+    refused = _ws(env, "export", str(as_file))
+    assert refused.returncode == 1 and "--force" in refused.stdout
+    itself = _ws(env, "export", str(LUA))
+    assert itself.returncode == 1 and "plugin itself" in itself.stdout
+    assert LUA.read_text().startswith("-- tcpinc.lua")
+    assert not list(tmp_path.rglob(".*.tmp*"))
