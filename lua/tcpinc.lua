@@ -4175,6 +4175,71 @@ pcall(function()
     function tap.packet() end
 end)
 
+-- ------------------------------------------------------------------ statistics
+-- Statistics > TCP-ENO and tcpcrypt in Wireshark, "tshark -z tcpcrypt,summary": one line
+-- per connection (ENO outcome with its TEP or fallback reason, AEAD, frames, verified
+-- frames) and the counts, as the CLI's summary gives them.
+local function summary_lines()
+    local ids = {}
+    for id in pairs(conns) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local lines = { sfmt("%-5s %-28s %-28s %-10s %-26s %-23s %-14s %s", "conn", "A", "B", "ENO",
+        "TEP / reason", "AEAD", "frames A>B/B>A", "verified") }
+    local counts, reasons, decrypted, failed = { negotiated = 0, fallback = 0, absent = 0, unknown = 0 }, {}, 0, 0
+    for _, id in ipairs(ids) do
+        local c = conns[id]
+        local neg = c.neg
+        local status = neg and neg.status or "unknown"
+        counts[status] = (counts[status] or 0) + 1
+        local what
+        if status == "negotiated" then
+            what = VALS.tep[neg.tep] and ssub(VALS.tep[neg.tep], 10) or sfmt("0x%02x", neg.tep or 0)
+            what = sfmt("0x%02x ", neg.tep or 0) .. what
+        else
+            what = neg and neg.reason or "handshake-not-captured"
+            if status == "fallback" then reasons[what] = (reasons[what] or 0) + 1 end
+        end
+        local ab, ba = c:dir_of("ab"), c:dir_of("ba")
+        local ok = (ab and ab.ok or 0) + (ba and ba.ok or 0)
+        local bad = (ab and ab.failed or 0) + (ba and ba.failed or 0)
+        if ok > 0 then decrypted = decrypted + 1 end
+        if bad > 0 then failed = failed + 1 end
+        local verified = "-"
+        if c.keys then verified = istr(ok) .. " ok" .. (bad > 0 and (", " .. istr(bad) .. " failed") or "") end
+        local frames = (ab or ba) and (istr(ab and ab.frames or 0) .. "/" .. istr(ba and ba.frames or 0)) or "-"
+        local a_ep, b_ep = c.a_is_x and c.x or c.y, c.a_is_x and c.y or c.x
+        lines[#lines + 1] = sfmt("%-5s %-28s %-28s %-10s %-26s %-23s %-14s %s", istr(id), a_ep, b_ep, status, what,
+            c.aead and (VALS.aead[c.aead] or sfmt("0x%04x", c.aead)) or "-", frames, verified)
+    end
+    local rs = {}
+    for r, n in pairs(reasons) do rs[#rs + 1] = r .. " " .. istr(n) end
+    table.sort(rs)
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = istr(#ids) .. " connections: " .. istr(counts.negotiated) .. " negotiated, " ..
+        istr(counts.fallback) .. " fallback" .. (#rs > 0 and (" (" .. table.concat(rs, ", ") .. ")") or "") .. ", " ..
+        istr(counts.absent) .. " without ENO, " .. istr(counts.unknown) .. " handshake not captured; " ..
+        istr(decrypted) .. " decrypted" .. (failed > 0 and (", " .. istr(failed) .. " with frames failing authentication") or "")
+    return lines
+end
+
+pcall(function()
+    register_stat_cmd_arg("tcpcrypt,summary", function()
+        local tap = Listener.new(nil, "tcp")
+        function tap.packet() end
+        function tap.draw()
+            if not finished and not in_gui then finish_all() end
+            io.stdout:write("\n=== TCP-ENO and tcpcrypt: connections ===\n" .. table.concat(summary_lines(), "\n") .. "\n")
+        end
+    end)
+end)
+
+if in_gui and type(register_menu) == "function" and type(TextWindow) ~= "nil" then
+    pcall(register_menu, "TCP-ENO and tcpcrypt/Connections", function()
+        local win = TextWindow.new("TCP-ENO and tcpcrypt connections")
+        win:set(table.concat(summary_lines(), "\n"))
+    end, MENU_STAT_GENERIC)
+end
+
 -- ------------------------------------------------------------------ kind 69 in tcp.option
 function p_eno.dissector(tvb, pinfo, tree)
     if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.eno_done then

@@ -433,3 +433,63 @@ def test_export_into_a_new_folder_and_refusals(tmp_path: Path) -> None:
     assert itself.returncode == 1 and "plugin itself" in itself.stdout
     assert LUA.read_text().startswith("-- tcpinc.lua")
     assert not list(tmp_path.rglob(".*.tmp*"))
+
+
+# ---------------------------------------------------------------- beyond parity
+
+@pytest.mark.parametrize("name", ["busy-mix", "fallback-reasons", "resumption"])
+def test_statistics_summary_matches_python(name: str) -> None:
+    """tshark -z tcpcrypt,summary (Statistics > TCP-ENO and tcpcrypt in Wireshark): one
+    line per connection with the analyzer's ENO outcome, TEP or reason, AEAD, frames and
+    verified frames, and the counts; printed with the statistics, on stdout."""
+    entry = next(e for e in tw.CATALOG if e["name"] == name)
+    capture, keylog = SAMPLES / entry["capture"], tw._keylog(entry)
+    for extra in (["-2", "-Y", "frame"], []):
+        out = _tshark([*extra, "-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+                       f"tcpcrypt.keylog_file:{keylog or ''}", "-q", "-z",
+                       "tcpcrypt,summary"]).stdout
+        lines = out[out.index("=== TCP-ENO and tcpcrypt: connections ==="):].splitlines()[2:]
+        rows = {}
+        for line in lines:
+            if not line.strip():
+                break
+            w = line.split()
+            rows[(w[1], w[2])] = w
+        python = tw.py_view(entry)
+        assert len(rows) == len(python)
+        for py in python:
+            w = rows[(py["a"], py["b"])]
+            assert w[3] == py["eno"]["status"], (name, w)
+            if py["eno"]["status"] == "negotiated":
+                assert w[4] == f"0x{py['eno']['negotiated_tep']:02x}", (name, w)
+            else:
+                assert w[4] == py["eno"]["reason"], (name, w)
+            tc = py["tcpcrypt"]
+            if tc and tc.get("decrypted"):
+                ok = sum(tc["decrypted"][d]["ok"] for d in ("ab", "ba"))
+                assert f"{ok} ok" in line_of(w), (name, w)
+        total = next(line for line in lines if line.endswith("decrypted") or "decrypted," in line)
+        assert total.startswith(f"{len(python)} connections: ")
+        negotiated = sum(p["eno"]["status"] == "negotiated" for p in python)
+        assert f" {negotiated} negotiated" in total
+
+
+def line_of(words: list[str]) -> str:
+    return " ".join(words)
+
+
+def test_conformance_findings_are_filterable() -> None:
+    """A conformance code as a display filter selects the packet that broke the rule,
+    the same packet the analyzer names (here RFC 8548 §3.8's rekey answer)."""
+    capture = SAMPLES / "conformance-violations.pcap"
+    keylog = SAMPLES / "conformance-violations.keys"
+    expected = {f["packet"] for p in tw.py_view(tw._entry("conformance-violations"))
+                for f in p["findings"] if f["code"] == "rekey-not-answered"}
+    assert expected
+    out = _tshark(["-2", "-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
+                   f"tcpcrypt.keylog_file:{keylog}", "-Y",
+                   'tcpeno.conformance == "rekey-not-answered"', "-T", "fields", "-e",
+                   "frame.number", "-e", "tcpeno.conformance.rfc"]).stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert {int(r[0]) for r in rows} == expected
+    assert all("RFC 8548 §3.8" in r[1] for r in rows)
