@@ -188,7 +188,8 @@ def _prune_empty(folder: Path) -> list[Path]:
     ``plugins``, ``wireshark``): install creates them, uninstall should not leave them.
     Never the home folder, never a folder with anything in it."""
     chain = [folder]
-    while chain[-1].name.lower() != "wireshark" and len(chain) < 3 and chain[-1].parent != chain[-1]:
+    while (chain[-1].name.lower() != "wireshark" and len(chain) < 3
+           and chain[-1].parent != chain[-1]):
         chain.append(chain[-1].parent)
     if chain[-1].name.lower() != "wireshark":
         chain = [folder]
