@@ -180,6 +180,39 @@ local function gf_mul(x, y)
 end
 M.gf_mul = gf_mul
 
+-- H * x^i for i = 0..127 in GHASH's bit order (what gf_mul walks through bit by bit)
+local function gf_table(h)
+    local v1, v2, v3, v4 = be32(h, 1), be32(h, 5), be32(h, 9), be32(h, 13)
+    local tbl = {}
+    for i = 0, 127 do
+        tbl[i] = { v1, v2, v3, v4 }
+        local lsb = v4 % 2
+        v4 = bor(rshift(v4, 1), lshift(v3 % 2, 31))
+        v3 = bor(rshift(v3, 1), lshift(v2 % 2, 31))
+        v2 = bor(rshift(v2, 1), lshift(v1 % 2, 31))
+        v1 = rshift(v1, 1)
+        if lsb == 1 then v1 = bxor(v1, 0xe1000000) end
+    end
+    return tbl
+end
+
+local function gf_mul_table(x, tbl)
+    local z1, z2, z3, z4 = 0, 0, 0, 0
+    for i = 1, 16 do
+        local byte = sbyte(x, i)
+        if byte ~= 0 then
+            for bitpos = 7, 0, -1 do
+                if floor(byte / 2 ^ bitpos) % 2 == 1 then
+                    local v = tbl[(i - 1) * 8 + 7 - bitpos]
+                    z1, z2, z3, z4 = bxor(z1, v[1]), bxor(z2, v[2]), bxor(z3, v[3]), bxor(z4, v[4])
+                end
+            end
+        end
+    end
+    return pack_be32(z1) .. pack_be32(z2) .. pack_be32(z3) .. pack_be32(z4)
+end
+M.gf_table, M.gf_mul_table = gf_table, gf_mul_table
+
 local function pad16(s)
     local rem = #s % 16
     return rem == 0 and "" or srep("\0", 16 - rem)
@@ -205,16 +238,16 @@ do
         enc:update(cipher_run(ctr, false, key, iv, z)) -- the plaintext whose ciphertext is z
         enc:final()
         local tz = enc:getTag(16)
-        local ck = key .. "|" .. istr(#aad) .. "|" .. istr(#ct)
-        local fix = AD_CACHE[ck]
-        if not fix then
-            local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
-            local lz = pack_be64(0) .. pack_be64(#z * 8)
-            local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
-            fix = gf_mul(xor16(lz, l1), h)
-            if ad_cached > 4096 then AD_CACHE, ad_cached = {}, 0 end
-            AD_CACHE[ck], ad_cached = fix, ad_cached + 1
+        -- D * H for the sparse D = L_Z xor L: the XOR of H * x^i over D's set bits, from
+        -- a table of the 128 multiples made once per key
+        local tbl = AD_CACHE[key]
+        if not tbl then
+            tbl = gf_table(cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16)))
+            if ad_cached > 512 then AD_CACHE, ad_cached = {}, 0 end
+            AD_CACHE[key], ad_cached = tbl, ad_cached + 1
         end
+        local fix = gf_mul_table(xor16(pack_be64(0) .. pack_be64(#z * 8),
+                                       pack_be64(#aad * 8) .. pack_be64(#ct * 8)), tbl)
         if xor16(tz, fix) ~= tag then return nil end
         return cipher_run(ctr, false, key, iv, ct)
     end
@@ -782,20 +815,40 @@ end
 -- a single-pass reader, and uses nothing until the file's first packet has the bytes of
 -- the first packet being dissected. Otherwise the first tcpcrypt packet without keys
 -- says how to get embedded keys out (tcpinc-analyze extract-secrets).
+-- the process's arguments (Linux), or nil
+local function read_cmdline()
+    local f = io.open("/proc/self/cmdline", "rb")
+    if not f then return nil end
+    local raw = f:read("*a") or ""
+    f:close()
+    local args = {}
+    for a in string.gmatch(raw, "([^%z]*)%z") do args[#args + 1] = a end
+    return args
+end
+
+-- Whether a packet can be dissected again (Wireshark's GUI, tshark -2): then each packet
+-- keeps what it shows. tshark in one pass shows each packet once, so it keeps nothing
+-- and memory stays flat. "-2" is looked for in the arguments; when they cannot be read,
+-- or an option cluster might hide it, records are kept.
+local KEEP_RECORDS = true
+do
+    local args = not in_gui_process and read_cmdline()
+    if args and string.find(args[1] or "", "tshark", 1, true) then
+        KEEP_RECORDS = false
+        for i = 2, #args do
+            local a = args[i]
+            if ssub(a, 1, 1) == "-" and ssub(a, 1, 2) ~= "--" and string.find(a, "2", 1, true) then
+                KEEP_RECORDS = true
+            end
+        end
+    end
+end
+
 local SCAN, scan_open, scan_until
 do
     local DSB_BLOCK, DSB_TCPC = 0x0000000A, 0x54435043
     SCAN = { state = "new" }
 
-    local function read_cmdline()
-        local f = io.open("/proc/self/cmdline", "rb")
-        if not f then return nil end
-        local raw = f:read("*a") or ""
-        f:close()
-        local args = {}
-        for a in string.gmatch(raw, "([^%z]*)%z") do args[#args + 1] = a end
-        return args
-    end
 
     -- the capture's path, "-" for standard input, or nil (live capture, or not known)
     local function capture_path(args)
@@ -864,7 +917,7 @@ do
                 SCAN.state, SCAN.why = "unreadable", "unknown pcapng byte order"
                 return
             end
-            SCAN.file, SCAN.pos, SCAN.state = f, 0, "reading"
+            SCAN.file, SCAN.pos, SCAN.state, SCAN.buf, SCAN.buf_at = f, 0, "reading", nil, 0
             return
         end
         f:close()
@@ -879,7 +932,7 @@ do
 
     local function scan_close(state, why)
         if SCAN.file then pcall(function() SCAN.file:close() end) end
-        SCAN.file = nil
+        SCAN.file, SCAN.buf = nil, nil
         SCAN.state, SCAN.why = state, why or SCAN.why
     end
 
@@ -891,15 +944,23 @@ do
 
     -- Read blocks up to and including the number-th packet block. first_bytes: the
     -- dissected packet 1 (checked against the file's first packet).
+    -- bytes at a file offset, through a 64 KiB read-ahead (blocks are met in order)
+    local function scan_read(pos, n)
+        local b, at = SCAN.buf, SCAN.buf_at
+        if b and pos >= at and pos + n <= at + #b then return ssub(b, pos - at + 1, pos - at + n) end
+        SCAN.file:seek("set", pos)
+        b = SCAN.file:read(math.max(n, 65536)) or ""
+        SCAN.buf, SCAN.buf_at = b, pos
+        return ssub(b, 1, n)
+    end
+
     function scan_until(number, first_bytes)
         if SCAN.state ~= "reading" and SCAN.state ~= "verified" then return end
-        local f = SCAN.file
         local guard = 0
         while SCAN.packets < number and guard < 100000 do
             guard = guard + 1
-            f:seek("set", SCAN.pos)
-            local head = f:read(12)
-            if not head or #head < 12 then return scan_close("done") end
+            local head = scan_read(SCAN.pos, 12)
+            if #head < 12 then return scan_close("done") end
             local btype = be32(head, 1)
             if btype == 0x0A0D0D0A then
                 local bom = ssub(head, 9, 12)
@@ -912,7 +973,7 @@ do
             if blen < 12 or blen % 4 ~= 0 then return scan_close("done") end
             if btype_le == DSB_BLOCK then
                 -- type, length, then the body: secrets type, secrets length, data; padding
-                local rest = f:read(blen - 16) or ""
+                local rest = scan_read(SCAN.pos + 12, blen - 16)
                 local stype = scan_u32(head, 9, le)
                 local slen = #rest >= 4 and scan_u32(rest, 1, le) or -1
                 if stype == DSB_TCPC and slen >= 0 and 4 + slen <= #rest then
@@ -928,14 +989,13 @@ do
                     if btype_le == 3 then
                         off, caplen = 12, math.min(scan_u32(head, 9, le), blen - 16)
                     else
-                        local hdr = f:read(16) or ""
+                        local hdr = scan_read(SCAN.pos + 12, 16)
                         if #hdr == 16 then off, caplen = 28, scan_u32(hdr, 9, le) end
                     end
                     local same = false
                     if off and first_bytes then
-                        f:seek("set", SCAN.pos + off)
                         local want = math.min(#first_bytes, 64)
-                        same = caplen == #first_bytes and f:read(want) == ssub(first_bytes, 1, want)
+                        same = caplen == #first_bytes and scan_read(SCAN.pos + off, want) == ssub(first_bytes, 1, want)
                     end
                     if not same then
                         return scan_close("unreadable", "the file on the command line is not the one being dissected")
@@ -1880,10 +1940,12 @@ local CHAINED = {} -- key-log ss[0] entries already expanded into CHAIN
 local RESUMES = { proposed = {}, resumed = {} }
 local last_refresh = -1
 
+local NONE = setmetatable({}, { __newindex = function() error("NONE is read-only") end })
+
 local function prec(num)
     local r = pkts[num]
     if not r then
-        r = { pdus = {}, experts = {} }
+        r = { pdus = NONE, experts = NONE }
         pkts[num] = r
     end
     return r
@@ -1892,7 +1954,10 @@ end
 -- opts.conf = false: not a conformance violation here (e.g. a conflicting retransmission
 -- outside tcpcrypt); opts.conn: the connection, for frame-tag-failed's verdict at display.
 local function note(packet, code, msg, opts)
+    -- in one pass an earlier packet has been shown already: the note goes on this one
+    if not KEEP_RECORDS and packet and packet < cur_packet then packet = cur_packet end
     local r = prec(packet or cur_packet)
+    if r.experts == NONE then r.experts = {} end
     if #r.experts < 64 then
         r.experts[#r.experts + 1] = { code = code, msg = msg, conf = opts and opts.conf, conn = opts and opts.conn }
     end
@@ -1908,7 +1973,7 @@ local Stream = {}
 Stream.__index = Stream
 
 local function new_stream(label)
-    return setmetatable({ base = nil, next = 0, pending = {}, pending_bytes = 0, recent = "",
+    return setmetatable({ base = nil, next = 0, pending = {}, pending_bytes = 0, chunks = {}, head = 1, recent_len = 0,
                           consumer = nil, label = label, max_ack = 0, ooo = {}, holes = {},
                           tc = false }, Stream)
 end
@@ -1932,11 +1997,23 @@ function Stream:conflict(off, packet)
         " differ from the first copy (possible injection; the first copy is used)", packet)
 end
 
+-- The last RECENT_WINDOW bytes delivered, kept as the delivered chunks (joined only when a
+-- retransmission is compared: appending to one string would copy the window per packet).
+function Stream:recent_bytes()
+    local chunks = self.chunks
+    if self.head > 1 or #chunks > 1 then
+        local joined = table.concat(chunks, "", self.head)
+        self.chunks, self.head = { joined }, 1
+    end
+    return self.chunks[1] or ""
+end
+
 function Stream:compare(off, payload, packet, whole)
-    local start = self.next - #self.recent
+    local recent = self:recent_bytes()
+    local start = self.next - #recent
     local lo = off > start and off or start
     local hi = off + #payload
-    if lo < hi and ssub(self.recent, lo - start + 1, hi - start) ~= ssub(payload, lo - off + 1) then
+    if lo < hi and ssub(recent, lo - start + 1, hi - start) ~= ssub(payload, lo - off + 1) then
         self:conflict(lo, packet)
         return
     end
@@ -1947,8 +2024,19 @@ end
 
 function Stream:deliver(off, payload, packet)
     self.next = off + #payload
-    self.recent = self.recent .. payload
-    if #self.recent > RECENT_WINDOW then self.recent = ssub(self.recent, #self.recent - RECENT_WINDOW + 1) end
+    local chunks = self.chunks
+    chunks[#chunks + 1] = payload
+    self.recent_len = self.recent_len + #payload
+    while self.recent_len - #chunks[self.head] >= RECENT_WINDOW do
+        self.recent_len = self.recent_len - #chunks[self.head]
+        chunks[self.head] = false
+        self.head = self.head + 1
+    end
+    if self.head > 64 then
+        local keep = {}
+        for i = self.head, #chunks do keep[#keep + 1] = chunks[i] end
+        self.chunks, self.head = keep, 1
+    end
     if self.consumer then self.consumer:data(off, payload, packet) end
 end
 
@@ -1991,7 +2079,7 @@ function Stream:declare_gap(upto)
     self:find("tcp-gap", istr(size) .. " bytes at offset " .. istr(self.next) .. " are not in the capture" .. cause, nil)
     if self.consumer then self.consumer:gap(self.next, size) end
     self.next = upto
-    self.recent = ""
+    self.chunks, self.head, self.recent_len = {}, 1, 0
     for off in pairs(self.ooo) do if off <= upto then self.ooo[off] = nil end end
     self:drain(false)
 end
@@ -2152,7 +2240,8 @@ local function new_dir(conn, label, mode, tep)
                           -- decryption state
                           gen = 0, base = nil, ok = 0, failed = 0, undecryptable = 0,
                           fin_seen = false, last_ok = false, queue = {}, queued = 0,
-                          resync_gen = nil, app_pending = "" }, Dir)
+                          resync_gen = nil, app_log = {}, app_first = nil, app_skip = 0,
+                          app_waiting = 0, app_need = 0 }, Dir)
 end
 
 function Dir:init_len() return self.origin or 0 end
@@ -2264,8 +2353,9 @@ function Dir:emit(kind, len, extra)
     pdu.packet = cur_packet
     pdu.segments = self.packets
     pdu.d = self
+    if r.pdus == NONE then r.pdus = {} end
     r.pdus[#r.pdus + 1] = pdu
-    if self.first_packet ~= cur_packet and self.first_packet > 0 then
+    if KEEP_RECORDS and self.first_packet ~= cur_packet and self.first_packet > 0 then
         prec(self.first_packet).continued_in = prec(self.first_packet).continued_in or cur_packet
     end
     self.buf = ssub(self.buf, len + 1)
@@ -2341,7 +2431,6 @@ function Dir:frame()
     if control % 2 == 1 then self.rekeys = self.rekeys + 1 end
     local pdu = self:emit("frame", 3 + length, { control = control, length = length, number = self.frames,
                                                   init_len = self:init_len(), wire_gen = self.rekeys })
-    pdu.body = ssub(pdu.raw, 4)
     local w = self.conn.watch
     if w then
         w:frame(self.label, { control = control, length = length, stream_offset = pdu.stream_offset,
@@ -3242,7 +3331,7 @@ function Conn:authenticates(d, f)
         local key = source_key(src, g, d.label)
         if not key then return nil end
         for _, base in ipairs(self:bases(d, f.init_len)) do
-            if open_frame(src.aead, key, frame_id_offset(f.stream_offset, f.init_len, base), f.control, f.length, f.body) then
+            if open_frame(src.aead, key, frame_id_offset(f.stream_offset, f.init_len, base), f.control, f.length, f.body or ssub(f.raw, 4)) then
                 d.resync_gen = { f.stream_offset, g - rk }
                 return true
             end
@@ -3269,7 +3358,7 @@ function Conn:probe_aead(d, pdu)
     for _, aead in ipairs(AEAD_ORDER) do
         set_aead(src, aead)
         local key = source_key(src, d.gen, d.label)
-        if key and open_frame(aead, key, pdu.stream_offset, pdu.control, pdu.length, pdu.body) then
+        if key and open_frame(aead, key, pdu.stream_offset, pdu.control, pdu.length, ssub(pdu.raw, 4)) then
             self.aead_probed = true
             self:chain_from(src)
             return true
@@ -3306,9 +3395,10 @@ function Conn:decrypt(d, pdu)
         return
     end
     local pt, nonce = nil, nil
+    local body = ssub(pdu.raw, 4)
     for _, base in ipairs(self:bases(d, pdu.init_len)) do
         local off = frame_id_offset(pdu.stream_offset, pdu.init_len, base)
-        pt, nonce = open_frame(src.aead, key, off, pdu.control, pdu.length, pdu.body)
+        pt, nonce = open_frame(src.aead, key, off, pdu.control, pdu.length, body)
         if pt then
             if not d.base then
                 d.base = base
@@ -3473,35 +3563,31 @@ local function process_packet(pinfo)
     local fi_seq, fi_flags = fval("tcp.seq_raw"), fval("tcp.flags")
     local fi_sport, fi_dport = fval("tcp.srcport"), fval("tcp.dstport")
     if not (fi_seq and fi_flags and fi_sport and fi_dport) then return end
-    local src_ip, dst_ip = last_addr()
-    if not src_ip then return end
+    local id = fi_stream.value
+    local sport, dport = fi_sport.value, fi_dport.value
+    local c = conns[id]
+    local src, dst = nil, nil
+    if not c or c.xport == c.yport then
+        -- addresses only when the ports cannot tell the directions apart
+        local src_ip, dst_ip = last_addr()
+        if not src_ip then return end
+        src, dst = ep_text(src_ip, sport), ep_text(dst_ip, dport)
+    end
     local num = pinfo.number
     cur_packet = num
     if #KEYLOG.pending_errors > 0 then
         for _, msg in ipairs(KEYLOG.pending_errors) do note(num, "tcpcrypt-keylog-error", msg) end
         KEYLOG.pending_errors = {}
     end
-    local id = fi_stream.value
-    local src, dst = ep_text(src_ip, fi_sport.value), ep_text(dst_ip, fi_dport.value)
     local flags = fi_flags.value
     local seq = fi_seq.value
     local fi_ack = fval("tcp.ack_raw")
     local fi_len = fval("tcp.len")
     local fi_pay = fval("tcp.payload")
-    local fi_opts = fval("tcp.options")
-    local payload = ""
-    if fi_pay then
-        local ok, raw = pcall(function() return fi_pay.range:raw() end)
-        if ok and raw then payload = raw end
-    end
-    local tcp_len = fi_len and fi_len.value or #payload
-    local missing = tcp_len - #payload
+    local plen = fi_pay and fi_pay.len or 0
+    local tcp_len = fi_len and fi_len.value or plen
+    local missing = tcp_len - plen
     if missing < 0 then missing = 0 end
-    local opts = ""
-    if fi_opts then
-        local ok, raw = pcall(function() return fi_opts.range:raw() end)
-        if ok and raw then opts = raw end
-    end
     local syn = floor(flags / 2) % 2 == 1
     local ackf = floor(flags / 16) % 2 == 1
     local fin = flags % 2 == 1
@@ -3509,16 +3595,27 @@ local function process_packet(pinfo)
     local psh = floor(flags / 8) % 2 == 1
     local ackno = (ackf and fi_ack) and fi_ack.value or nil
 
-    local c = conns[id]
     if not c then
         c = new_conn(id, src, dst, not (syn and ackf))
+        c.xport = tonumber(string.match(c.x, ":(%d+)$"))
+        c.yport = tonumber(string.match(c.y, ":(%d+)$"))
         conns[id] = c
     end
-    local from_x = (src == c.x)
+    local from_x
+    if src then from_x = (src == c.x) else from_x = (sport == c.xport) end
     c.last_packet = num
     local r = prec(num)
     r.conn, r.from_x = id, from_x
-    local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = #payload + missing }
+    -- the TCP options: SYN-form ENO, and ENO on the segments of the handshake phase only
+    local opts = ""
+    if syn or not c.eno_phase_done or not c.neg then
+        local fi_opts = fval("tcp.options")
+        if fi_opts then
+            local ok, raw = pcall(function() return fi_opts.range:raw() end)
+            if ok and raw then opts = raw end
+        end
+    end
+    local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = plen + missing }
 
     if syn and not ackf then
         local prev = c.syn[from_x]
@@ -3534,7 +3631,7 @@ local function process_packet(pinfo)
     end
     c.packets = c.packets + 1
     if missing > 0 then
-        note(num, "packet-truncated", "captured " .. istr(#payload) .. " of " .. istr(tcp_len) ..
+        note(num, "packet-truncated", "captured " .. istr(plen) .. " of " .. istr(tcp_len) ..
             " payload bytes (snaplen): " .. istr(missing) .. " payload bytes missing")
     end
     if syn then
@@ -3569,7 +3666,7 @@ local function process_packet(pinfo)
     end
     if c.nonsyn_from[from_x] == nil then c.nonsyn_from[from_x] = num end
     local s = c.streams[from_x]
-    local size = #payload + missing
+    local size = plen + missing
     if s and c.watch and c.watch.active then
         local peer = c.streams[not from_x]
         local ack_off = (ackno and peer and peer.base) and peer:offset_of(ackno) or nil
@@ -3581,6 +3678,11 @@ local function process_packet(pinfo)
         if d and d.track_init and size > 0 and #d.init_segs < 64 then
             local start = s:offset_of(seq)
             d.init_segs[#d.init_segs + 1] = { start, start + size, psh, num }
+        end
+        local payload = ""
+        if plen > 0 then
+            local ok, raw = pcall(function() return fi_pay.range:raw() end)
+            if ok and raw then payload = raw end
         end
         r.seg_off = s:segment(seq, payload, num, missing)
         r.plen = #payload
@@ -3717,24 +3819,33 @@ local function show_conn(tree, c, from_x, gen)
         if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
         return t
     end
+    -- the labels are the same on every packet of the connection: made once per outcome
+    local lb = c.labels
+    if not lb or lb.neg ~= neg then
+        local status = neg.status
+        lb = { neg = neg }
+        lb.text = "TCP-ENO connection: " .. status .. (neg.reason and (" (" .. neg.reason .. ")") or "") ..
+            (neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or "")
+        lb.status = "Status: " .. status .. (VALS.eno_status[status] and (" (" .. VALS.eno_status[status] .. ")") or "")
+        if neg.reason then
+            lb.reason = "Fallback reason: " .. neg.reason .. (VALS.eno_reason[neg.reason] and (" (" .. VALS.eno_reason[neg.reason] .. ")") or "")
+        end
+        if neg.roles then
+            lb.roles = "Roles: " .. neg.roles .. (VALS.roles[neg.roles] and (" (" .. VALS.roles[neg.roles] .. ")") or "")
+        end
+        c.labels = lb
+    end
     local status = neg.status
-    t:set_text("TCP-ENO connection: " .. status .. (neg.reason and (" (" .. neg.reason .. ")") or "") ..
-        (neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or ""))
-    local it = t:add(F["tcpeno.status"], status)
-    it:set_generated()
-    if VALS.eno_status[status] then it:append_text(" (" .. VALS.eno_status[status] .. ")") end
+    t:set_text(lb.text)
+    t:add(F["tcpeno.status"], status, lb.status):set_generated()
     if status ~= "negotiated" and neg.reason then
-        it = t:add(F["tcpeno.reason"], neg.reason)
-        it:set_generated()
-        if VALS.eno_reason[neg.reason] then it:append_text(" (" .. VALS.eno_reason[neg.reason] .. ")") end
+        t:add(F["tcpeno.reason"], neg.reason, lb.reason):set_generated()
     end
     if neg.tep and status == "negotiated" then
         t:add(F["tcpeno.negotiated_tep"], neg.tep):set_generated()
     end
     if neg.roles and a_is_x ~= nil then
-        it = t:add(F["tcpeno.roles"], neg.roles)
-        it:set_generated()
-        if VALS.roles[neg.roles] then it:append_text(" (" .. VALS.roles[neg.roles] .. ")") end
+        t:add(F["tcpeno.roles"], neg.roles, lb.roles):set_generated()
     end
     local sa, sb = nil, nil
     if a_is_x ~= nil then
@@ -3834,19 +3945,42 @@ local function try_app_dissectors(tvb, pinfo, tree, c)
     return true
 end
 
+-- Application data of a direction is handed on as the dissector asks (pinfo.desegment_*),
+-- like TCP's own reassembly: undelivered bytes wait as parts (never one string grown per
+-- packet), and when the dissector named a length the next call waits until it is there.
+-- For redissection each handing-on records where its bytes lie in the direction's log of
+-- application data (first part, bytes to skip, last part): nothing is stored twice.
+local ONE_MORE = 0x0ffffffe
+
+local function app_chunk(d, first, skip, last)
+    local parts = {}
+    for i = first, last do parts[#parts + 1] = d.app_log[i] end
+    if #parts == 0 then return "" end
+    parts[1] = ssub(parts[1], skip + 1)
+    return table.concat(parts)
+end
+
 local function handoff(app, pinfo, tree, c, d, r, visited)
     if not p_tc.prefs.handoff then return end
-    local chunk
+    local chunk, pos
     if visited then
-        chunk = r.handoff and r.handoff[d.label]
-        if not chunk then return end
+        pos = r.handoff and r.handoff[d.label]
+        if not pos then return end
+        chunk = app_chunk(d, pos[1], pos[2], pos[3])
     else
-        chunk = d.app_pending .. app
-        d.app_pending = ""
-        r.handoff = r.handoff or {}
-        r.handoff[d.label] = chunk
+        if #app > 0 then
+            d.app_log[#d.app_log + 1] = app
+            d.app_waiting = d.app_waiting + #app
+            if not d.app_first then d.app_first, d.app_skip = #d.app_log, 0 end
+        end
+        if d.app_waiting == 0 or d.app_waiting < d.app_need then return end
+        pos = { d.app_first, d.app_skip, #d.app_log }
+        chunk = app_chunk(d, pos[1], pos[2], pos[3])
+        if KEEP_RECORDS then
+            r.handoff = r.handoff or {}
+            r.handoff[d.label] = pos
+        end
     end
-    if #chunk == 0 then return end
     local tvb = bytes_tvb(chunk, "tcpcrypt application data")
     local saved_cd = pinfo.can_desegment
     pcall(function() pinfo.can_desegment = 2 end)
@@ -3855,8 +3989,27 @@ local function handoff(app, pinfo, tree, c, d, r, visited)
     local want, at = 0, 0
     pcall(function() want, at = pinfo.desegment_len or 0, pinfo.desegment_offset or 0 end)
     pcall(function() pinfo.desegment_len = 0; pinfo.desegment_offset = 0; pinfo.can_desegment = saved_cd end)
-    if not visited and want ~= 0 and at < #chunk and #chunk < 4194304 then
-        d.app_pending = ssub(chunk, at + 1)
+    if visited then return end
+    if want ~= 0 and at < #chunk and #chunk - at < 16777216 then
+        -- the bytes from offset at on wait: find their part and skip in the log
+        local first, skip = pos[1], pos[2] + at
+        while first < pos[3] and skip >= #d.app_log[first] do
+            skip = skip - #d.app_log[first]
+            first = first + 1
+        end
+        d.app_first, d.app_skip = first, skip
+        d.app_waiting = #chunk - at
+        d.app_need = (want > 0 and want < ONE_MORE) and (d.app_waiting + want) or 0
+    else
+        d.app_first, d.app_skip, d.app_waiting, d.app_need = nil, 0, 0, 0
+    end
+    if not KEEP_RECORDS and d.app_first then
+        -- nothing is shown again: drop the parts already handed on for good
+        local keep = {}
+        for i = d.app_first, #d.app_log do keep[#keep + 1] = d.app_log[i] end
+        d.app_log, d.app_first = keep, 1
+    elseif not KEEP_RECORDS then
+        d.app_log = {}
     end
 end
 
@@ -4146,6 +4299,7 @@ end
 function post.dissector(tvb, pinfo, tree)
     local ok, err = pcall(post_impl, tvb, pinfo, tree)
     DISPLAY = nil
+    if not KEEP_RECORDS then pkts[pinfo.number] = nil end
     if not ok then
         pcall(function()
             local t = tree:add(p_tc, "tcpinc.lua internal problem")
@@ -4166,7 +4320,7 @@ function post.init()
     scan_open()
 end
 
-register_postdissector(post, true)
+register_postdissector(post)
 
 -- A tap with a filter makes every pass (tshark -2's first pass included) build the
 -- protocol tree, without which the field extractors above see nothing.
@@ -4287,6 +4441,24 @@ end
 
 -- in-line on claimed ports: swallow ciphertext of tcpcrypt connections (the postdissector
 -- shows it), pass everything else to the port's previous dissector
+local function swallow(tvb, pinfo, tree)
+    local fi = fval("tcp.stream")
+    local c = fi and conns[fi.value]
+    if c then
+        local sport = pinfo.src_port
+        local from_x = sport == c.xport
+        if c.xport == c.yport then from_x = ep_text(tostring(pinfo.src), sport) == c.x end
+        local d = c.tc[from_x]
+        if d and not d.plain then
+            pinfo.cols.protocol = "tcpcrypt"
+            return tvb:len()
+        end
+    end
+    local orig = claimed_ports[pinfo.dst_port] or claimed_ports[pinfo.src_port]
+    if orig then return orig:call(tvb, pinfo, tree) end
+    return 0
+end
+
 function p_tc.dissector(tvb, pinfo, tree)
     if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.tc_done then
         DISPLAY.tc_done = true
@@ -4299,24 +4471,7 @@ function p_tc.dissector(tvb, pinfo, tree)
         end
         return tvb:len()
     end
-    local ok, res = pcall(function()
-        local fi = fval("tcp.stream")
-        local c = fi and conns[fi.value]
-        if c then
-            local src = fval("tcp.srcport")
-            local from_x = src and (string.match(c.x, ":(%d+)$") == istr(src.value))
-            local d = c.tc[from_x and true or false]
-            if d and not d.plain then
-                pinfo.cols.protocol = "tcpcrypt"
-                return tvb:len()
-            end
-        end
-        for _, port in ipairs({ pinfo.dst_port, pinfo.src_port }) do
-            local orig = claimed_ports[port]
-            if orig then return orig:call(tvb, pinfo, tree) end
-        end
-        return 0
-    end)
+    local ok, res = pcall(swallow, tvb, pinfo, tree)
     if ok then return res end
     return 0
 end
