@@ -297,3 +297,22 @@ def test_private_key_only_logs_decrypt_in_tshark(tmp_path: Path) -> None:
         lua = got[(py["a"], py["b"])]
         assert lua["keys_from"] == "private_key" and lua["session_id"], py["id"]
         assert lua["ok"]["ab"] > 0 and lua["ok"]["ba"] > 0, py["id"]
+
+
+@pytest.mark.parametrize("lua", ["lua5.2", "lua5.4"])
+def test_ghash_table_multiplication_matches_the_bitwise_one(lua: str, tmp_path: Path) -> None:
+    """The per-key table of H * x^i that GCM's lengths-block correction uses gives the
+    same products as the bit-by-bit GF(2^128) multiplication, for sparse and dense x."""
+    rng = random.Random(31)
+    pairs = [(rng.randbytes(16), rng.randbytes(16)) for _ in range(40)]
+    pairs += [(bytes(8) + (8 * n ^ 8 * (n + 16)).to_bytes(8, "big"), rng.randbytes(16))
+              for n in (1, 15, 16, 300, 1400, 16000)]
+    (tmp_path / "in.txt").write_text("\n".join(f"{x.hex()} {h.hex()}" for x, h in pairs) + "\n")
+    out = _run_lua(lua, tmp_path, f"""
+for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
+  local x, h = line:match("(%x+) (%x+)")
+  x, h = M.fromhex(x), M.fromhex(h)
+  print(M.tohex(M.gf_mul(x, h)) == M.tohex(M.gf_mul_table(x, M.gf_table(h))) and "same" or "DIFF")
+end
+""")
+    assert out == ["same"] * len(pairs)
