@@ -20,13 +20,18 @@
 --    layout) and frames of any size, several per segment or spanning many segments;
 --    without a captured handshake the Init magic numbers are recognised.
 --  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (key log v2,
---    re-read when it grows); needs the Debian package lua-luaossl (no ECDH: an ephemeral
---    private key alone gives a note). mk[j] key schedule, K || NR traffic keys, nonces
---    frame_ID XOR NR with the frame-ID offset base found on each direction's first frame,
---    rekeys, resumption through the ss chain with AEAD probing. Plaintext becomes the
---    data source "Decrypted tcpcrypt" and application data goes to the next dissector
---    (Decode As "tcpcrypt.port", the TCP port table, TCP heuristics), with its own
---    reassembly, so HTTP shows as HTTP.
+--    re-read when it grows), and key logs embedded in the pcapng being read (Decryption
+--    Secrets Blocks, read from the file itself); needs the Debian package lua-luaossl.
+--    Every label: an ephemeral private key by ECDH in Lua (X25519/X448, P-256/P-521 on
+--    luaossl's bignums), mk[j] key schedule, K || NR traffic keys, nonces frame_ID XOR NR
+--    with the frame-ID offset base found on each direction's first frame, rekeys,
+--    resumption through the ss chain with AEAD probing. Plaintext becomes the data source
+--    "Decrypted tcpcrypt"; application data goes to Decode As, then the heuristics for
+--    decrypted data, then the TCP port table, with its own reassembly, so HTTP shows as
+--    HTTP on any port.
+--  * One pass (Wireshark reading, tshark): a packet shows what the capture has shown up
+--    to it; after the first pass (tshark -2 -Y frame, clicks in Wireshark) the final
+--    outcome. Statistics > TCP-ENO and tcpcrypt, tshark -z tcpcrypt,summary.
 --  * Conformance: broken RFC rules become expert infos carrying the analyzer's finding
 --    code, plus tcpeno.conformance / tcpeno.conformance.rfc for filters.
 --
@@ -1884,8 +1889,9 @@ local p_eno, p_tc = P.tcpeno, P.tcpcrypt
 
 -- ------------------------------------------------------------------ preferences
 p_tc.prefs.keylog_file = Pref.string("Key log file", "",
-    "tcpcrypt key log (TCPCRYPT_SESSION_SECRET / TCPCRYPT_MASTER_KEY / TCPCRYPT_TRAFFIC_KEYS " ..
-    "lines); default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read when it grows.")
+    "tcpcrypt key log (TCPCRYPT_EPHEMERAL_PRIVATE / TCPCRYPT_SESSION_SECRET / TCPCRYPT_MASTER_KEY / " ..
+    "TCPCRYPT_TRAFFIC_KEYS lines); default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read " ..
+    "when it grows. Key logs embedded in the pcapng file (tcpinc-analyze inject-secrets) are used too.")
 p_tc.prefs.decrypt = Pref.bool("Decrypt frames", true, "Decrypt and verify frames with the key log")
 p_tc.prefs.handoff = Pref.bool("Dissect application data", true,
     "Hand decrypted application data to the next dissector (Decode As, TCP ports, heuristics)")
@@ -3699,6 +3705,15 @@ local function process_packet(pinfo)
         c.rst = num
         for _, fx in ipairs({ true, false }) do
             if not c.fin[fx] then c:check_fin_frames(num, fx, false) end
+        end
+    end
+    if not c.released and c:closed() then
+        -- closed: the retransmission window goes (a late retransmission is then only not
+        -- compared), so memory does not grow with the number of connections
+        c.released = true
+        for _, fx in ipairs({ true, false }) do
+            local st = c.streams[fx]
+            if st then st.chunks, st.head, st.recent_len = {}, 1, 0 end
         end
     end
 end
