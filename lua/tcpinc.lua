@@ -2763,7 +2763,8 @@ function Conn:view()
 end
 
 -- The outcome a packet may show: the decision once made (the final one after the first
--- pass), else a fallback the SYN-form options alone already decide, else nothing. Also
+-- pass), else a fallback (or ENO's absence) the SYN-form options alone already decide,
+-- else nothing. Also
 -- the roles (a_is_x), or nil while the capture has not shown them: a connection whose
 -- handshake was not captured gets its roles from the first Init message.
 function Conn:outcome()
@@ -2775,7 +2776,7 @@ function Conn:outcome()
         return neg, self.a_is_x
     end
     local v = self:view()
-    if v and v.status == "fallback" then
+    if v and (v.status == "fallback" or v.status == "absent") then
         local first_x = self.simultaneous or self:active_is_x()
         return v, first_x == v.a_is_first
     end
