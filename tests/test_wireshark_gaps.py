@@ -493,3 +493,14 @@ def test_conformance_findings_are_filterable() -> None:
     rows = [line.split("\t") for line in out.splitlines()]
     assert {int(r[0]) for r in rows} == expected
     assert all("RFC 8548 §3.8" in r[1] for r in rows)
+
+
+def test_cost_benchmark_runs(tmp_path: Path) -> None:
+    """The dissector's cost benchmark (no timing asserted: the numbers go to the README)
+    runs every contender on a small capture and prints one line each."""
+    proc = subprocess.run(["python3", "-m", "tcpinc_analyze.wireshark.bench", "--size", "1",
+                           "--dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 5 and all("s CPU" in line and "MB peak RSS" in line for line in lines)
