@@ -316,3 +316,35 @@ for line in io.lines({json.dumps(str(tmp_path / "in.txt"))}) do
 end
 """)
     assert out == ["same"] * len(pairs)
+
+
+PRIVATE_KEY_SAMPLES = ["busy-mix", "experimental-encoding", "nonce-after-init",
+                       "simultaneous-open", "x448-private-key"]
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("name", PRIVATE_KEY_SAMPLES)
+def test_samples_with_only_their_private_keys(tmp_path: Path, name: str) -> None:
+    """The samples' own ephemeral private keys, every other line removed: tshark's ECDH
+    gives the same keys as the cryptography package's (session IDs, frames, plaintext
+    hashes of every connection agree with Python's)."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed")
+    import test_wireshark as tw
+
+    from tcpinc_analyze.analysis.run import analyze_file
+    from tcpinc_analyze.decryption import DecryptionContext
+    from tcpinc_analyze.keylog import load_keylogs
+
+    entry = tw._entry(name)
+    keylog = tmp_path / f"{name}-private.keys"
+    keylog.write_text("".join(line + "\n" for line in tw._keylog(entry).read_text().splitlines()
+                              if line.startswith("TCPCRYPT_EPHEMERAL_PRIVATE")))
+    capture = tw.SAMPLES / entry["capture"]
+    log = load_keylogs([str(keylog)], use_env=False).log
+    python = [r.to_json() for r in analyze_file(str(capture),
+                                                decryption=DecryptionContext(log)).reports]
+    from_private = [p for p in python if p["tcpcrypt"] and p["tcpcrypt"]["keys_from"]]
+    assert from_private and {p["tcpcrypt"]["keys_from"] for p in from_private} == {"private_key"}
+    tw.assert_parity(f"{name} (private keys only)", python,
+                     tw.per_connection(tw.tshark_fields(capture, keylog)))
