@@ -20,13 +20,18 @@
 --    layout) and frames of any size, several per segment or spanning many segments;
 --    without a captured handshake the Init magic numbers are recognised.
 --  * Decryption: preference tcpcrypt.keylog_file or $TCPCRYPT_KEYLOGFILE (key log v2,
---    re-read when it grows); needs the Debian package lua-luaossl (no ECDH: an ephemeral
---    private key alone gives a note). mk[j] key schedule, K || NR traffic keys, nonces
---    frame_ID XOR NR with the frame-ID offset base found on each direction's first frame,
---    rekeys, resumption through the ss chain with AEAD probing. Plaintext becomes the
---    data source "Decrypted tcpcrypt" and application data goes to the next dissector
---    (Decode As "tcpcrypt.port", the TCP port table, TCP heuristics), with its own
---    reassembly, so HTTP shows as HTTP.
+--    re-read when it grows), and key logs embedded in the pcapng being read (Decryption
+--    Secrets Blocks, read from the file itself); needs the Debian package lua-luaossl.
+--    Every label: an ephemeral private key by ECDH in Lua (X25519/X448, P-256/P-521 on
+--    luaossl's bignums), mk[j] key schedule, K || NR traffic keys, nonces frame_ID XOR NR
+--    with the frame-ID offset base found on each direction's first frame, rekeys,
+--    resumption through the ss chain with AEAD probing. Plaintext becomes the data source
+--    "Decrypted tcpcrypt"; application data goes to Decode As, then the heuristics for
+--    decrypted data, then the TCP port table, with its own reassembly, so HTTP shows as
+--    HTTP on any port.
+--  * One pass (Wireshark reading, tshark): a packet shows what the capture has shown up
+--    to it; after the first pass (tshark -2 -Y frame, clicks in Wireshark) the final
+--    outcome. Statistics > TCP-ENO and tcpcrypt, tshark -z tcpcrypt,summary.
 --  * Conformance: broken RFC rules become expert infos carrying the analyzer's finding
 --    code, plus tcpeno.conformance / tcpeno.conformance.rfc for filters.
 --
@@ -35,9 +40,10 @@
 -- The field declarations between the GENERATED markers come from dissectors/fields.json
 -- (python -m tcpinc_analyze.wireshark.luagen); edit the JSON, not that block.
 
-local PLUGIN_VERSION = "0.2.0"
+local PLUGIN_VERSION = "0.3.0"
 
 local M = {}            -- internals, returned when loaded outside Wireshark (tests)
+local in_gui_process = type(gui_enabled) == "function" and gui_enabled() or false
 local floor = math.floor
 local table_unpack = table.unpack or unpack
 local schar, sbyte, ssub, srep, sfmt = string.char, string.byte, string.sub, string.rep, string.format
@@ -177,90 +183,130 @@ local function gf_mul(x, y)
     end
     return pack_be32(z1) .. pack_be32(z2) .. pack_be32(z3) .. pack_be32(z4)
 end
+M.gf_mul = gf_mul
 
-local function gf_pow(h, n)
-    local result = "\128" .. srep("\0", 15) -- the multiplicative identity in GHASH bit order
-    local base = h
-    while n > 0 do
-        if n % 2 == 1 then result = gf_mul(result, base) end
-        base = gf_mul(base, base)
-        n = floor(n / 2)
+-- H * x^i for i = 0..127 in GHASH's bit order (what gf_mul walks through bit by bit)
+local function gf_table(h)
+    local v1, v2, v3, v4 = be32(h, 1), be32(h, 5), be32(h, 9), be32(h, 13)
+    local tbl = {}
+    for i = 0, 127 do
+        tbl[i] = { v1, v2, v3, v4 }
+        local lsb = v4 % 2
+        v4 = bor(rshift(v4, 1), lshift(v3 % 2, 31))
+        v3 = bor(rshift(v3, 1), lshift(v2 % 2, 31))
+        v2 = bor(rshift(v2, 1), lshift(v1 % 2, 31))
+        v1 = rshift(v1, 1)
+        if lsb == 1 then v1 = bxor(v1, 0xe1000000) end
     end
-    return result
+    return tbl
 end
 
--- AES-GCM open with associated data. luaossl has no AAD call, so: the plaintext comes
--- from AES-CTR; luaossl's GCM tag over the same ciphertext WITHOUT associated data gives
--- GHASH's ciphertext part, and GHASH's linearity adds the AAD block:
---   G1 = A*H^(n+2) + (G0 + L0*H) + L1*H.
-local function gcm_open(key, nonce, aad, ct, tag)
-    local bits = (#key == 16) and "128" or "256"
-    local plain = cipher_run("aes-" .. bits .. "-ctr", false, key, nonce .. "\0\0\0\2", ct)
-    local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
-    enc:encrypt(key, nonce)
-    enc:update(plain)
-    enc:final()
-    local t0 = enc:getTag(16)
-    local h = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16))
-    local ej0 = cipher_run("aes-" .. bits .. "-ecb", true, key, nil, nonce .. "\0\0\0\1")
-    local nblocks = floor((#ct + 15) / 16)
-    local l0 = pack_be64(0) .. pack_be64(#ct * 8)
-    local l1 = pack_be64(#aad * 8) .. pack_be64(#ct * 8)
-    local q = xor16(xor16(t0, ej0), gf_mul(l0, h))
-    local a1 = aad .. srep("\0", 16 - #aad)
-    local g1 = xor16(xor16(gf_mul(a1, gf_pow(h, nblocks + 2)), q), gf_mul(l1, h))
-    if xor16(g1, ej0) ~= tag then return nil end
-    return plain
-end
-
--- ChaCha20-Poly1305 (RFC 8439) open: ChaCha20 from luaossl, Poly1305 over bignums.
-local P1305, TWO128
-local function poly1305(otk, msg)
-    local bn = ossl.bignum
-    if not P1305 then
-        P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
-        TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
+local function gf_mul_table(x, tbl)
+    local z1, z2, z3, z4 = 0, 0, 0, 0
+    for i = 1, 16 do
+        local byte = sbyte(x, i)
+        if byte ~= 0 then
+            for bitpos = 7, 0, -1 do
+                if floor(byte / 2 ^ bitpos) % 2 == 1 then
+                    local v = tbl[(i - 1) * 8 + 7 - bitpos]
+                    z1, z2, z3, z4 = bxor(z1, v[1]), bxor(z2, v[2]), bxor(z3, v[3]), bxor(z4, v[4])
+                end
+            end
+        end
     end
-    local rb = {sbyte(otk, 1, 16)}
-    for _, i in ipairs({4, 8, 12, 16}) do rb[i] = rb[i] % 16 end
-    for _, i in ipairs({5, 9, 13}) do rb[i] = rb[i] - rb[i] % 4 end
-    local r = bn.fromBinary(string.reverse(schar(table_unpack(rb))))
-    local s = bn.fromBinary(string.reverse(ssub(otk, 17, 32)))
-    local acc = bn.new(0)
-    local pos = 1
-    while pos <= #msg do
-        local block = ssub(msg, pos, pos + 15)
-        local n = bn.fromBinary("\1" .. string.reverse(block))
-        acc = ((acc + n) * r) % P1305
-        pos = pos + 16
-    end
-    acc = (acc + s) % TWO128
-    local out = acc:toBinary()
-    out = srep("\0", 16 - #out) .. out
-    return string.reverse(out)
+    return pack_be32(z1) .. pack_be32(z2) .. pack_be32(z3) .. pack_be32(z4)
 end
+M.gf_table, M.gf_mul_table = gf_table, gf_mul_table
 
 local function pad16(s)
     local rem = #s % 16
     return rem == 0 and "" or srep("\0", 16 - rem)
 end
 
-local function chacha_open(key, nonce, aad, ct, tag)
-    local otk = cipher_run("chacha20", true, key, "\0\0\0\0" .. nonce, srep("\0", 32))
-    local mac = poly1305(otk, aad .. pad16(aad) .. ct .. pad16(ct) .. pack_le64(#aad) .. pack_le64(#ct))
-    if mac ~= tag then return nil end
-    return cipher_run("chacha20", false, key, "\1\0\0\0" .. nonce, ct)
-end
+-- luaossl has no call for associated data, so both AEADs are opened by authenticating
+-- Z = pad16(aad) || ciphertext as if it were the ciphertext of a message without
+-- associated data (OpenSSL computes that tag in C), then correcting for the one block
+-- that differs: the lengths block. Both MACs are polynomials in one key (H, r), and the
+-- blocks of Z are exactly the AEAD's blocks of aad and ciphertext.
+local aead_open
+do
+    local AD_CACHE, ad_cached = {}, 0
 
--- body = ciphertext || 16-byte tag. Returns the plaintext, or nil when it does not verify.
-local function aead_open(aead, key, nonce, aad, body)
-    if #body < 16 then return nil end
-    local ct, tag = ssub(body, 1, #body - 16), ssub(body, #body - 15)
-    if aead == 0x10 then return chacha_open(key, nonce, aad, ct, tag) end
-    if aead == 0x01 or aead == 0x02 then return gcm_open(key, nonce, aad, ct, tag) end
-    return nil
+    -- AES-GCM (NIST SP 800-38D): GHASH is linear, so tag = tag_Z xor (L_Z xor L) * H.
+    local function gcm_open(key, nonce, aad, ct, tag)
+        local bits = (#key == 16) and "128" or "256"
+        local ctr = "aes-" .. bits .. "-ctr"
+        local iv = nonce .. "\0\0\0\2"
+        local z = aad .. pad16(aad) .. ct
+        local enc = ossl.cipher.new("aes-" .. bits .. "-gcm")
+        enc:encrypt(key, nonce)
+        enc:update(cipher_run(ctr, false, key, iv, z)) -- the plaintext whose ciphertext is z
+        enc:final()
+        local tz = enc:getTag(16)
+        -- D * H for the sparse D = L_Z xor L: the XOR of H * x^i over D's set bits, from
+        -- a table of the 128 multiples made once per key
+        local tbl = AD_CACHE[key]
+        if not tbl then
+            tbl = gf_table(cipher_run("aes-" .. bits .. "-ecb", true, key, nil, srep("\0", 16)))
+            if ad_cached > 512 then AD_CACHE, ad_cached = {}, 0 end
+            AD_CACHE[key], ad_cached = tbl, ad_cached + 1
+        end
+        local fix = gf_mul_table(xor16(pack_be64(0) .. pack_be64(#z * 8),
+                                       pack_be64(#aad * 8) .. pack_be64(#ct * 8)), tbl)
+        if xor16(tz, fix) ~= tag then return nil end
+        return cipher_run(ctr, false, key, iv, ct)
+    end
+
+    -- ChaCha20-Poly1305 (RFC 8439): the Poly1305 accumulator before its last block is the
+    -- same for Z and the AEAD's input, so P = P_Z + (L - L_Z) * r (mod 2^130 - 5). OpenSSL
+    -- gives tag_Z = (P_Z + s) mod 2^128 only; P_Z < 2^130 - 5 leaves at most five
+    -- candidates, each checked.
+    local P1305, TWO128
+    local function le_bn(s) return ossl.bignum.fromBinary(string.reverse(s)) end
+
+    local function chacha_open(key, nonce, aad, ct, tag)
+        local bn = ossl.bignum
+        if not P1305 then
+            P1305 = bn.fromBinary("\3" .. srep("\255", 15) .. "\251")
+            TWO128 = bn.fromBinary("\1" .. srep("\0", 16))
+        end
+        local iv1 = "\1\0\0\0" .. nonce
+        local z = aad .. pad16(aad) .. ct
+        local enc = ossl.cipher.new("chacha20-poly1305")
+        enc:encrypt(key, nonce)
+        enc:update(cipher_run("chacha20", false, key, iv1, z))
+        enc:final()
+        local tz = enc:getTag(16)
+        local otk = cipher_run("chacha20", true, key, "\0\0\0\0" .. nonce, srep("\0", 32))
+        local rb = { sbyte(otk, 1, 16) }
+        for _, i in ipairs({ 4, 8, 12, 16 }) do rb[i] = rb[i] % 16 end
+        for _, i in ipairs({ 5, 9, 13 }) do rb[i] = rb[i] - rb[i] % 4 end
+        local r = le_bn(schar(table_unpack(rb)))
+        local s = le_bn(ssub(otk, 17, 32))
+        local delta = (le_bn(pack_le64(#aad) .. pack_le64(#ct)) - le_bn(pack_le64(0) .. pack_le64(#z))) * r
+        local want = le_bn(tag)
+        local base = le_bn(tz) - s
+        for k = 0, 4 do
+            local pz = base + TWO128 * bn.new(k)
+            if not (pz < bn.new(0)) and pz < P1305 then
+                if ((pz + delta) % P1305 + s) % TWO128 == want then
+                    return cipher_run("chacha20", false, key, iv1, ct)
+                end
+            end
+        end
+        return nil
+    end
+
+    -- body = ciphertext || 16-byte tag. Returns the plaintext, or nil when it does not verify.
+    function aead_open(aead, key, nonce, aad, body)
+        if #body < 16 then return nil end
+        local ct, tag = ssub(body, 1, #body - 16), ssub(body, #body - 15)
+        if aead == 0x10 then return chacha_open(key, nonce, aad, ct, tag) end
+        if aead == 0x01 or aead == 0x02 then return gcm_open(key, nonce, aad, ct, tag) end
+        return nil
+    end
+    M.aead_open = aead_open
 end
-M.aead_open = aead_open
 
 -- N = frame_ID XOR NR, frame_ID = 4 zero bytes || offset as u64 (RFC 8548 §3.6, §4.2.3)
 local function frame_nonce(nr, offset)
@@ -276,6 +322,298 @@ local function traffic_key(mk, aead, ab)
     return cprf(mk, ab and C_KEY_A or C_KEY_B, AEAD_KEYLEN[aead] + NR_LEN)
 end
 M.traffic_key = traffic_key
+
+-- ------------------------------------------------------------------ ECDH (RFC 8548 §5)
+-- X25519 and X448 by RFC 7748's Montgomery ladder; P-256 and P-521 (a = -3) by
+-- double-and-add in Jacobian coordinates, with point decompression and validation. All
+-- on luaossl's bignum (BN_mod_* in C); run once per connection, so simple beats fast.
+-- Nothing here needs to be constant-time: the analyzer only reads logged keys.
+local validate_public, public_of, shared_secret, x_mont
+do
+    local EC = {}
+
+    local function bn_hex(h) return ossl.bignum.fromBinary(fromhex(h)) end
+
+    local function bn_bytes_be(x, len)
+        local b = x:toBinary()
+        if #b > len then return nil end
+        return srep("\0", len - #b) .. b
+    end
+
+    local function ec_params()
+        if EC.ready then return EC end
+        local bn = ossl.bignum
+        local p25519 = bn.new(2) ^ bn.new(255) - bn.new(19)
+        local p448 = bn.new(2) ^ bn.new(448) - bn.new(2) ^ bn.new(224) - bn.new(1)
+        EC.mont = {
+            [0x23] = { p = p25519, a24 = bn.new(121665), bits = 255, len = 32, name = "X25519" },
+            [0x24] = { p = p448, a24 = bn.new(39081), bits = 448, len = 56, name = "X448" },
+        }
+        EC.nist = {
+            [0x21] = { name = "P-256", len = 32,
+                p = bn_hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+                b = bn_hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
+                n = bn_hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
+                gx = bn_hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+                gy = bn_hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5") },
+            [0x22] = { name = "P-521", len = 66,
+                p = bn.new(2) ^ bn.new(521) - bn.new(1),
+                b = bn_hex("0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e1" ..
+                           "56193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00"),
+                n = bn_hex("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" ..
+                           "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
+                gx = bn_hex("00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3d" ..
+                            "baa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66"),
+                gy = bn_hex("011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e66" ..
+                            "2c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650") },
+        }
+        for _, c in pairs(EC.nist) do
+            c.sqrt_exp = (c.p + bn.new(1)) / bn.new(4) -- p = 3 (mod 4) for both curves
+            c.inv_exp = c.p - bn.new(2)
+        end
+        EC.ready = true
+        return EC
+    end
+
+    -- RFC 7748 §5: decodeScalar and the ladder; u is read little-endian (X25519 masks bit 255)
+    function x_mont(tep, scalar, ucoord)
+        local c = ec_params().mont[tep]
+        local bn = ossl.bignum
+        local p, len = c.p, c.len
+        if #scalar ~= len or #ucoord ~= len then return nil end
+        local k = { sbyte(scalar, 1, len) }
+        local ub = { sbyte(ucoord, 1, len) }
+        if tep == 0x23 then
+            k[1] = k[1] - k[1] % 8
+            k[32] = k[32] % 128 + 64 - (floor(k[32] / 64) % 2) * 64
+            ub[32] = ub[32] % 128
+        else
+            k[1] = k[1] - k[1] % 4
+            k[56] = k[56] % 128 + 128
+        end
+        local x1 = bn.fromBinary(string.reverse(schar(table_unpack(ub)))) % p
+        local x2, z2, x3, z3 = bn.new(1), bn.new(0), x1, bn.new(1)
+        local swap = 0
+        for t = c.bits - 1, 0, -1 do
+            local kt = floor(k[floor(t / 8) + 1] / 2 ^ (t % 8)) % 2
+            if swap ~= kt then x2, x3, z2, z3 = x3, x2, z3, z2 end
+            swap = kt
+            local a = x2:mod_add(z2, p)
+            local aa = a:mod_sqr(p)
+            local b = x2:mod_sub(z2, p)
+            local bb = b:mod_sqr(p)
+            local e = aa:mod_sub(bb, p)
+            local cc = x3:mod_add(z3, p)
+            local d = x3:mod_sub(z3, p)
+            local da = d:mod_mul(a, p)
+            local cb = cc:mod_mul(b, p)
+            x3 = da:mod_add(cb, p):mod_sqr(p)
+            z3 = x1:mod_mul(da:mod_sub(cb, p):mod_sqr(p), p)
+            x2 = aa:mod_mul(bb, p)
+            z2 = e:mod_mul(aa:mod_add(c.a24:mod_mul(e, p), p), p)
+        end
+        if swap == 1 then x2, z2 = x3, z3 end
+        local out = x2:mod_mul(z2:mod_exp(p - bn.new(2), p), p)
+        return string.reverse(bn_bytes_be(out, len))
+    end
+    M.x_mont = x_mont
+
+    -- NIST curves: points are { x, y, z } Jacobian, nil is the point at infinity
+    local function jac_double(c, q)
+        if q == nil then return nil end
+        local p = c.p
+        local x1, y1, z1 = q[1], q[2], q[3]
+        if y1 == ossl.bignum.new(0) then return nil end
+        local delta = z1:mod_sqr(p)
+        local gamma = y1:mod_sqr(p)
+        local beta = x1:mod_mul(gamma, p)
+        local alpha = x1:mod_sub(delta, p):mod_mul(x1:mod_add(delta, p), p)
+        alpha = alpha:mod_add(alpha, p):mod_add(alpha, p)
+        local beta4 = beta:mod_add(beta, p)
+        beta4 = beta4:mod_add(beta4, p)
+        local x3 = alpha:mod_sqr(p):mod_sub(beta4:mod_add(beta4, p), p)
+        local z3 = y1:mod_add(z1, p):mod_sqr(p):mod_sub(gamma, p):mod_sub(delta, p)
+        local g2 = gamma:mod_sqr(p)
+        local g8 = g2:mod_add(g2, p)
+        g8 = g8:mod_add(g8, p)
+        g8 = g8:mod_add(g8, p)
+        local y3 = alpha:mod_mul(beta4:mod_sub(x3, p), p):mod_sub(g8, p)
+        return { x3, y3, z3 }
+    end
+
+    local function jac_add(c, q1, q2)
+        if q1 == nil then return q2 end
+        if q2 == nil then return q1 end
+        local p = c.p
+        local z1z1, z2z2 = q1[3]:mod_sqr(p), q2[3]:mod_sqr(p)
+        local u1, u2 = q1[1]:mod_mul(z2z2, p), q2[1]:mod_mul(z1z1, p)
+        local s1 = q1[2]:mod_mul(q2[3], p):mod_mul(z2z2, p)
+        local s2 = q2[2]:mod_mul(q1[3], p):mod_mul(z1z1, p)
+        if u1 == u2 then
+            if s1 == s2 then return jac_double(c, q1) end
+            return nil
+        end
+        local h = u2:mod_sub(u1, p)
+        local i = h:mod_add(h, p):mod_sqr(p)
+        local j = h:mod_mul(i, p)
+        local r = s2:mod_sub(s1, p)
+        r = r:mod_add(r, p)
+        local v = u1:mod_mul(i, p)
+        local x3 = r:mod_sqr(p):mod_sub(j, p):mod_sub(v:mod_add(v, p), p)
+        local s1j = s1:mod_mul(j, p)
+        local y3 = r:mod_mul(v:mod_sub(x3, p), p):mod_sub(s1j:mod_add(s1j, p), p)
+        local z3 = q1[3]:mod_add(q2[3], p):mod_sqr(p):mod_sub(z1z1, p):mod_sub(z2z2, p):mod_mul(h, p)
+        return { x3, y3, z3 }
+    end
+
+    -- k * (x, y) for a big-endian scalar string k; the affine x and y, or nil (infinity)
+    local function nist_mul(c, k, x, y)
+        local bn = ossl.bignum
+        local base = { x, y, bn.new(1) }
+        local acc = nil
+        for i = 1, #k do
+            local byte = sbyte(k, i)
+            for bit = 7, 0, -1 do
+                acc = jac_double(c, acc)
+                if floor(byte / 2 ^ bit) % 2 == 1 then acc = jac_add(c, acc, base) end
+            end
+        end
+        if acc == nil then return nil end
+        local zinv = acc[3]:mod_exp(c.inv_exp, c.p)
+        local zinv2 = zinv:mod_sqr(c.p)
+        return acc[1]:mod_mul(zinv2, c.p), acc[2]:mod_mul(zinv2:mod_mul(zinv, c.p), c.p)
+    end
+
+    -- a NIST point (02/03 || X or 04 || X || Y, no length prefix) -> x, y; or nil, why
+    local function nist_decode(tep, point)
+        local c = ec_params().nist[tep]
+        local bn = ossl.bignum
+        local n = #point
+        local first = sbyte(point, 1)
+        local x, y
+        if n == 1 + c.len and (first == 2 or first == 3) then
+            x = bn.fromBinary(ssub(point, 2))
+        elseif n == 1 + 2 * c.len and first == 4 then
+            x, y = bn.fromBinary(ssub(point, 2, 1 + c.len)), bn.fromBinary(ssub(point, 2 + c.len))
+        else
+            return nil, "not a " .. c.name .. " point encoding (" .. istr(n) .. " bytes)"
+        end
+        local p = c.p
+        if not (x < p) or (y and not (y < p)) then return nil, "a coordinate is not below the field prime" end
+        local rhs = x:mod_sqr(p):mod_mul(x, p):mod_sub(x:mod_add(x, p):mod_add(x, p), p):mod_add(c.b, p)
+        if y then
+            if y:mod_sqr(p) ~= rhs then return nil, "the point is not on the curve" end
+            return x, y
+        end
+        y = rhs:mod_exp(c.sqrt_exp, p)
+        if y:mod_sqr(p) ~= rhs then return nil, "no point on the curve has this x-coordinate" end
+        local odd = sbyte(bn_bytes_be(y, c.len), c.len) % 2
+        if odd ~= first - 2 then y = p - y end
+        if y == p then y = bn.new(0) end
+        return x, y
+    end
+
+    local function nist_encode(c, x, y, compressed)
+        local xb, yb = bn_bytes_be(x, c.len), bn_bytes_be(y, c.len)
+        if compressed then return schar(2 + sbyte(yb, c.len) % 2) .. xb end
+        return "\4" .. xb .. yb
+    end
+
+    -- Every encoding of the X25519/X448 points of small order (RFC 7748 §6, §7), as the
+    -- Python side lists them: the shared secret with them is all-zero.
+    local SMALL_ORDER = nil
+    local function small_order(tep)
+        if not SMALL_ORDER then
+            local bn = ossl.bignum
+            local params = ec_params().mont
+            SMALL_ORDER = { [0x23] = {}, [0x24] = {} }
+            local p = params[0x23].p
+            local two255 = bn.new(2) ^ bn.new(255)
+            local us = { bn.new(0), bn.new(1),
+                bn.fromBinary(fromhex("00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0")),
+                bn.fromBinary(fromhex("57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f")),
+                p - bn.new(1) }
+            for _, u in ipairs(us) do
+                for _, v in ipairs({ u, u + p }) do
+                    if v < two255 then
+                        for _, top in ipairs({ bn.new(0), two255 }) do
+                            SMALL_ORDER[0x23][string.reverse(bn_bytes_be(v + top, 32))] = true
+                        end
+                    end
+                end
+            end
+            local q = params[0x24].p
+            local two448 = bn.new(2) ^ bn.new(448)
+            for _, u in ipairs({ bn.new(0), bn.new(1), q - bn.new(1) }) do
+                for _, v in ipairs({ u, u + q }) do
+                    if v < two448 then SMALL_ORDER[0x24][string.reverse(bn_bytes_be(v, 56))] = true end
+                end
+            end
+        end
+        return SMALL_ORDER[tep]
+    end
+
+    -- Why a received public key is unusable (RFC 8548 §5), or nil. Needs luaossl.
+    function validate_public(tep, point)
+        if not ossl.ok then return nil end
+        local info = TEPS[tep or 0]
+        if not info then return nil end
+        if not info.prefix then
+            if small_order(tep)[point] then return "a small-order point: every shared secret with it is all-zero" end
+            if #point ~= info.point then return istr(#point) .. " bytes, expected " .. istr(info.point) end
+            return nil
+        end
+        local x, why = nist_decode(tep, point)
+        if not x then return "not a valid " .. info.name .. " public key: " .. why end
+        return nil
+    end
+    M.validate_public = validate_public
+
+    -- The public key of a logged private key, in both encodings (X25519/X448: one)
+    function public_of(tep, private)
+        if tep == 0x23 or tep == 0x24 then
+            local len = ec_params().mont[tep].len
+            if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+            local base = (tep == 0x23) and ("\9" .. srep("\0", 31)) or ("\5" .. srep("\0", 55))
+            local pub = x_mont(tep, private, base)
+            return pub, pub
+        end
+        local c = ec_params().nist[tep]
+        if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
+        local d = ossl.bignum.fromBinary(private)
+        if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
+        local x, y = nist_mul(c, private, c.gx, c.gy)
+        return nist_encode(c, x, y, true), nist_encode(c, x, y, false)
+    end
+    M.public_of = public_of
+
+    -- ES (RFC 8548 §5): X25519/X448, or the x-coordinate of d * Q (ECSVDP-DH); nil, why
+    function shared_secret(tep, private, peer)
+        if not ossl.ok then return nil, "lua-luaossl is not available" end
+        local info = TEPS[tep or 0]
+        if not info then return nil, sfmt("TEP 0x%02x is not a tcpcrypt TEP", tep or 0) end
+        local es
+        if tep == 0x23 or tep == 0x24 then
+            local len = ec_params().mont[tep].len
+            if #private ~= len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(len) end
+            if #peer ~= len then return nil, "the peer's key is " .. istr(#peer) .. " bytes, expected " .. istr(len) end
+            es = x_mont(tep, private, peer)
+        else
+            local c = ec_params().nist[tep]
+            if #private ~= c.len then return nil, "the private key is " .. istr(#private) .. " bytes, expected " .. istr(c.len) end
+            local d = ossl.bignum.fromBinary(private)
+            if d == ossl.bignum.new(0) or not (d < c.n) then return nil, "private scalar out of range for its curve" end
+            local x, y = nist_decode(tep, peer)
+            if not x then return nil, "not a valid " .. c.name .. " public key: " .. y end
+            local sx = nist_mul(c, private, x, y)
+            if not sx then return nil, "the shared point is the point at infinity" end
+            es = bn_bytes_be(sx, c.len)
+        end
+        if not string.find(es, "[^%z]") then return nil, "all-zero shared secret" end
+        return es
+    end
+    M.shared_secret = shared_secret
+end
 
 -- ------------------------------------------------------------------ key log (digest §3)
 -- One entry per line, LABEL <hex> ...; '#' comments; malformed lines are skipped with a
@@ -375,15 +713,18 @@ local function keylog_store(label, values)
     end
 end
 
-local function parse_keylog_text(text, name)
+-- first_line: lines of the same file already read (nil: the key-log file's count, which
+-- then grows); returns the number of lines read
+local function parse_keylog_text(text, name, first_line)
     local lineno = 0
+    local base = first_line or KEYLOG.lines
     for line in string.gmatch(text .. "\n", "([^\r\n]*)\r?\n") do
         lineno = lineno + 1
         local label, values = parse_keylog_line(line)
         if label then
             keylog_store(label, values)
         elseif values then
-            local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(KEYLOG.lines + lineno) ..
+            local msg = (name or KEYLOG.path or "key log") .. ":" .. istr(base + lineno) ..
                 ": " .. values .. "; line skipped"
             if #KEYLOG.errors < 100 then
                 KEYLOG.errors[#KEYLOG.errors + 1] = msg
@@ -391,7 +732,8 @@ local function parse_keylog_text(text, name)
             end
         end
     end
-    KEYLOG.lines = KEYLOG.lines + lineno - 1
+    if not first_line then KEYLOG.lines = KEYLOG.lines + lineno - 1 end
+    return lineno - 1
 end
 M.parse_keylog_text = parse_keylog_text
 M.KEYLOG = KEYLOG
@@ -405,10 +747,16 @@ local function keylog_path()
     return nil
 end
 
+-- key logs embedded in the capture (pcapng Decryption Secrets Blocks), in file order
+local EMBEDDED = { texts = {}, name = "Decryption Secrets Block" }
+
 local function keylog_reset()
     KEYLOG.secrets, KEYLOG.masters, KEYLOG.traffic, KEYLOG.privates = {}, {}, {}, {}
     KEYLOG.size, KEYLOG.lines, KEYLOG.unknown, KEYLOG.errors, KEYLOG.pending_errors = -1, 0, 0, {}, {}
     KEYLOG.generation = KEYLOG.generation + 1
+    for i, text in ipairs(EMBEDDED.texts) do
+        parse_keylog_text(text, EMBEDDED.name .. " " .. istr(i), 0)
+    end
 end
 
 local function keylog_empty()
@@ -463,6 +811,210 @@ local function keylog_refresh()
     f:close()
 end
 
+-- ------------------------------------------------------------------ key logs embedded in pcapng
+-- Wireshark gives the Decryption Secrets Blocks of a pcapng file to the protocols it
+-- knows (TLS, WireGuard, ...), not to Lua, so the plugin reads the capture file itself
+-- when it can tell which file that is: the -r argument (or, for Wireshark, the file
+-- named last) on the command line (/proc/self/cmdline: Linux). It follows the file block
+-- by block alongside the first pass, so a block counts from the packet after it, as in
+-- a single-pass reader, and uses nothing until the file's first packet has the bytes of
+-- the first packet being dissected. Otherwise the first tcpcrypt packet without keys
+-- says how to get embedded keys out (tcpinc-analyze extract-secrets).
+-- the process's arguments (Linux), or nil
+local function read_cmdline()
+    local f = io.open("/proc/self/cmdline", "rb")
+    if not f then return nil end
+    local raw = f:read("*a") or ""
+    f:close()
+    local args = {}
+    for a in string.gmatch(raw, "([^%z]*)%z") do args[#args + 1] = a end
+    return args
+end
+
+-- Whether a packet can be dissected again (Wireshark's GUI, tshark -2): then each packet
+-- keeps what it shows. tshark in one pass shows each packet once, so it keeps nothing
+-- and memory stays flat. "-2" is looked for in the arguments; when they cannot be read,
+-- or an option cluster might hide it, records are kept.
+local KEEP_RECORDS = true
+do
+    local args = not in_gui_process and read_cmdline()
+    if args and string.find(args[1] or "", "tshark", 1, true) then
+        KEEP_RECORDS = false
+        for i = 2, #args do
+            local a = args[i]
+            if ssub(a, 1, 1) == "-" and ssub(a, 1, 2) ~= "--" and string.find(a, "2", 1, true) then
+                KEEP_RECORDS = true
+            end
+        end
+    end
+end
+
+local SCAN, scan_open, scan_until
+do
+    local DSB_BLOCK, DSB_TCPC = 0x0000000A, 0x54435043
+    SCAN = { state = "new" }
+
+
+    -- the capture's path, "-" for standard input, or nil (live capture, or not known)
+    local function capture_path(args)
+        local file, live = nil, false
+        local i = 2
+        while i <= #args do
+            local a = args[i]
+            if a == "-r" or a == "--read-file" then
+                file = args[i + 1]
+                i = i + 1
+            elseif ssub(a, 1, 2) == "-r" then
+                file = ssub(a, 3)
+            elseif ssub(a, 1, 12) == "--read-file=" then
+                file = ssub(a, 13)
+            elseif a == "-i" or ssub(a, 1, 2) == "-i" or ssub(a, 1, 11) == "--interface" then
+                live = true
+            end
+            i = i + 1
+        end
+        if not file and in_gui_process and #args >= 2 and ssub(args[#args], 1, 1) ~= "-" then
+            file = args[#args]
+        end
+        return file, live
+    end
+
+    local function scan_u32(s, i, le)
+        local a, b, c, d = sbyte(s, i, i + 3)
+        if le then a, b, c, d = d, c, b, a end
+        return ((a * 256 + b) * 256 + c) * 256 + d
+    end
+
+    -- state: "new" -> "reading" (pcapng, verifying) -> "verified" | "done"; "none" (no file:
+    -- live capture), "off" (not pcapng: no secrets blocks), "unreadable" (stdin, compressed,
+    -- unknown file, or a file that is not the capture being dissected)
+    function scan_open()
+        SCAN = { state = "none", packets = 0, pending = {} }
+        local args = read_cmdline()
+        if not args then
+            SCAN.state = in_gui_process and "unreadable" or "none"
+            SCAN.why = "the command line cannot be read here"
+            return
+        end
+        local path, live = capture_path(args)
+        if not path then
+            if in_gui_process and not live then
+                SCAN.state, SCAN.why = "unreadable", "the plugin cannot tell which file Wireshark opened"
+            end
+            return
+        end
+        SCAN.path = path
+        if path == "-" then
+            SCAN.state, SCAN.why = "unreadable", "the capture is read from standard input"
+            return
+        end
+        local f = io.open(path, "rb")
+        if not f then
+            SCAN.state, SCAN.why = "unreadable", "cannot open " .. (string.match(path, "[^/\\]+$") or path)
+            return
+        end
+        local head = f:read(12) or ""
+        if #head >= 4 and be32(head, 1) == 0x0A0D0D0A and #head >= 12 then
+            local bom = ssub(head, 9, 12)
+            SCAN.le = bom == "\77\60\43\26"
+            if not SCAN.le and bom ~= "\26\43\60\77" then
+                f:close()
+                SCAN.state, SCAN.why = "unreadable", "unknown pcapng byte order"
+                return
+            end
+            SCAN.file, SCAN.pos, SCAN.state, SCAN.buf, SCAN.buf_at = f, 0, "reading", nil, 0
+            return
+        end
+        f:close()
+        if sbyte(head, 1) == 0x1f and sbyte(head, 2) == 0x8b then
+            SCAN.state, SCAN.why = "unreadable", "the file is compressed"
+        elseif #head >= 4 and be32(head, 1) == 0x0A0D0D0A then
+            SCAN.state, SCAN.why = "unreadable", "the file is too short"
+        else
+            SCAN.state = "off"
+        end
+    end
+
+    local function scan_close(state, why)
+        if SCAN.file then pcall(function() SCAN.file:close() end) end
+        SCAN.file, SCAN.buf = nil, nil
+        SCAN.state, SCAN.why = state, why or SCAN.why
+    end
+
+    local function scan_use(text)
+        EMBEDDED.texts[#EMBEDDED.texts + 1] = text
+        parse_keylog_text(text, EMBEDDED.name .. " " .. istr(#EMBEDDED.texts) .. " of " .. SCAN.path, 0)
+        KEYLOG.generation = KEYLOG.generation + 1
+    end
+
+    -- Read blocks up to and including the number-th packet block. first_bytes: the
+    -- dissected packet 1 (checked against the file's first packet).
+    -- bytes at a file offset, through a 64 KiB read-ahead (blocks are met in order)
+    local function scan_read(pos, n)
+        local b, at = SCAN.buf, SCAN.buf_at
+        if b and pos >= at and pos + n <= at + #b then return ssub(b, pos - at + 1, pos - at + n) end
+        SCAN.file:seek("set", pos)
+        b = SCAN.file:read(math.max(n, 65536)) or ""
+        SCAN.buf, SCAN.buf_at = b, pos
+        return ssub(b, 1, n)
+    end
+
+    function scan_until(number, first_bytes)
+        if SCAN.state ~= "reading" and SCAN.state ~= "verified" then return end
+        local guard = 0
+        while SCAN.packets < number and guard < 100000 do
+            guard = guard + 1
+            local head = scan_read(SCAN.pos, 12)
+            if #head < 12 then return scan_close("done") end
+            local btype = be32(head, 1)
+            if btype == 0x0A0D0D0A then
+                local bom = ssub(head, 9, 12)
+                SCAN.le = bom == "\77\60\43\26"
+            end
+            local le = SCAN.le
+            local btype_le = scan_u32(head, 1, le)
+            local blen = scan_u32(head, 5, le)
+            if btype == 0x0A0D0D0A then btype_le = 0x0A0D0D0A end
+            if blen < 12 or blen % 4 ~= 0 then return scan_close("done") end
+            if btype_le == DSB_BLOCK then
+                -- type, length, then the body: secrets type, secrets length, data; padding
+                local rest = scan_read(SCAN.pos + 12, blen - 16)
+                local stype = scan_u32(head, 9, le)
+                local slen = #rest >= 4 and scan_u32(rest, 1, le) or -1
+                if stype == DSB_TCPC and slen >= 0 and 4 + slen <= #rest then
+                    local text = ssub(rest, 5, 4 + slen)
+                    if SCAN.state == "verified" then scan_use(text) else SCAN.pending[#SCAN.pending + 1] = text end
+                end
+            elseif btype_le == 6 or btype_le == 3 or btype_le == 2 then
+                SCAN.packets = SCAN.packets + 1
+                if SCAN.packets == 1 then
+                    -- enhanced/obsolete packet block: captured length at 20, data at 28;
+                    -- simple packet block: original length at 8, data at 12
+                    local off, caplen
+                    if btype_le == 3 then
+                        off, caplen = 12, math.min(scan_u32(head, 9, le), blen - 16)
+                    else
+                        local hdr = scan_read(SCAN.pos + 12, 16)
+                        if #hdr == 16 then off, caplen = 28, scan_u32(hdr, 9, le) end
+                    end
+                    local same = false
+                    if off and first_bytes then
+                        local want = math.min(#first_bytes, 64)
+                        same = caplen == #first_bytes and scan_read(SCAN.pos + off, want) == ssub(first_bytes, 1, want)
+                    end
+                    if not same then
+                        return scan_close("unreadable", "the file on the command line is not the one being dissected")
+                    end
+                    SCAN.state = "verified"
+                    for _, text in ipairs(SCAN.pending) do scan_use(text) end
+                    SCAN.pending = {}
+                end
+            end
+            SCAN.pos = SCAN.pos + blen
+        end
+    end
+    M.capture_path = capture_path
+end
 
 -- ------------------------------------------------------------------ ENO codec (RFC 8547)
 -- SYN-form contents -> suboptions, findings ({code, message}), malformed (§4.1, §4.4).
@@ -844,6 +1396,30 @@ if WS_MAJOR < 3 or type(register_postdissector) ~= "function" or type(ProtoExper
     return
 end
 
+local in_gui = in_gui_process
+
+-- Loaded twice (installed in the plugin folder and also given with -X lua_script:, or two
+-- copies in plugin folders): every script shares one Lua state, and a second Proto()
+-- with the same name would fail. The first copy stays; this one steps aside and says
+-- which copy is in use. A copy older than this check is recognised by its dissector.
+do
+    local here = (debug and debug.getinfo and debug.getinfo(1, "S").source or "?"):gsub("^@", "")
+    local first = rawget(_G, "TCPINC_LUA_LOADED")
+    if first == nil then
+        local ok, older = pcall(Dissector.get, "tcpeno")
+        if ok and older then first = { path = "another plugin", version = "an older version" } end
+    end
+    if first ~= nil then
+        local msg = "tcpinc.lua: the TCP-ENO/tcpcrypt dissector is already loaded from " ..
+            tostring(first.path) .. " (" .. tostring(first.version) .. "); this copy (" .. here ..
+            ", " .. PLUGIN_VERSION .. ") steps aside" ..
+            ((first.version ~= PLUGIN_VERSION) and ": remove or update the other copy to use this one" or "")
+        if not in_gui then pcall(function() io.stderr:write(msg .. "\n") end) end
+        return
+    end
+    _G.TCPINC_LUA_LOADED = { path = here, version = PLUGIN_VERSION }
+end
+
 -- BEGIN GENERATED FIELDS (python -m tcpinc_analyze.wireshark.luagen; source: dissectors/fields.json)
 -- Do not edit: change dissectors/fields.json and run the generator.
 local P = {
@@ -1222,8 +1798,8 @@ EXPERT_DEFS["tcpcrypt-decrypted"] = { protocol = "tcpcrypt", group = "decryption
 E["tcpcrypt-decrypted"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_decrypted", "Frame decrypted and verified", xgroup("DECRYPTION"), expert.severity.CHAT)
 EXPERT_DEFS["tcpcrypt-no-keys"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
 E["tcpcrypt-no-keys"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_keys", "No key-log entry for this session: frames are not decrypted", xgroup("DECRYPTION"), expert.severity.NOTE)
-EXPERT_DEFS["tcpcrypt-keylog-needs-ecdh"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
-E["tcpcrypt-keylog-needs-ecdh"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_keylog_needs_ecdh", "Key log has only an ephemeral private key for this session: ECDH is not available in Lua; use tcpinc-analyze to decrypt", xgroup("DECRYPTION"), expert.severity.NOTE)
+EXPERT_DEFS["keylog-embedded-unreadable"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
+E["keylog-embedded-unreadable"] = ProtoExpert.new("tcpcrypt.expert.keylog_embedded_unreadable", "A key log embedded in this capture (pcapng Decryption Secrets Block) cannot be read by the Lua plugin: extract it with tcpinc-analyze extract-secrets", xgroup("DECRYPTION"), expert.severity.WARN)
 EXPERT_DEFS["tcpcrypt-no-luaossl"] = { protocol = "tcpcrypt", group = "decryption", severity = "note" }
 E["tcpcrypt-no-luaossl"] = ProtoExpert.new("tcpcrypt.expert.tcpcrypt_no_luaossl", "Decryption needs the lua-luaossl package (openssl.cipher, openssl.hmac), which could not be loaded", xgroup("DECRYPTION"), expert.severity.NOTE)
 EXPERT_DEFS["tcpcrypt-keylog-error"] = { protocol = "tcpcrypt", group = "decryption", severity = "warn" }
@@ -1324,7 +1900,7 @@ P.tcpcrypt.experts = {
     E["tcpcrypt-urgent"],
     E["tcpcrypt-decrypted"],
     E["tcpcrypt-no-keys"],
-    E["tcpcrypt-keylog-needs-ecdh"],
+    E["keylog-embedded-unreadable"],
     E["tcpcrypt-no-luaossl"],
     E["tcpcrypt-keylog-error"],
     E["tcpcrypt-plaintext-malformed"],
@@ -1347,8 +1923,9 @@ local p_eno, p_tc = P.tcpeno, P.tcpcrypt
 
 -- ------------------------------------------------------------------ preferences
 p_tc.prefs.keylog_file = Pref.string("Key log file", "",
-    "tcpcrypt key log (TCPCRYPT_SESSION_SECRET / TCPCRYPT_MASTER_KEY / TCPCRYPT_TRAFFIC_KEYS " ..
-    "lines); default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read when it grows.")
+    "tcpcrypt key log (TCPCRYPT_EPHEMERAL_PRIVATE / TCPCRYPT_SESSION_SECRET / TCPCRYPT_MASTER_KEY / " ..
+    "TCPCRYPT_TRAFFIC_KEYS lines); default: the TCPCRYPT_KEYLOGFILE environment variable. Re-read " ..
+    "when it grows. Key logs embedded in the pcapng file (tcpinc-analyze inject-secrets) are used too.")
 p_tc.prefs.decrypt = Pref.bool("Decrypt frames", true, "Decrypt and verify frames with the key log")
 p_tc.prefs.handoff = Pref.bool("Dissect application data", true,
     "Hand decrypted application data to the next dissector (Decode As, TCP ports, heuristics)")
@@ -1405,10 +1982,12 @@ local CHAINED = {} -- key-log ss[0] entries already expanded into CHAIN
 local RESUMES = { proposed = {}, resumed = {} }
 local last_refresh = -1
 
+local NONE = setmetatable({}, { __newindex = function() error("NONE is read-only") end })
+
 local function prec(num)
     local r = pkts[num]
     if not r then
-        r = { pdus = {}, experts = {} }
+        r = { pdus = NONE, experts = NONE }
         pkts[num] = r
     end
     return r
@@ -1417,7 +1996,10 @@ end
 -- opts.conf = false: not a conformance violation here (e.g. a conflicting retransmission
 -- outside tcpcrypt); opts.conn: the connection, for frame-tag-failed's verdict at display.
 local function note(packet, code, msg, opts)
+    -- in one pass an earlier packet has been shown already: the note goes on this one
+    if not KEEP_RECORDS and packet and packet < cur_packet then packet = cur_packet end
     local r = prec(packet or cur_packet)
+    if r.experts == NONE then r.experts = {} end
     if #r.experts < 64 then
         r.experts[#r.experts + 1] = { code = code, msg = msg, conf = opts and opts.conf, conn = opts and opts.conn }
     end
@@ -1433,7 +2015,7 @@ local Stream = {}
 Stream.__index = Stream
 
 local function new_stream(label)
-    return setmetatable({ base = nil, next = 0, pending = {}, pending_bytes = 0, recent = "",
+    return setmetatable({ base = nil, next = 0, pending = {}, pending_bytes = 0, chunks = {}, head = 1, recent_len = 0,
                           consumer = nil, label = label, max_ack = 0, ooo = {}, holes = {},
                           tc = false }, Stream)
 end
@@ -1457,11 +2039,23 @@ function Stream:conflict(off, packet)
         " differ from the first copy (possible injection; the first copy is used)", packet)
 end
 
+-- The last RECENT_WINDOW bytes delivered, kept as the delivered chunks (joined only when a
+-- retransmission is compared: appending to one string would copy the window per packet).
+function Stream:recent_bytes()
+    local chunks = self.chunks
+    if self.head > 1 or #chunks > 1 then
+        local joined = table.concat(chunks, "", self.head)
+        self.chunks, self.head = { joined }, 1
+    end
+    return self.chunks[1] or ""
+end
+
 function Stream:compare(off, payload, packet, whole)
-    local start = self.next - #self.recent
+    local recent = self:recent_bytes()
+    local start = self.next - #recent
     local lo = off > start and off or start
     local hi = off + #payload
-    if lo < hi and ssub(self.recent, lo - start + 1, hi - start) ~= ssub(payload, lo - off + 1) then
+    if lo < hi and ssub(recent, lo - start + 1, hi - start) ~= ssub(payload, lo - off + 1) then
         self:conflict(lo, packet)
         return
     end
@@ -1472,8 +2066,19 @@ end
 
 function Stream:deliver(off, payload, packet)
     self.next = off + #payload
-    self.recent = self.recent .. payload
-    if #self.recent > RECENT_WINDOW then self.recent = ssub(self.recent, #self.recent - RECENT_WINDOW + 1) end
+    local chunks = self.chunks
+    chunks[#chunks + 1] = payload
+    self.recent_len = self.recent_len + #payload
+    while self.recent_len - #chunks[self.head] >= RECENT_WINDOW do
+        self.recent_len = self.recent_len - #chunks[self.head]
+        chunks[self.head] = false
+        self.head = self.head + 1
+    end
+    if self.head > 64 then
+        local keep = {}
+        for i = self.head, #chunks do keep[#keep + 1] = chunks[i] end
+        self.chunks, self.head = keep, 1
+    end
     if self.consumer then self.consumer:data(off, payload, packet) end
 end
 
@@ -1516,7 +2121,7 @@ function Stream:declare_gap(upto)
     self:find("tcp-gap", istr(size) .. " bytes at offset " .. istr(self.next) .. " are not in the capture" .. cause, nil)
     if self.consumer then self.consumer:gap(self.next, size) end
     self.next = upto
-    self.recent = ""
+    self.chunks, self.head, self.recent_len = {}, 1, 0
     for off in pairs(self.ooo) do if off <= upto then self.ooo[off] = nil end end
     self:drain(false)
 end
@@ -1686,7 +2291,8 @@ local function new_dir(conn, label, mode, tep)
                           -- decryption state
                           gen = 0, base = nil, ok = 0, failed = 0, undecryptable = 0,
                           fin_seen = false, last_ok = false, queue = {}, queued = 0,
-                          resync_gen = nil, app_pending = "" }, Dir)
+                          resync_gen = nil, app_log = {}, app_first = nil, app_skip = 0,
+                          app_waiting = 0, app_need = 0 }, Dir)
 end
 
 function Dir:init_len() return self.origin or 0 end
@@ -1798,8 +2404,9 @@ function Dir:emit(kind, len, extra)
     pdu.packet = cur_packet
     pdu.segments = self.packets
     pdu.d = self
+    if r.pdus == NONE then r.pdus = {} end
     r.pdus[#r.pdus + 1] = pdu
-    if self.first_packet ~= cur_packet and self.first_packet > 0 then
+    if KEEP_RECORDS and self.first_packet ~= cur_packet and self.first_packet > 0 then
         prec(self.first_packet).continued_in = prec(self.first_packet).continued_in or cur_packet
     end
     self.buf = ssub(self.buf, len + 1)
@@ -1853,6 +2460,12 @@ function Dir:init_step()
     if not self.tep then self.tep = infer_tep(msg, is1) end
     local m = parse_init(msg, is1, self.tep)
     for _, f in ipairs(m.findings) do self:find(f[1], f[2], self.first_packet) end
+    if not m.failed then
+        local problem = validate_public(self.tep, m.pubkey)
+        if problem then
+            self:find("pubkey-invalid", name .. " public key is invalid: " .. problem .. " (the receiver must abort)", self.first_packet)
+        end
+    end
     self.init = m
     self.init_raw = msg
     self.dialect = m.dialect
@@ -1882,7 +2495,6 @@ function Dir:frame()
     if control % 2 == 1 then self.rekeys = self.rekeys + 1 end
     local pdu = self:emit("frame", 3 + length, { control = control, length = length, number = self.frames,
                                                   init_len = self:init_len(), wire_gen = self.rekeys })
-    pdu.body = ssub(pdu.raw, 4)
     local w = self.conn.watch
     if w then
         w:frame(self.label, { control = control, length = length, stream_offset = pdu.stream_offset,
@@ -2219,9 +2831,10 @@ function Conn:first_second()
     return self.syn[ax], self.synack[not ax]
 end
 
-function Conn:syn_of(a)
+function Conn:syn_of(a, a_is_x)
+    if a_is_x == nil then a_is_x = self.a_is_x end
     local xs
-    if a then xs = self.a_is_x else xs = not self.a_is_x end
+    if a then xs = a_is_x else xs = not a_is_x end
     if self.simultaneous then return self.syn[xs] end
     if xs == self:active_is_x() then return self.syn[xs] end
     return self.synack[xs]
@@ -2237,6 +2850,27 @@ function Conn:view()
     local first, second = self:first_second()
     if not first or not second or self.legacy then return nil end
     return negotiate(first.eno, second.eno, true, self.simultaneous, true)
+end
+
+-- The outcome a packet may show: the decision once made (the final one after the first
+-- pass), else a fallback (or ENO's absence) the SYN-form options alone already decide,
+-- else nothing. Also
+-- the roles (a_is_x), or nil while the capture has not shown them: a connection whose
+-- handshake was not captured gets its roles from the first Init message.
+function Conn:outcome()
+    local neg = self.neg
+    if neg then
+        if neg.status == "unknown" and not self.handshake_seen and not self.roles_confirmed then
+            return neg, nil
+        end
+        return neg, self.a_is_x
+    end
+    local v = self:view()
+    if v and (v.status == "fallback" or v.status == "absent") then
+        local first_x = self.simultaneous or self:active_is_x()
+        return v, first_x == v.a_is_first
+    end
+    return nil, nil
 end
 
 -- RFC 8547 §4.6 for non-SYN segments sent before their sender received one
@@ -2362,14 +2996,50 @@ end
 -- it as a "continuation"). When a tcpcrypt connection appears, the tcpcrypt dissector takes
 -- B's port in "tcp.port" and hands every other connection on that port to the dissector
 -- that had it (see p_tc.dissector below), so other flows are unaffected.
-local claimed_ports = {}
+--
+-- What "tcp.port" held for each port when the plugin loaded (Wireshark's defaults): a
+-- different dissector found there later is the user's Decode As, which then comes before
+-- the heuristics for the plaintext. A Decode As made in the GUI after a port was claimed
+-- replaces the claim; the next redissection (post.init) takes it back and notes the choice.
+local claimed_ports, chosen_ports, DEFAULT_PORTS = {}, {}, {}
+pcall(function()
+    local tbl = DissectorTable.get("tcp.port")
+    for port = 1, 65535 do
+        local d = tbl:get_dissector(port)
+        if d then DEFAULT_PORTS[port] = tostring(d) end
+    end
+end)
+
+local function is_ours(d)
+    if d == nil then return false end
+    local ok, own = pcall(Dissector.get, "tcpcrypt")
+    return ok and own ~= nil and tostring(d) == tostring(own)
+end
+
+local function note_port_choice(port, d)
+    claimed_ports[port] = d or false
+    chosen_ports[port] = d ~= nil and tostring(d) ~= DEFAULT_PORTS[port] or nil
+end
+
 local function claim_port(port)
     if not port or claimed_ports[port] ~= nil then return end
     local ok, tbl = pcall(DissectorTable.get, "tcp.port")
     if not ok or not tbl then return end
     local ok2, orig = pcall(tbl.get_dissector, tbl, port)
-    claimed_ports[port] = (ok2 and orig) or false
+    note_port_choice(port, (ok2 and not is_ours(orig)) and orig or nil)
     pcall(tbl.add, tbl, port, P.tcpcrypt)
+end
+
+local function reclaim_ports()
+    local ok, tbl = pcall(DissectorTable.get, "tcp.port")
+    if not ok or not tbl then return end
+    for port in pairs(claimed_ports) do
+        local ok2, cur = pcall(tbl.get_dissector, tbl, port)
+        if ok2 and not is_ours(cur) then
+            note_port_choice(port, cur)
+            pcall(tbl.add, tbl, port, P.tcpcrypt)
+        end
+    end
 end
 
 function Conn:setup_streams()
@@ -2428,6 +3098,7 @@ end
 
 -- Without a handshake, the side whose stream starts with Init1 is A.
 function Conn:detected(d)
+    self.roles_confirmed = true
     if (d.mode == "init1") == (d.label == "ab") then return end
     self.a_is_x = not self.a_is_x
     for _, fx in ipairs({ true, false }) do
@@ -2645,12 +3316,10 @@ function Conn:resolve_fresh(packet)
         self:from_ss(KEYLOG.secrets[n_a], "", tep_byte, aead, "session_secret", true, nil)
         return true
     end
-    for _, pub in ipairs({ i1.pubkey, i2.pubkey }) do
-        if KEYLOG.privates[canonical_public(pub)] then
-            self:note_once("ecdh", packet, "tcpcrypt-keylog-needs-ecdh",
-                "the key log has only an ephemeral private key for this session: computing the shared secret " ..
-                "needs ECDH, which lua-luaossl lacks; decrypt with tcpinc-analyze instead")
-            break
+    for _, pair in ipairs({ { i1.pubkey, i2.pubkey }, { i2.pubkey, i1.pubkey } }) do
+        local private = KEYLOG.privates[canonical_public(pair[1])]
+        if private and self:from_private(tep, tep_byte, aead, private, pair[1], pair[2], ab, ba, packet) then
+            return true
         end
     end
     if KEYLOG.masters[n_a] then
@@ -2670,6 +3339,47 @@ function Conn:resolve_fresh(packet)
     return false
 end
 
+-- ss[0] from a logged ephemeral private key (RFC 8548 §3.3): ES by ECDH with the peer's
+-- key, PRK = Extract(N_A, eno_transcript || Init1 || Init2 || ES), the transcript being
+-- both SYN-form ENO options as they appeared (RFC 8547 §4.8).
+function Conn:from_private(tep, tep_byte, aead, private, own, peer, ab, ba, packet)
+    local compressed, other = public_of(tep, private)
+    if not compressed then
+        self:note_once("privunusable", packet, "keylog-private-unusable", "cannot use the logged private key: " .. tostring(other))
+        return false
+    end
+    if compressed ~= own and other ~= own then
+        self:note_once("privmismatch", packet, "keylog-private-mismatch", "the logged private key does not belong " ..
+            "to the public key in the Init message (wrong key-log entry)")
+        return false
+    end
+    local es, why = shared_secret(tep, private, peer)
+    if not es then
+        self:note_once("privunusable", packet, "keylog-private-unusable", "cannot use the logged private key: " .. tostring(why))
+        return false
+    end
+    local sa, sb = self:syn_of(true), self:syn_of(false)
+    local oa, ob = sa and syn_option(sa.eno), sb and syn_option(sb.eno)
+    if not (oa and ob and ab and ba and ab.init_raw and ba.init_raw) then
+        self:note_once("needhs", packet, "keys-need-handshake", "an ephemeral private key needs the ENO options " ..
+            "of both SYNs (the transcript) and they are not in the capture; log the session secret")
+        return false
+    end
+    local ss = hmac_sha256(ab.init.nonce, oa.raw .. ob.raw .. ab.init_raw .. ba.init_raw .. es)
+    self:from_ss(ss, "", tep_byte, aead, "private_key", true, nil)
+    return true
+end
+
+-- A tcpcrypt connection without keys while the capture file could not be followed: a
+-- key log embedded in it would go unused, so say once how to get it out.
+local function embedded_hint(packet)
+    if SCAN.state ~= "unreadable" or SCAN.told then return end
+    SCAN.told = true
+    note(packet, "keylog-embedded-unreadable", "no keys; any key log embedded in this capture cannot be read here: " ..
+        "run \"tcpinc-analyze extract-secrets CAPTURE\" into a file and set tcpcrypt.keylog_file (" ..
+        tostring(SCAN.why) .. ")")
+end
+
 -- Try every way to get keys; true once they are known. A failed attempt is retried only
 -- when the key log has grown.
 function Conn:resolve(packet)
@@ -2680,8 +3390,9 @@ function Conn:resolve(packet)
         keylog_refresh()
     end
     if self.hopeless_gen == KEYLOG.generation then return false end
-    if not KEYLOG.path or keylog_empty() then
+    if keylog_empty() then
         self.hopeless_gen = KEYLOG.generation
+        embedded_hint(packet)
         return false
     end
     if not ossl.ok then
@@ -2696,11 +3407,10 @@ function Conn:resolve(packet)
     if got == nil then return false end -- the Init messages are not both in yet
     if not got then
         self.hopeless_gen = KEYLOG.generation
-        if not self.notes.ecdh then
-            local id = self.inits[1] and self.inits[1].nonce
-            self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
-                (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
-        end
+        embedded_hint(packet)
+        local id = self.inits[1] and self.inits[1].nonce
+        self:note_once("nokeys", packet, "tcpcrypt-no-keys", "no key-log entry matches this connection" ..
+            (id and (" (N_A " .. ssub(tohex(id), 1, 16) .. "...)") or ""))
     end
     return got
 end
@@ -2722,7 +3432,7 @@ function Conn:authenticates(d, f)
         local key = source_key(src, g, d.label)
         if not key then return nil end
         for _, base in ipairs(self:bases(d, f.init_len)) do
-            if open_frame(src.aead, key, frame_id_offset(f.stream_offset, f.init_len, base), f.control, f.length, f.body) then
+            if open_frame(src.aead, key, frame_id_offset(f.stream_offset, f.init_len, base), f.control, f.length, f.body or ssub(f.raw, 4)) then
                 d.resync_gen = { f.stream_offset, g - rk }
                 return true
             end
@@ -2749,7 +3459,7 @@ function Conn:probe_aead(d, pdu)
     for _, aead in ipairs(AEAD_ORDER) do
         set_aead(src, aead)
         local key = source_key(src, d.gen, d.label)
-        if key and open_frame(aead, key, pdu.stream_offset, pdu.control, pdu.length, pdu.body) then
+        if key and open_frame(aead, key, pdu.stream_offset, pdu.control, pdu.length, ssub(pdu.raw, 4)) then
             self.aead_probed = true
             self:chain_from(src)
             return true
@@ -2786,9 +3496,10 @@ function Conn:decrypt(d, pdu)
         return
     end
     local pt, nonce = nil, nil
+    local body = ssub(pdu.raw, 4)
     for _, base in ipairs(self:bases(d, pdu.init_len)) do
         local off = frame_id_offset(pdu.stream_offset, pdu.init_len, base)
-        pt, nonce = open_frame(src.aead, key, off, pdu.control, pdu.length, pdu.body)
+        pt, nonce = open_frame(src.aead, key, off, pdu.control, pdu.length, body)
         if pt then
             if not d.base then
                 d.base = base
@@ -2906,6 +3617,7 @@ end
 
 function Conn:finish()
     cur_packet = self.last_packet or cur_packet
+    self.roles_confirmed = true
     if not self.neg then self:decide_eno(nil, nil) end
     for _, fx in ipairs({ true, false }) do
         local s = self.streams[fx]
@@ -2927,15 +3639,15 @@ function Conn:finish()
         if d and not d.plain and (d.init or d.frames > 0) then seen = true end
         if d and not (self.fin[fx] or self.rst) then self:check_fin_frames(self.last_packet, fx, false) end
     end
-    if seen and not self.keys and KEYLOG.path and not keylog_empty() and ossl.ok
-        and not self.notes.ecdh and not self.notes.nokeys then
+    if seen and not self.keys and not keylog_empty() and ossl.ok
+        and not self.notes.nokeys then
         self:note_once("nokeys", self.last_packet, "tcpcrypt-no-keys", "no key-log entry matches this connection")
     end
 end
 
 -- ------------------------------------------------------------------ per-packet input
 local FLD = {}
-for _, name in ipairs({ "tcp.stream", "tcp.srcport", "tcp.dstport", "ip.src", "ip.dst", "ipv6.src",
+for _, name in ipairs({ "frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "ip.src", "ip.dst", "ipv6.src",
                         "ipv6.dst", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len", "tcp.payload",
                         "tcp.options", "tcp.options.experimental.exid", "tcp.options.experimental.data",
                         "icmp.type", "icmpv6.type" }) do
@@ -2980,35 +3692,31 @@ local function process_packet(pinfo)
     local fi_seq, fi_flags = fval("tcp.seq_raw"), fval("tcp.flags")
     local fi_sport, fi_dport = fval("tcp.srcport"), fval("tcp.dstport")
     if not (fi_seq and fi_flags and fi_sport and fi_dport) then return end
-    local src_ip, dst_ip = last_addr()
-    if not src_ip then return end
+    local id = fi_stream.value
+    local sport, dport = fi_sport.value, fi_dport.value
+    local c = conns[id]
+    local src, dst = nil, nil
+    if not c or c.xport == c.yport then
+        -- addresses only when the ports cannot tell the directions apart
+        local src_ip, dst_ip = last_addr()
+        if not src_ip then return end
+        src, dst = ep_text(src_ip, sport), ep_text(dst_ip, dport)
+    end
     local num = pinfo.number
     cur_packet = num
     if #KEYLOG.pending_errors > 0 then
         for _, msg in ipairs(KEYLOG.pending_errors) do note(num, "tcpcrypt-keylog-error", msg) end
         KEYLOG.pending_errors = {}
     end
-    local id = fi_stream.value
-    local src, dst = ep_text(src_ip, fi_sport.value), ep_text(dst_ip, fi_dport.value)
     local flags = fi_flags.value
     local seq = fi_seq.value
     local fi_ack = fval("tcp.ack_raw")
     local fi_len = fval("tcp.len")
     local fi_pay = fval("tcp.payload")
-    local fi_opts = fval("tcp.options")
-    local payload = ""
-    if fi_pay then
-        local ok, raw = pcall(function() return fi_pay.range:raw() end)
-        if ok and raw then payload = raw end
-    end
-    local tcp_len = fi_len and fi_len.value or #payload
-    local missing = tcp_len - #payload
+    local plen = fi_pay and fi_pay.len or 0
+    local tcp_len = fi_len and fi_len.value or plen
+    local missing = tcp_len - plen
     if missing < 0 then missing = 0 end
-    local opts = ""
-    if fi_opts then
-        local ok, raw = pcall(function() return fi_opts.range:raw() end)
-        if ok and raw then opts = raw end
-    end
     local syn = floor(flags / 2) % 2 == 1
     local ackf = floor(flags / 16) % 2 == 1
     local fin = flags % 2 == 1
@@ -3016,16 +3724,27 @@ local function process_packet(pinfo)
     local psh = floor(flags / 8) % 2 == 1
     local ackno = (ackf and fi_ack) and fi_ack.value or nil
 
-    local c = conns[id]
     if not c then
         c = new_conn(id, src, dst, not (syn and ackf))
+        c.xport = tonumber(string.match(c.x, ":(%d+)$"))
+        c.yport = tonumber(string.match(c.y, ":(%d+)$"))
         conns[id] = c
     end
-    local from_x = (src == c.x)
+    local from_x
+    if src then from_x = (src == c.x) else from_x = (sport == c.xport) end
     c.last_packet = num
     local r = prec(num)
     r.conn, r.from_x = id, from_x
-    local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = #payload + missing }
+    -- the TCP options: SYN-form ENO, and ENO on the segments of the handshake phase only
+    local opts = ""
+    if syn or not c.eno_phase_done or not c.neg then
+        local fi_opts = fval("tcp.options")
+        if fi_opts then
+            local ok, raw = pcall(function() return fi_opts.range:raw() end)
+            if ok and raw then opts = raw end
+        end
+    end
+    local info = { packet = num, seq = seq, ack = ackno, flags = flags, opts = opts, data_len = plen + missing }
 
     if syn and not ackf then
         local prev = c.syn[from_x]
@@ -3041,7 +3760,7 @@ local function process_packet(pinfo)
     end
     c.packets = c.packets + 1
     if missing > 0 then
-        note(num, "packet-truncated", "captured " .. istr(#payload) .. " of " .. istr(tcp_len) ..
+        note(num, "packet-truncated", "captured " .. istr(plen) .. " of " .. istr(tcp_len) ..
             " payload bytes (snaplen): " .. istr(missing) .. " payload bytes missing")
     end
     if syn then
@@ -3076,7 +3795,7 @@ local function process_packet(pinfo)
     end
     if c.nonsyn_from[from_x] == nil then c.nonsyn_from[from_x] = num end
     local s = c.streams[from_x]
-    local size = #payload + missing
+    local size = plen + missing
     if s and c.watch and c.watch.active then
         local peer = c.streams[not from_x]
         local ack_off = (ackno and peer and peer.base) and peer:offset_of(ackno) or nil
@@ -3088,6 +3807,11 @@ local function process_packet(pinfo)
         if d and d.track_init and size > 0 and #d.init_segs < 64 then
             local start = s:offset_of(seq)
             d.init_segs[#d.init_segs + 1] = { start, start + size, psh, num }
+        end
+        local payload = ""
+        if plen > 0 then
+            local ok, raw = pcall(function() return fi_pay.range:raw() end)
+            if ok and raw then payload = raw end
         end
         r.seg_off = s:segment(seq, payload, num, missing)
         r.plen = #payload
@@ -3104,6 +3828,15 @@ local function process_packet(pinfo)
         c.rst = num
         for _, fx in ipairs({ true, false }) do
             if not c.fin[fx] then c:check_fin_frames(num, fx, false) end
+        end
+    end
+    if not c.released and c:closed() then
+        -- closed: the retransmission window goes (a late retransmission is then only not
+        -- compared), so memory does not grow with the number of connections
+        c.released = true
+        for _, fx in ipairs({ true, false }) do
+            local st = c.streams[fx]
+            if st then st.chunks, st.head, st.recent_len = {}, 1, 0 end
         end
     end
 end
@@ -3213,46 +3946,65 @@ local function show_eno_option(tree, tvb, encoding, syn_form)
 end
 
 local function show_conn(tree, c, from_x, gen)
-    local neg = c.neg
-    local status = neg and neg.status or "unknown"
+    local neg, a_is_x = c:outcome()
     local t = tree:add(p_eno)
-    t:set_text("TCP-ENO connection: " .. status .. (neg and neg.reason and (" (" .. neg.reason .. ")") or "") ..
-        (neg and neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or ""))
     t:set_generated()
-    local it = t:add(F["tcpeno.status"], status)
-    it:set_generated()
-    if VALS.eno_status[status] then it:append_text(" (" .. VALS.eno_status[status] .. ")") end
-    local reason = neg and neg.reason or "handshake-not-captured"
-    if status ~= "negotiated" then
-        it = t:add(F["tcpeno.reason"], reason)
-        it:set_generated()
-        if VALS.eno_reason[reason] then it:append_text(" (" .. VALS.eno_reason[reason] .. ")") end
+    if not neg then
+        -- Nothing in the capture up to this packet decides the outcome (RFC 8547 §4.6: A's
+        -- third segment does); the SYN-form options are in the TCP options above.
+        t:set_text("TCP-ENO connection: outcome not known at this packet (decided by A's first ACK" ..
+            (in_gui and ")" or "; tshark -2 -Y frame shows it on every packet)"))
+        if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
+        return t
     end
-    if neg and neg.tep and status == "negotiated" then
+    -- the labels are the same on every packet of the connection: made once per outcome
+    local lb = c.labels
+    if not lb or lb.neg ~= neg then
+        local status = neg.status
+        lb = { neg = neg }
+        lb.text = "TCP-ENO connection: " .. status .. (neg.reason and (" (" .. neg.reason .. ")") or "") ..
+            (neg.tep and status == "negotiated" and (", " .. (VALS.tep[neg.tep] or sfmt("TEP 0x%02x", neg.tep))) or "")
+        lb.status = "Status: " .. status .. (VALS.eno_status[status] and (" (" .. VALS.eno_status[status] .. ")") or "")
+        if neg.reason then
+            lb.reason = "Fallback reason: " .. neg.reason .. (VALS.eno_reason[neg.reason] and (" (" .. VALS.eno_reason[neg.reason] .. ")") or "")
+        end
+        if neg.roles then
+            lb.roles = "Roles: " .. neg.roles .. (VALS.roles[neg.roles] and (" (" .. VALS.roles[neg.roles] .. ")") or "")
+        end
+        c.labels = lb
+    end
+    local status = neg.status
+    t:set_text(lb.text)
+    t:add(F["tcpeno.status"], status, lb.status):set_generated()
+    if status ~= "negotiated" and neg.reason then
+        t:add(F["tcpeno.reason"], neg.reason, lb.reason):set_generated()
+    end
+    if neg.tep and status == "negotiated" then
         t:add(F["tcpeno.negotiated_tep"], neg.tep):set_generated()
     end
-    local sa, sb = c:syn_of(true), c:syn_of(false)
-    if sa and #sa.eno.options > 0 and not c.legacy then
-        t:add(F["tcpeno.encoding"], sa.eno.options[1].encoding):set_generated()
+    if neg.roles and a_is_x ~= nil then
+        t:add(F["tcpeno.roles"], neg.roles, lb.roles):set_generated()
     end
-    if neg and neg.roles then
-        it = t:add(F["tcpeno.roles"], neg.roles)
-        it:set_generated()
-        if VALS.roles[neg.roles] then it:append_text(" (" .. VALS.roles[neg.roles] .. ")") end
+    local sa, sb = nil, nil
+    if a_is_x ~= nil then
+        sa, sb = c:syn_of(true, a_is_x), c:syn_of(false, a_is_x)
+        if sa and #sa.eno.options > 0 and not c.legacy then
+            t:add(F["tcpeno.encoding"], sa.eno.options[1].encoding):set_generated()
+        end
+        local a_ep = a_is_x and c.x or c.y
+        local b_ep = a_is_x and c.y or c.x
+        t:add(F["tcpeno.role"], (from_x == a_is_x) and "A" or "B"):set_generated()
+        t:add(F["tcpeno.host_a"], a_ep):set_generated()
+        t:add(F["tcpeno.host_b"], b_ep):set_generated()
     end
-    local a_ep = c.a_is_x and c.x or c.y
-    local b_ep = c.a_is_x and c.y or c.x
-    t:add(F["tcpeno.role"], c:side_is_a(from_x) and "A" or "B"):set_generated()
-    t:add(F["tcpeno.host_a"], a_ep):set_generated()
-    t:add(F["tcpeno.host_b"], b_ep):set_generated()
     if c.simultaneous then t:add(F["tcpeno.simultaneous_open"], true):set_generated() end
-    if neg and neg.resumed and status == "negotiated" then t:add(F["tcpeno.resumed"], true):set_generated() end
+    if neg.resumed and status == "negotiated" then t:add(F["tcpeno.resumed"], true):set_generated() end
     if gen and gen.sid_at then
         t:add(F["tcpeno.session_id"], gen.tvb(gen.sid_at, gen.sid_len)):set_generated()
     end
     if sa then t:add(F["tcpeno.syn_a"], sa.packet):set_generated() end
     if sb then t:add(F["tcpeno.syn_b"], sb.packet):set_generated() end
-    if c.ack_packet then t:add(F["tcpeno.ack_a"], c.ack_packet):set_generated() end
+    if c.ack_packet and c.neg then t:add(F["tcpeno.ack_a"], c.ack_packet):set_generated() end
     return t
 end
 
@@ -3291,6 +4043,12 @@ local function show_init(t, tvb, m)
     end
 end
 
+-- Who gets decrypted application data, most explicit first: Decode As (on "tcp.port",
+-- or on "tcpcrypt.port" for Lua dissectors) for B's port, then A's; the heuristics
+-- Wireshark runs on decrypted TLS data (HTTP, HTTP/2, ...), which need no port and,
+-- unlike TCP's own heuristics, do not claim the TCP conversation (that would send the
+-- ciphertext of later segments to them); the TCP port table (the dissector a claimed port
+-- had), then TLS's; else data.
 local function try_app_dissectors(tvb, pinfo, tree, c)
     local ports = {}
     local a_ep, b_ep = c.a_is_x and c.x or c.y, c.a_is_x and c.y or c.x
@@ -3298,45 +4056,69 @@ local function try_app_dissectors(tvb, pinfo, tree, c)
         local port = tonumber(string.match(ep, ":(%d+)$"))
         if port then ports[#ports + 1] = port end
     end
-    local tables = {}
-    local ok1, own = pcall(DissectorTable.get, "tcpcrypt.port")
-    if ok1 and own then tables[#tables + 1] = own end
-    local ok2, tcpt = pcall(DissectorTable.get, "tcp.port")
-    if ok2 and tcpt then tables[#tables + 1] = tcpt end
-    for _, dt in ipairs(tables) do
+    local function call(d)
+        local ok, n = pcall(d.call, d, tvb, pinfo, tree)
+        return ok and (n == nil or n > 0)
+    end
+    local function by_port(name, chosen_only)
+        local ok, dt = pcall(DissectorTable.get, name)
+        if not ok or not dt then return false end
         for _, port in ipairs(ports) do
-            local ok, d = pcall(dt.get_dissector, dt, port)
-            if dt == tables[#tables] and claimed_ports[port] ~= nil then
-                ok, d = true, claimed_ports[port] or nil
-            end
-            if ok and d then
-                local ok3, n = pcall(d.call, d, tvb, pinfo, tree)
-                if ok3 and (n == nil or n > 0) then return true end
+            local ok2, d = pcall(dt.get_dissector, dt, port)
+            if name == "tcp.port" and claimed_ports[port] ~= nil then ok2, d = true, claimed_ports[port] or nil end
+            if ok2 and d and not is_ours(d) and (not chosen_only or chosen_ports[port]) and call(d) then
+                return true
             end
         end
+        return false
     end
+    if by_port("tcpcrypt.port") or by_port("tcp.port", true) then return true end
     if DissectorTable.try_heuristics then
-        local ok, hit = pcall(DissectorTable.try_heuristics, "tcp", tvb, pinfo, tree)
+        local ok, hit = pcall(DissectorTable.try_heuristics, "tls", tvb, pinfo, tree)
         if ok and hit then return true end
     end
+    if by_port("tcp.port") or by_port("tls.port") then return true end
     local ok, data = pcall(Dissector.get, "data")
-    if ok and data then pcall(data.call, data, tvb, pinfo, tree) end
+    if ok and data then call(data) end
     return true
+end
+
+-- Application data of a direction is handed on as the dissector asks (pinfo.desegment_*),
+-- like TCP's own reassembly: undelivered bytes wait as parts (never one string grown per
+-- packet), and when the dissector named a length the next call waits until it is there.
+-- For redissection each handing-on records where its bytes lie in the direction's log of
+-- application data (first part, bytes to skip, last part): nothing is stored twice.
+local ONE_MORE = 0x0ffffffe
+
+local function app_chunk(d, first, skip, last)
+    local parts = {}
+    for i = first, last do parts[#parts + 1] = d.app_log[i] end
+    if #parts == 0 then return "" end
+    parts[1] = ssub(parts[1], skip + 1)
+    return table.concat(parts)
 end
 
 local function handoff(app, pinfo, tree, c, d, r, visited)
     if not p_tc.prefs.handoff then return end
-    local chunk
+    local chunk, pos
     if visited then
-        chunk = r.handoff and r.handoff[d.label]
-        if not chunk then return end
+        pos = r.handoff and r.handoff[d.label]
+        if not pos then return end
+        chunk = app_chunk(d, pos[1], pos[2], pos[3])
     else
-        chunk = d.app_pending .. app
-        d.app_pending = ""
-        r.handoff = r.handoff or {}
-        r.handoff[d.label] = chunk
+        if #app > 0 then
+            d.app_log[#d.app_log + 1] = app
+            d.app_waiting = d.app_waiting + #app
+            if not d.app_first then d.app_first, d.app_skip = #d.app_log, 0 end
+        end
+        if d.app_waiting == 0 or d.app_waiting < d.app_need then return end
+        pos = { d.app_first, d.app_skip, #d.app_log }
+        chunk = app_chunk(d, pos[1], pos[2], pos[3])
+        if KEEP_RECORDS then
+            r.handoff = r.handoff or {}
+            r.handoff[d.label] = pos
+        end
     end
-    if #chunk == 0 then return end
     local tvb = bytes_tvb(chunk, "tcpcrypt application data")
     local saved_cd = pinfo.can_desegment
     pcall(function() pinfo.can_desegment = 2 end)
@@ -3345,8 +4127,27 @@ local function handoff(app, pinfo, tree, c, d, r, visited)
     local want, at = 0, 0
     pcall(function() want, at = pinfo.desegment_len or 0, pinfo.desegment_offset or 0 end)
     pcall(function() pinfo.desegment_len = 0; pinfo.desegment_offset = 0; pinfo.can_desegment = saved_cd end)
-    if not visited and want ~= 0 and at < #chunk and #chunk < 4194304 then
-        d.app_pending = ssub(chunk, at + 1)
+    if visited then return end
+    if want ~= 0 and at < #chunk and #chunk - at < 16777216 then
+        -- the bytes from offset at on wait: find their part and skip in the log
+        local first, skip = pos[1], pos[2] + at
+        while first < pos[3] and skip >= #d.app_log[first] do
+            skip = skip - #d.app_log[first]
+            first = first + 1
+        end
+        d.app_first, d.app_skip = first, skip
+        d.app_waiting = #chunk - at
+        d.app_need = (want > 0 and want < ONE_MORE) and (d.app_waiting + want) or 0
+    else
+        d.app_first, d.app_skip, d.app_waiting, d.app_need = nil, 0, 0, 0
+    end
+    if not KEEP_RECORDS and d.app_first then
+        -- nothing is shown again: drop the parts already handed on for good
+        local keep = {}
+        for i = d.app_first, #d.app_log do keep[#keep + 1] = d.app_log[i] end
+        d.app_log, d.app_first = keep, 1
+    elseif not KEEP_RECORDS then
+        d.app_log = {}
     end
 end
 
@@ -3479,7 +4280,6 @@ local post = Proto("tcpinc_post", "TCP-ENO/tcpcrypt state")
 -- while a file is still being read or a live capture runs (holes would become gaps and
 -- frames in progress truncated); there, the FIN/RST-time checks are all there is.
 local finished = false
-local in_gui = type(gui_enabled) == "function" and gui_enabled()
 local function finish_all()
     finished = true
     local ids = {}
@@ -3491,15 +4291,112 @@ local function finish_all()
     end
 end
 
+-- The display of a packet is handed to the tcpeno and tcpcrypt dissectors through their
+-- handles, so their expert infos carry those protocols' names (Wireshark takes the name
+-- of the protocol being dissected, which here would be the postdissector's).
+local DISPLAY = nil
+local handles = nil
+
+local function get_handles()
+    if handles == nil then
+        local ok1, h1 = pcall(Dissector.get, "tcpeno")
+        local ok2, h2 = pcall(Dissector.get, "tcpcrypt")
+        handles = { eno = ok1 and h1 or nil, tc = ok2 and h2 or nil }
+    end
+    return handles
+end
+
+local function is_conformance(e)
+    return e.conf ~= false and not (e.code == "frame-tag-failed" and e.conn and not e.conn:any_ok())
+end
+
+local function display_eno(tree)
+    local d = DISPLAY
+    show_experimental(tree, d.tvb)
+    local et = show_conn(tree, d.c, d.r.from_x, d.gen)
+    for _, e in ipairs(d.r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if not (def and def.protocol == "tcpcrypt") then add_expert(et, e.code, e.msg, is_conformance(e)) end
+    end
+end
+
+local function display_tc(tree, pinfo)
+    local d = DISPLAY
+    local r, c = d.r, d.c
+    local target = nil
+    if #r.pdus > 0 then
+        local apps = show_pdus(tree, pinfo, c, r, d.payload_tvb, d.visited, d.gen) or {}
+        local names = {}
+        for _, pdu in ipairs(r.pdus) do
+            names[#names + 1] = (pdu.kind == "frame") and "Frame" or ((pdu.kind == "init1") and "Init1" or "Init2")
+        end
+        pcall(function()
+            if not (apps.ab or apps.ba) then
+                pinfo.cols.protocol = "tcpcrypt"
+                pinfo.cols.info:append(" [tcpcrypt " .. table.concat(names, ", ") .. "]")
+            end
+        end)
+    elseif r.continued_in and c.tc[r.from_x] then
+        target = tree:add(p_tc, "tcpcrypt: segment of a message or frame")
+        target:add(F["tcpcrypt.continued_in"], r.continued_in):set_generated()
+    end
+    for _, e in ipairs(r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if def and def.protocol == "tcpcrypt" then
+            target = target or tree:add(p_tc, "tcpcrypt analysis")
+            add_expert(target, e.code, e.msg, is_conformance(e))
+        end
+    end
+end
+
+local function wants_tc(r, c)
+    if #r.pdus > 0 or (r.continued_in and c.tc[r.from_x]) then return true end
+    for _, e in ipairs(r.experts) do
+        local def = EXPERT_DEFS[e.code]
+        if def and def.protocol == "tcpcrypt" then return true end
+    end
+    return false
+end
+
+-- tshark -2 with neither -Y nor -R builds no protocol tree on its first pass (tshark 4.0),
+-- so the field extractors see nothing there and the postdissector first meets the packets
+-- in the second pass: it then analyses them there, in one pass, and says so on stderr.
+local first_pass_seen, late, late_told = false, false, false
+
 local function post_impl(tvb, pinfo, tree)
     local visited = pinfo.visited
-    if not visited then process_packet(pinfo) elseif not finished and not in_gui then finish_all() end
+    if not visited then
+        if fval("frame.number") then
+            first_pass_seen = true
+            if SCAN.state == "reading" or SCAN.state == "verified" then
+                scan_until(pinfo.number, pinfo.number == 1 and tvb:raw() or nil)
+            end
+            process_packet(pinfo)
+        end
+    elseif not first_pass_seen and not in_gui then
+        late = true
+        if not pkts[pinfo.number] then
+            if SCAN.state == "reading" or SCAN.state == "verified" then
+                scan_until(pinfo.number, pinfo.number == 1 and tvb:raw() or nil)
+            end
+            process_packet(pinfo)
+        end
+        if not late_told then
+            late_told = true
+            pcall(function()
+                io.stderr:write("tcpinc.lua: tshark -2 without -Y or -R builds no protocol tree on its first pass, so " ..
+                    "TCP-ENO/tcpcrypt fields show what is known at each packet; add -Y frame (or any -Y/-R filter) " ..
+                    "to see each connection's final outcome on every packet\n")
+            end)
+        end
+    elseif not finished and not in_gui then
+        finish_all()
+    end
     local r = pkts[pinfo.number]
     if not r or not r.conn then return end
     local c = conns[r.conn]
     if not c then return end
     cur_packet = pinfo.number
-    show_experimental(tree, tvb)
     -- generated byte values (session ID, nonces) live in one small data source per packet
     local gen = { nonce_at = {} }
     local parts, at = {}, 0
@@ -3517,43 +4414,30 @@ local function post_impl(tvb, pinfo, tree)
         end
     end
     if at > 0 then gen.tvb = bytes_tvb(table.concat(parts), "tcpcrypt generated values") else gen = nil end
-    local et = show_conn(tree, c, r.from_x, gen)
     local payload_tvb = nil
-    local fi_pay = fval("tcp.payload")
-    if fi_pay then
-        local ok, ptvb = pcall(function() return fi_pay.range:tvb() end)
-        if ok then payload_tvb = ptvb end
-    end
-    local target = et
     if #r.pdus > 0 then
-        local apps = show_pdus(tree, pinfo, c, r, payload_tvb, visited, gen) or {}
-        local names = {}
-        for _, pdu in ipairs(r.pdus) do
-            names[#names + 1] = (pdu.kind == "frame") and "Frame" or ((pdu.kind == "init1") and "Init1" or "Init2")
+        local fi_pay = fval("tcp.payload")
+        if fi_pay then
+            local ok, ptvb = pcall(function() return fi_pay.range:tvb() end)
+            if ok then payload_tvb = ptvb end
         end
-        pcall(function()
-            if not (apps.ab or apps.ba) then
-                pinfo.cols.protocol = "tcpcrypt"
-                pinfo.cols.info:append(" [tcpcrypt " .. table.concat(names, ", ") .. "]")
-            end
-        end)
-    elseif r.continued_in and c.tc[r.from_x] then
-        local t = tree:add(p_tc, "tcpcrypt: segment of a message or frame")
-        t:add(F["tcpcrypt.continued_in"], r.continued_in):set_generated()
-        target = t
     end
-    for _, e in ipairs(r.experts) do
-        local def = EXPERT_DEFS[e.code]
-        if def and def.protocol == "tcpcrypt" and target == et then
-            target = tree:add(p_tc, "tcpcrypt analysis")
-        end
-        local conf = e.conf ~= false and not (e.code == "frame-tag-failed" and e.conn and not e.conn:any_ok())
-        add_expert(target, e.code, e.msg, conf)
+    DISPLAY = { num = pinfo.number, tvb = tvb, r = r, c = c, gen = gen, visited = visited and not late,
+                payload_tvb = payload_tvb }
+    local h = get_handles()
+    local ok = h.eno and pcall(h.eno.call, h.eno, tvb, pinfo, tree)
+    if not ok then display_eno(tree) end
+    if wants_tc(r, c) then
+        ok = h.tc and pcall(h.tc.call, h.tc, tvb, pinfo, tree)
+        if not ok then display_tc(tree, pinfo) end
     end
+    DISPLAY = nil
 end
 
 function post.dissector(tvb, pinfo, tree)
     local ok, err = pcall(post_impl, tvb, pinfo, tree)
+    DISPLAY = nil
+    if not KEEP_RECORDS then pkts[pinfo.number] = nil end
     if not ok then
         pcall(function()
             local t = tree:add(p_tc, "tcpinc.lua internal problem")
@@ -3563,14 +4447,18 @@ function post.dissector(tvb, pinfo, tree)
 end
 
 function post.init()
+    reclaim_ports()
     conns, pkts, cur_packet, last_refresh, finished = {}, {}, 0, -1, false
+    first_pass_seen, late, late_told, DISPLAY = false, false, false, nil
     CHAIN, CHAINED, RESUMES = {}, {}, { proposed = {}, resumed = {} }
     keylog_pref_path = p_tc.prefs.keylog_file or ""
+    EMBEDDED.texts = {}
     KEYLOG.path, KEYLOG.size = nil, -1
     keylog_refresh()
+    scan_open()
 end
 
-register_postdissector(post, true)
+register_postdissector(post)
 
 -- A tap with a filter makes every pass (tshark -2's first pass included) build the
 -- protocol tree, without which the field extractors above see nothing.
@@ -3579,8 +4467,84 @@ pcall(function()
     function tap.packet() end
 end)
 
+-- ------------------------------------------------------------------ statistics
+-- Statistics > TCP-ENO and tcpcrypt in Wireshark, "tshark -z tcpcrypt,summary": one line
+-- per connection (ENO outcome with its TEP or fallback reason, AEAD, frames, verified
+-- frames) and the counts, as the CLI's summary gives them.
+local function summary_lines()
+    local ids = {}
+    for id in pairs(conns) do ids[#ids + 1] = id end
+    table.sort(ids)
+    local lines = { sfmt("%-5s %-28s %-28s %-10s %-26s %-23s %-14s %s", "conn", "A", "B", "ENO",
+        "TEP / reason", "AEAD", "frames A>B/B>A", "verified") }
+    local counts, reasons, decrypted, failed = { negotiated = 0, fallback = 0, absent = 0, unknown = 0 }, {}, 0, 0
+    for _, id in ipairs(ids) do
+        local c = conns[id]
+        local neg = c.neg
+        local status = neg and neg.status or "unknown"
+        counts[status] = (counts[status] or 0) + 1
+        local what
+        if status == "negotiated" then
+            what = VALS.tep[neg.tep] and ssub(VALS.tep[neg.tep], 10) or sfmt("0x%02x", neg.tep or 0)
+            what = sfmt("0x%02x ", neg.tep or 0) .. what
+        else
+            what = neg and neg.reason or "handshake-not-captured"
+            if status == "fallback" then reasons[what] = (reasons[what] or 0) + 1 end
+        end
+        local ab, ba = c:dir_of("ab"), c:dir_of("ba")
+        local ok = (ab and ab.ok or 0) + (ba and ba.ok or 0)
+        local bad = (ab and ab.failed or 0) + (ba and ba.failed or 0)
+        if ok > 0 then decrypted = decrypted + 1 end
+        if bad > 0 then failed = failed + 1 end
+        local verified = "-"
+        if c.keys then verified = istr(ok) .. " ok" .. (bad > 0 and (", " .. istr(bad) .. " failed") or "") end
+        local frames = (ab or ba) and (istr(ab and ab.frames or 0) .. "/" .. istr(ba and ba.frames or 0)) or "-"
+        local a_ep, b_ep = c.a_is_x and c.x or c.y, c.a_is_x and c.y or c.x
+        lines[#lines + 1] = sfmt("%-5s %-28s %-28s %-10s %-26s %-23s %-14s %s", istr(id), a_ep, b_ep, status, what,
+            c.aead and (VALS.aead[c.aead] or sfmt("0x%04x", c.aead)) or "-", frames, verified)
+    end
+    local rs = {}
+    for r, n in pairs(reasons) do rs[#rs + 1] = r .. " " .. istr(n) end
+    table.sort(rs)
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = istr(#ids) .. " connections: " .. istr(counts.negotiated) .. " negotiated, " ..
+        istr(counts.fallback) .. " fallback" .. (#rs > 0 and (" (" .. table.concat(rs, ", ") .. ")") or "") .. ", " ..
+        istr(counts.absent) .. " without ENO, " .. istr(counts.unknown) .. " handshake not captured; " ..
+        istr(decrypted) .. " decrypted" .. (failed > 0 and (", " .. istr(failed) .. " with frames failing authentication") or "")
+    return lines
+end
+
+pcall(function()
+    register_stat_cmd_arg("tcpcrypt,summary", function()
+        local tap = Listener.new(nil, "tcp")
+        function tap.packet() end
+        function tap.draw()
+            if not finished and not in_gui then finish_all() end
+            io.stdout:write("\n=== TCP-ENO and tcpcrypt: connections ===\n" .. table.concat(summary_lines(), "\n") .. "\n")
+        end
+    end)
+end)
+
+if in_gui and type(register_menu) == "function" and type(TextWindow) ~= "nil" then
+    pcall(register_menu, "TCP-ENO and tcpcrypt/Connections", function()
+        local win = TextWindow.new("TCP-ENO and tcpcrypt connections")
+        win:set(table.concat(summary_lines(), "\n"))
+    end, MENU_STAT_GENERIC)
+end
+
 -- ------------------------------------------------------------------ kind 69 in tcp.option
 function p_eno.dissector(tvb, pinfo, tree)
+    if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.eno_done then
+        DISPLAY.eno_done = true
+        local ok, err = pcall(display_eno, tree)
+        if not ok then
+            pcall(function()
+                local t = tree:add(p_eno, "tcpinc.lua internal problem")
+                t:add_proto_expert_info(E["tcpcrypt-lua-error"], "tcpinc.lua internal problem caught: " .. tostring(err))
+            end)
+        end
+        return tvb:len()
+    end
     local ok, err = pcall(function()
         local n = tvb:len()
         if n < 2 then return end
@@ -3615,25 +4579,37 @@ end
 
 -- in-line on claimed ports: swallow ciphertext of tcpcrypt connections (the postdissector
 -- shows it), pass everything else to the port's previous dissector
+local function swallow(tvb, pinfo, tree)
+    local fi = fval("tcp.stream")
+    local c = fi and conns[fi.value]
+    if c then
+        local sport = pinfo.src_port
+        local from_x = sport == c.xport
+        if c.xport == c.yport then from_x = ep_text(tostring(pinfo.src), sport) == c.x end
+        local d = c.tc[from_x]
+        if d and not d.plain then
+            pinfo.cols.protocol = "tcpcrypt"
+            return tvb:len()
+        end
+    end
+    local orig = claimed_ports[pinfo.dst_port] or claimed_ports[pinfo.src_port]
+    if orig then return orig:call(tvb, pinfo, tree) end
+    return 0
+end
+
 function p_tc.dissector(tvb, pinfo, tree)
-    local ok, res = pcall(function()
-        local fi = fval("tcp.stream")
-        local c = fi and conns[fi.value]
-        if c then
-            local src = fval("tcp.srcport")
-            local from_x = src and (string.match(c.x, ":(%d+)$") == istr(src.value))
-            local d = c.tc[from_x and true or false]
-            if d and not d.plain then
-                pinfo.cols.protocol = "tcpcrypt"
-                return tvb:len()
-            end
+    if DISPLAY and DISPLAY.num == pinfo.number and not DISPLAY.tc_done then
+        DISPLAY.tc_done = true
+        local ok, err = pcall(display_tc, tree, pinfo)
+        if not ok then
+            pcall(function()
+                local t = tree:add(p_tc, "tcpinc.lua internal problem")
+                t:add_proto_expert_info(E["tcpcrypt-lua-error"], "tcpinc.lua internal problem caught: " .. tostring(err))
+            end)
         end
-        for _, port in ipairs({ pinfo.dst_port, pinfo.src_port }) do
-            local orig = claimed_ports[port]
-            if orig then return orig:call(tvb, pinfo, tree) end
-        end
-        return 0
-    end)
+        return tvb:len()
+    end
+    local ok, res = pcall(swallow, tvb, pinfo, tree)
     if ok then return res end
     return 0
 end
@@ -3643,6 +4619,7 @@ pcall(function() DissectorTable.new("tcpcrypt.port", "tcpcrypt application (port
 
 -- claim payload of connections known to run tcpcrypt when no port dissector took it
 local function heur(tvb, pinfo, tree)
+    if DISPLAY then return false end -- plaintext being handed on: not ours
     local ok, res = pcall(function()
         local r = pkts[pinfo.number]
         if r and r.conn then

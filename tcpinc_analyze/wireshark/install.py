@@ -187,9 +187,35 @@ def install(force: bool = False, folder: Path | None = None) -> tuple[int, str]:
     return EXIT_OK, f"installed {target}"
 
 
+def _prune_empty(folder: Path) -> list[Path]:
+    """Remove the plugin folder if uninstalling left it empty, and its empty parents up
+    to the Wireshark folder that holds it (``~/.local/lib/wireshark/plugins`` ->
+    ``plugins``, ``wireshark``): install creates them, uninstall should not leave them.
+    Never the home folder, never a folder with anything in it."""
+    chain = [folder]
+    while (chain[-1].name.lower() != "wireshark" and len(chain) < 3
+           and chain[-1].parent != chain[-1]):
+        chain.append(chain[-1].parent)
+    if chain[-1].name.lower() != "wireshark":
+        chain = [folder]
+    removed = []
+    home = Path.home().resolve()
+    for path in chain:
+        try:
+            if path.resolve() in (home, Path(path.anchor)):
+                break
+            path.rmdir()
+        except OSError:
+            break
+        removed.append(path)
+    return removed
+
+
 def uninstall(force: bool = False, folder: Path | None = None) -> tuple[int, str]:
-    """Remove the plugin; a modified copy is kept unless ``force``."""
-    target = (folder or plugin_dir()) / PLUGIN_NAME
+    """Remove the plugin (a modified copy is kept unless ``force``) and the plugin
+    folders it leaves empty."""
+    folder = folder or plugin_dir()
+    target = folder / PLUGIN_NAME
     if not target.exists():
         return EXIT_OK, f"not installed: {target}"
     if not force and not filecmp.cmp(target, plugin_source(), shallow=False):
@@ -199,17 +225,30 @@ def uninstall(force: bool = False, folder: Path | None = None) -> tuple[int, str
         target.unlink()
     except OSError as exc:
         return EXIT_FAILED, f"cannot remove {target}: {exc}"
-    return EXIT_OK, f"removed {target}"
+    removed = _prune_empty(folder)
+    return EXIT_OK, f"removed {target}" + ("".join(f"\nremoved empty folder {p}"
+                                                   for p in removed))
 
 
-def export(dest: Path, force: bool = False) -> tuple[int, str]:
-    """Write the plugin to a file or into a directory (for other machines, Windows, ...)."""
-    target = dest / PLUGIN_NAME if dest.is_dir() else dest
+def export(dest: Path | str, force: bool = False) -> tuple[int, str]:
+    """Write the plugin to a file, or into a folder: an existing one, or a new one when
+    the path ends with a slash (``export NEWDIR/`` writes ``NEWDIR/tcpinc.lua``)."""
+    text = str(dest)
+    path = Path(text).expanduser()
+    as_dir = path.is_dir() or text.endswith(("/", os.sep))
+    target = path / PLUGIN_NAME if as_dir else path
     source = plugin_source()
+    if target.exists() and target.resolve() == source.resolve():
+        return EXIT_FAILED, f"{target} is the plugin itself; choose another path"
+    if target.is_dir():
+        return EXIT_FAILED, f"{target} is a folder"
     if target.exists() and not filecmp.cmp(target, source, shallow=False) and not force:
         return EXIT_FAILED, f"{target} exists and differs; use --force to overwrite it"
     try:
-        shutil.copyfile(source, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     except OSError as exc:
         return EXIT_FAILED, f"cannot write {target}: {exc}"
     return EXIT_OK, f"wrote {target}"
@@ -225,7 +264,7 @@ def cmd_wireshark(args: argparse.Namespace) -> int:
         code, message = uninstall(force=args.force,
                                   folder=Path(args.dir).expanduser() if args.dir else None)
     elif action == "export":
-        code, message = export(Path(args.path).expanduser(), force=args.force)
+        code, message = export(args.path, force=args.force)
     elif action == "status":
         st = status()
         print("\n".join(st.lines()))
@@ -251,11 +290,13 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     uninst = actions.add_parser("uninstall", help="remove the installed plugin")
     uninst.add_argument("--force", action="store_true", help="remove even a modified copy")
     uninst.add_argument("--dir", metavar="DIR", help="plugin folder to use instead of tshark's")
-    exp = actions.add_parser("export", help="write the plugin to PATH (file or folder)",
+    exp = actions.add_parser("export", help="write the plugin to PATH (a file, or a folder: "
+                             "an existing one or PATH/ to create it)",
                              description="Write the Lua plugin (tcpinc.lua) to a file or "
                              "into a folder, e.g. to copy it to another machine.")
     exp.add_argument("path", metavar="PATH",
-                     help="file to write, or an existing folder to write tcpinc.lua into")
+                     help="file to write, or a folder (existing, or PATH/ to create it) to "
+                     "write tcpinc.lua into")
     exp.add_argument("--force", action="store_true", help="overwrite a different file")
     actions.add_parser("status", help="tshark version, plugin installed/current, lua-luaossl")
     ws.set_defaults(func=cmd_wireshark, wireshark_action=None)
