@@ -315,7 +315,7 @@ def test_installed_plugin_and_lua_script_option_together(tmp_path: Path) -> None
     inst = subprocess.run(["python3", "-m", "tcpinc_analyze.wireshark.install", "install"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert inst.returncode == 0, inst.stdout + inst.stderr
-    installed = Path(inst.stdout.split()[-1])
+    installed = Path(inst.stderr.split()[-1])  # messages go to stderr
     capture, keylog = SAMPLES / "x25519-chacha20.pcap", SAMPLES / "x25519-chacha20.keys"
     args = ["-2", "-Y", "frame", "-X", f"lua_script:{LUA}", "-r", str(capture), "-o",
             f"tcpcrypt.keylog_file:{keylog}", "-T", "fields", "-e", "tcpeno.status",
@@ -428,9 +428,9 @@ def test_export_into_a_new_folder_and_refusals(tmp_path: Path) -> None:
     assert _ws(env, "export", str(as_file)).returncode == 0 and as_file.is_file()
     as_file.write_text("-- edited\n")
     refused = _ws(env, "export", str(as_file))
-    assert refused.returncode == 1 and "--force" in refused.stdout
+    assert refused.returncode == 1 and "--force" in refused.stderr
     itself = _ws(env, "export", str(LUA))
-    assert itself.returncode == 1 and "plugin itself" in itself.stdout
+    assert itself.returncode == 1 and "plugin itself" in itself.stderr
     assert LUA.read_text().startswith("-- tcpinc.lua")
     assert not list(tmp_path.rglob(".*.tmp*"))
 
