@@ -36,7 +36,8 @@ from tcpinc_analyze.synth.packets import (
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CATALOG = load_catalog(SAMPLES)
 KEY_DEPENDENT = {"frame-tag-failed", "tcpcrypt-no-fin-frame", "fin-without-finp",
-                 "frames-after-finp", "plaintext-reserved-bits", "tcpcrypt-wrong-key"}
+                 "frames-after-finp", "plaintext-reserved-bits", "tcpcrypt-wrong-key",
+                 "tcpcrypt-urgent", "tcpcrypt-no-key-for-frame", "tcpcrypt-no-keys"}
 """Findings only a decryption can show: checked with keys in test_decrypt."""
 
 

@@ -170,6 +170,7 @@ class FrameRecord:
     rekey: bool
     generation: int = 0
     intact: bool = True
+    urgent: bool = False
 
 
 @dataclass
@@ -274,7 +275,8 @@ def _seal_message(side: _Side, peer: _Side, msg: Message, plan: ConnectionPlan, 
         if is_data:
             data_index += 1
         records.append(FrameRecord(start + len(out), len(frame), chunk,
-                                   bool(frame[0] & FRAME_CONTROL_REKEY), side.gen, intact))
+                                   bool(frame[0] & FRAME_CONTROL_REKEY), side.gen, intact,
+                                   urgent is not None))
         out += frame
     return bytes(out)
 

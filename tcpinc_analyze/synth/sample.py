@@ -163,6 +163,18 @@ def delimited_without_keys(records: Sequence[FrameRecord],
     return frames, rekeys
 
 
+def coverage_holes(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(offset, size) of each stream range between captured bytes that no captured byte
+    covers: what a reader reports as a gap (cut packets leave such holes)."""
+    holes: list[tuple[int, int]] = []
+    end: int | None = None
+    for a, b in sorted(intervals):
+        if end is not None and a > end:
+            holes.append((end, a - end))
+        end = b if end is None else max(end, b)
+    return holes
+
+
 def frame_packet(pieces: Sequence[tuple[int, int, int]], record: FrameRecord) -> int | None:
     """The packet a reader names for a frame: the first in capture order carrying its
     last byte (a retransmission's first copy counts)."""
@@ -261,6 +273,19 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                 findings.append({"code": "eno-malformed", "packet": n})
         for n in truncated.get(c, []):
             findings.append({"code": "packet-truncated", "packet": n})
+        if c in truncated:
+            # payload cut by the snap length leaves holes in the stream the reader sees
+            for d in ("ab", "ba"):
+                for offset, size in coverage_holes(coverage.get((c, d), [])):
+                    findings.append({"code": "tcp-gap", "direction": d, "offset": offset,
+                                     "size": size})
+        if conn.plan.drop_handshake:
+            findings.append({"code": "handshake-not-captured", "packet": first_packet[c]})
+        init1 = [numbers[(c, k)] for k, p in enumerate(conn.packets)
+                 if p.seg.payload and p.stream_offset == 0 and p.from_a == conn.a_first]
+        if conn.plan.ack_stripped and init1:
+            # A sends Init1 believing ENO succeeded; B fell back (RFC 8547 §4.3)
+            findings.append({"code": "tcpcrypt-after-fallback", "packet": min(init1)})
         if truth["eno"]["reason"] == "synack-without-eno" and not conn.plan.simultaneous:
             # ENO offered, none in the SYN-ACK: a downgrade (RFC 8547 §6, §9)
             synack = next(numbers[(c, k)] for k, p in enumerate(conn.packets)
@@ -294,6 +319,16 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                     usable = [r for r in complete if not gen0_only or r.generation == 0]
                     ok = [r for r in usable if r.intact] if good else []
                     failing = [r for r in usable if r not in ok]
+                    for r in ok:
+                        if r.urgent:
+                            findings.append({"code": "tcpcrypt-urgent", "packet": frame_packet(
+                                pieces.get((c, d), []), r)})
+                    beyond = [r for r in complete if r not in usable]
+                    if beyond:
+                        # traffic keys for generation 0 only: later frames are named once
+                        findings.append({"code": "tcpcrypt-no-key-for-frame",
+                                         "packet": frame_packet(pieces.get((c, d), []),
+                                                                beyond[0])})
                     for r in failing[:FAILURE_REPORTS]:
                         # a damaged frame breaks RFC 8548 §3.6; a wrong key blames nobody
                         findings.append({"code": "frame-tag-failed",
@@ -307,6 +342,9 @@ def generate(scenario: Scenario, seed: int | None = None) -> GeneratedSample:
                     findings.append({"code": "tcpcrypt-wrong-key"})
             if conn.keys is None:
                 tc["keys_from"] = tc["session_id"] = decrypted = None
+            if tc["keys_from"] is None and any(other.keylog for other in built):
+                # the sample's key log has entries, none of them this connection's
+                findings.append({"code": "tcpcrypt-no-keys"})
             tc["decrypted"] = decrypted
             if not decrypted or not any(decrypted[d]["ok"] for d in ("ab", "ba")):
                 tc["nonce_offset_base"] = None
