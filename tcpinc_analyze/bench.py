@@ -232,8 +232,11 @@ def _hostile_capture(workdir: Path, name: str) -> tuple[Path, list[str]]:
 
 def hostile_main(workdir: Path, quick: bool) -> int:
     """Time every hostile case and print the ratios against their same-run baselines."""
+    # -j 1: these cases measure one analyzer's costs (a capture of 64 MB or more would
+    # otherwise be sharded, and two processes' memory and CPU mixed in; --parallel
+    # measures the shards)
     cli = [sys.executable, "-m", "tcpinc_analyze.cli", "analyze", "--format", "jsonl",
-           "--no-progress"]
+           "--no-progress", "-j", "1"]
     scale = 10 if quick else 1
     reorder_n = 200_000 // scale
     names = [f"in-order-{reorder_n}", f"holes-{reorder_n // 2}", f"reversed-{reorder_n}",
@@ -257,25 +260,29 @@ def hostile_main(workdir: Path, quick: bool) -> int:
          t(f"holes-{reorder_n // 2}") / t(f"in-order-{reorder_n}"), "<= 3"),
         (f"reversed-{reorder_n} / in-order-{reorder_n}",
          t(f"reversed-{reorder_n}") / t(f"in-order-{reorder_n}"), "<= 3"),
-        ("per segment: 40k holes / 10k holes",
+        (f"per segment: {40 // scale}k holes / {10 // scale}k holes",
          t(f"holes-{40_000 // scale}") / t(f"holes-{10_000 // scale}") / 4, "<= 2"),
         ("junk with keys / without", t(f"junk-{100 // scale}") / t(f"junk-nokeys-{100 // scale}"),
          "<= 3"),
-        ("per byte: junk 400 KB / 100 KB", t(f"junk-{400 // scale}") / t(f"junk-{100 // scale}")
-         / 4, "<= 2"),
+        (f"per byte: junk {400 // scale} KB / {100 // scale} KB",
+         t(f"junk-{400 // scale}") / t(f"junk-{100 // scale}") / 4, "<= 2"),
         ("fragments shuffled / in order",
          t(f"fragments-{20 // (2 if quick else 1)}")
          / t(f"fragments-in-order-{20 // (2 if quick else 1)}"), "<= 2"),
-        ("per SYN: 1M / 100k", t(f"syn-{1_000_000 // scale}") / t(f"syn-{100_000 // scale}")
-         / 10, "<= 2"),
-        ("RSS: 1M SYNs / 100k SYNs", results[f"syn-{1_000_000 // scale}"][1]
-         / results[f"syn-{100_000 // scale}"][1], "<= 1.5"),
+        (f"per SYN: {1000 // scale}k / {100 // scale}k",
+         t(f"syn-{1_000_000 // scale}") / t(f"syn-{100_000 // scale}") / 10, "<= 2"),
+        (f"RSS: {1000 // scale}k SYNs / {100 // scale}k SYNs",
+         results[f"syn-{1_000_000 // scale}"][1] / results[f"syn-{100_000 // scale}"][1],
+         "<= 1.5"),
     ]
     print("\nratios (goals in brackets):")
     for label, value, goal in rows:
         print(f"  {label:40s} = {value:6.2f}  [{goal}]")
     worst = max(rss for _, rss in results.values())
     print(f"  {'peak RSS of any case':40s} = {worst:6.0f}  [< 200 MB]")
+    if quick:
+        print("  (--quick: the SYN cases stay below the flow table's bound, where memory "
+              "still grows with the connections held; the RSS goal is judged by the full run)")
     return 0
 
 

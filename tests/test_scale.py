@@ -599,3 +599,31 @@ def test_parquet_with_secrets_is_private(capsys, tmp_path: Path) -> None:  # noq
     mask = os.umask(0)
     os.umask(mask)
     assert plain.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary results file
+
+
+ROUND_SPLIT_SAMPLES = ["busy-mix.pcap", "linux-sll.pcap", "seq-wrap.pcap",
+                       "pcapng-multi-interface.pcapng", "ipv6-vlan.pcapng"]
+
+
+@pytest.mark.parametrize("name", ROUND_SPLIT_SAMPLES)
+def test_rounds_bounded_by_record_count(name: str, monkeypatch) -> None:  # noqa: ANN001
+    """A round also ends after ROUND_RECORDS records, in the middle of a stretch of file
+    (tiny packets would otherwise pack tens of thousands of retirements into one round):
+    the result is still the single process's, and the rounds really were split."""
+    from multiprocessing.connection import Connection
+
+    sent = [0]
+    real = Connection.send_bytes
+
+    def counting(self, buf, *args):  # noqa: ANN001, ANN202
+        sent[0] += 1
+        return real(self, buf, *args)
+
+    monkeypatch.setattr(shard_mod, "ROUND_RECORDS", 3)
+    monkeypatch.setattr(Connection, "send_bytes", counting)
+    path = SAMPLES / name
+    packets = analyze_file(str(path)).summary.packets
+    sent[0] = 0
+    assert_same(path, keys_for(path), 2, round_bytes=64 << 20)
+    # assert_same runs two sharded analyses of two workers: a round per 3 records each
+    assert sent[0] >= 2 * 2 * (packets // 3), f"{sent[0]} messages for {packets} packets"

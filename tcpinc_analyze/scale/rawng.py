@@ -61,6 +61,8 @@ def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
                     from_file: bool = False) -> int | None:
     """Walk the blocks; None at a clean end, else the item position where the capture
     reader must take over."""
+    from .shard import ROUND_RECORDS
+
     sweep_every = engine.SWEEP_EVERY
     tcp = reader.tcp
     next_tick = (tcp // sweep_every + 1) * sweep_every
@@ -146,6 +148,13 @@ def dispatch_pcapng(stream: BinaryIO, jobs: int, reader: ReaderState,
                     last = (ts_hi << 32 | ts_lo, iface)
                     packets += 1
                     seq += 1
+                    if seq - seq0 >= ROUND_RECORDS:  # a full round: hand it on here
+                        p += block_len
+                        if not flush(False):
+                            return None
+                        entries = [array("Q") for _ in range(jobs)]
+                        start, seq0 = p, seq
+                        continue
                 elif block_type == PCAPNG_SHB:
                     if buf[p + 8:p + 12] != LE_BOM:
                         break

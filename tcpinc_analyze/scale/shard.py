@@ -97,6 +97,10 @@ RAW_MAGICS = {0xA1B2C3D4: 1000, 0xA1B23C4D: 1}
 building a record object per packet in the main process."""
 ROUND_BYTES = 4 << 20
 """Record bytes per round: each worker gets one message per round."""
+ROUND_RECORDS = 8192
+"""Records per round at most: a worker keeps a round's reports until it answers, and
+the main process unpickles them at once, so a round of tiny packets (a SYN flood packs
+60,000 into 4 MB, each retiring a connection) must not hold tens of thousands."""
 PHASE_PACKET, PHASE_SWEEP, PHASE_FINISH = 0, 1, 2
 END = 1 << 62
 """Position of the end-of-capture retirements (after every record)."""
@@ -680,7 +684,7 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
     route = (router or Router(jobs)).route
     bufs = [bytearray(b"R") for _ in range(jobs)]
     pack = HDR.pack
-    pending = 0
+    pending = records = 0
     cache: dict[bytes, int] = {}
     sweep_every = engine.SWEEP_EVERY  # read at run time: the analyzer's own cadence
     for seq, item in enumerate(items):
@@ -709,6 +713,7 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
                 reader.first_ts = item.ts_ns  # type: ignore[union-attr]
             reader.last_ts = item.ts_ns  # type: ignore[union-attr]
             pending += len(data) + HDR.size
+            records += 1
             if counted:
                 reader.tcp += 1
                 if reader.tcp % sweep_every == 0:
@@ -726,11 +731,11 @@ def dispatch(items: Iterable[Record | SecretsBlock | ReadProblem], jobs: int,
             reader.problem(seq, item)  # type: ignore[arg-type]
         if progress is not None and seq & 0x3FF == 0:
             progress(getattr(item, "offset", 0))
-        if pending >= round_bytes:
+        if pending >= round_bytes or records >= ROUND_RECORDS:
             if not send(bufs, False):
                 return
             bufs = [bytearray(b"R") for _ in range(jobs)]
-            pending = 0
+            pending = records = 0
     send(bufs, True)
 
 
@@ -761,6 +766,7 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
     first = lsec = lfrac = -1
     entries = [array("Q") for _ in range(jobs)]
     start = 0  # buf index where the round began
+    round_seq = 0  # the first record of the round
 
     def flush(final: bool) -> bool:
         # from_file: the workers read the stretch from the file, only positions travel
@@ -816,6 +822,11 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
                 lsec, lfrac = sec, frac
                 p = d + caplen
                 seq += 1
+                if seq - round_seq >= ROUND_RECORDS:  # a full round: hand it on here
+                    if not flush(False):
+                        return None
+                    entries = [array("Q") for _ in range(jobs)]
+                    start, round_seq = p, seq
                 continue
             if caplen > limit:
                 break  # the reader reports the impossible length
@@ -826,6 +837,7 @@ def dispatch_pcap(stream: BinaryIO, jobs: int, reader: ReaderState,
         if not flush(False):
             return None
         entries = [array("Q") for _ in range(jobs)]
+        round_seq = seq
         if progress is not None:
             progress(base + p)
         more = stream.read(max(step, need))
