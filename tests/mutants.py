@@ -87,8 +87,8 @@ MUTANTS = [
            "the resync search starts over on every segment (quadratic)",
            ("tests/test_decryption_units.py",)),
     Mutant("keylog", "keylog.py", "tcpinc_analyze/keylog.py",
-           "target, entry = log.traffic_keys, (values[1], values[2])",
-           "target, entry = log.traffic_keys, (values[2], values[1])",
+           "key, value = values[0], (values[1], values[2])",
+           "key, value = values[0], (values[2], values[1])",
            "logged traffic keys k_ab and k_ba read in the wrong order",
            ("tests/test_decrypt.py::test_sample_decrypts_as_expected"
             "[p521-aes256-traffic-keys]",)),
