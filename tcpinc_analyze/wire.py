@@ -30,6 +30,10 @@ LEGACY_TCPCRYPT_MAC_KIND = 70
 """Pre-2015 tcpcrypt drafts used kind 69 for CRYPT and 70 for MAC (§11: legacy use)."""
 TFO_KIND = 34
 """TCP Fast Open option: a SYN+ENO must not carry a non-empty one (§4.7)."""
+TFO_EXPERIMENTAL_KIND = 254
+TFO_EXPERIMENTAL_MAGIC = b"\xf9\x89"
+"""TFO in its experimental encoding (kind 254, magic 0xF989, RFC 7413 §4.1.1), which Linux
+still sends when configured to: the same option for §4.7, its cookie after the magic."""
 
 TCP_OPTIONS_MAX = 40
 """Bytes available for options in a TCP header (data offset 15 words)."""

@@ -3,9 +3,11 @@ reading would blame a host the RFC does not bind, or miss one it does."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from test_analyze import analyze, handshake, write_pcap
 
 from tcpinc_analyze.synth.packets import TCP_ACK, TCP_SYN, TcpSegment, tcp_options
@@ -71,3 +73,48 @@ def test_nonsyn_eno_contents_never_make_it_a_legacy_option(tmp_path: Path) -> No
     got = analyze(tmp_path / "c.pcap")[0]
     assert got["eno"]["status"] == "negotiated"
     assert got["eno"]["legacy_tcpcrypt"] is False
+
+
+TFO_CASES = [
+    # (label, TFO option, a finding expected)
+    ("tfo-cookie", (34, bytes.fromhex("0011223344556677")), True),
+    ("tfo-cookie-request", (34, b""), False),
+    ("tfo-experimental-cookie", (254, bytes.fromhex("f9890011223344556677")), True),
+    ("tfo-experimental-request", (254, bytes.fromhex("f989")), False),
+    ("other-experimental-option", (254, bytes.fromhex("12340011")), False),
+]
+
+
+def _tfo_capture(path: Path, tfo: tuple[int, bytes]) -> None:
+    syn, synack, ack = handshake(tcp_options((69, bytes([0x23])), tfo),
+                                 tcp_options((69, bytes([0x01, 0x23]))), tcp_options((69, b"")))
+    write_pcap(path, [syn, synack, ack])
+
+
+@pytest.mark.parametrize(("label", "tfo", "flagged"), TFO_CASES,
+                         ids=[c[0] for c in TFO_CASES])
+def test_syn_with_eno_and_a_tfo_cookie(tmp_path: Path, label: str, tfo: tuple[int, bytes],
+                                       flagged: bool) -> None:
+    """§4.7: a SYN+ENO must not carry a non-empty TFO option, in its kind-34 form or in
+    the experimental one (kind 254, magic 0xF989) that Linux still sends; a cookie
+    request (empty) is allowed, and another kind-254 option is not TFO."""
+    _tfo_capture(tmp_path / "c.pcap", tfo)
+    got = analyze(tmp_path / "c.pcap")[0]
+    assert got["eno"]["status"] == "negotiated"
+    packets = [f["packet"] for f in got["findings"] if f["code"] == "eno-syn-data"]
+    assert packets == ([1] if flagged else []), label
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_lua_dissector_flags_tfo_cookies_alike(tmp_path: Path) -> None:
+    from test_wireshark import assert_parity, per_connection, tshark_fields
+
+    for label, tfo, flagged in TFO_CASES:
+        path = tmp_path / f"{label}.pcap"
+        _tfo_capture(path, tfo)
+        report = analyze(path)
+        got = per_connection(tshark_fields(path, None))
+        assert_parity(label, report, got)
+        (lua,) = got.values()
+        assert lua["codes"]["eno-syn-data"] == (1 if flagged else 0), label

@@ -44,6 +44,8 @@ from ..wire import (
     ENO_KIND,
     LEGACY_TCPCRYPT_MAC_KIND,
     TCPCRYPT_TEPS,
+    TFO_EXPERIMENTAL_KIND,
+    TFO_EXPERIMENTAL_MAGIC,
     TFO_KIND,
     EnoStatus,
     FallbackReason,
@@ -203,6 +205,8 @@ class Connection:
                 legacy = True
             elif kind == TFO_KIND:
                 tfo = data
+            elif kind == TFO_EXPERIMENTAL_KIND and data[:2] == TFO_EXPERIMENTAL_MAGIC:
+                tfo = data[2:]
             if kind != ENO_KIND and kind not in ENO_EXPERIMENTAL_KINDS:
                 continue
             option = decode_option(kind, data, pos + 20)
