@@ -2874,12 +2874,34 @@ function Conn:outcome()
     return nil, nil
 end
 
--- RFC 8547 §4.6 for non-SYN segments sent before their sender received one
-function Conn:check_nonsyn_eno(got, from_x, packet)
+-- Whether a sender's later segments are still checked for ENO options: both hosts know
+-- from the SYNs that ENO fell back, the sender took part (its SYN-form segment had ENO),
+-- and it has not been caught sending one yet (RFC 8547 §4.6)
+function Conn:fallback_watch(from_x)
+    if self.nonsyn_eno[from_x] == false then return false end
+    local v = self:view()
+    if not v or v.status ~= "fallback" then return false end
+    local own
+    if self.simultaneous or from_x == self:active_is_x() then own = self.syn[from_x] else own = self.synack[from_x] end
+    return own ~= nil and syn_present(own.eno)
+end
+
+-- RFC 8547 §4.6 for non-SYN segments sent before their sender received one (and, after a
+-- fallback, for every later one: no further ENO options)
+function Conn:check_nonsyn_eno(got, from_x, packet, opts)
     if next(self.syn) == nil and next(self.synack) == nil then self.eno_phase_done = true end
     if self.eno_phase_done then return nil end
     if self.nonsyn_from[not from_x] then
-        if self.nonsyn_from[from_x] then self.eno_phase_done = true end
+        if self:fallback_watch(from_x) then
+            -- the byte test spares most option walks
+            local has = opts ~= nil and opts:find("[\69\253\254]") ~= nil and #got().options > 0
+            if has then
+                note(packet, "eno-after-fallback", "an ENO option on a segment sent after its sender fell back to plain TCP (no further ENO options may be sent)")
+                self.nonsyn_eno[from_x] = false
+            end
+            return has
+        end
+        if self.nonsyn_from[from_x] and not self:fallback_watch(not from_x) then self.eno_phase_done = true end
         return nil
     end
     local g = got()
@@ -3781,7 +3803,7 @@ local function process_packet(pinfo)
         return cached
     end
     local has_eno = nil
-    if not c.eno_phase_done then has_eno = c:check_nonsyn_eno(got, from_x, num) end
+    if not c.eno_phase_done then has_eno = c:check_nonsyn_eno(got, from_x, num, opts) end
     if not c.neg then
         if next(c.syn) == nil and next(c.synack) == nil then
             c:decide_eno(nil, num)

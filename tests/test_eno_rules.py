@@ -118,3 +118,67 @@ def test_lua_dissector_flags_tfo_cookies_alike(tmp_path: Path) -> None:
         assert_parity(label, report, got)
         (lua,) = got.values()
         assert lua["codes"]["eno-syn-data"] == (1 if flagged else 0), label
+
+
+def _after_handshake(syn_b: bytes, ack: bytes, later: list[tuple[bool, bytes]]) -> list:
+    """A's SYN offers tcpcrypt; B answers with ``syn_b``; A's ACK has ``ack``; then data
+    segments (from A?, options) alternate, each sent after its sender received a non-SYN."""
+    segs = handshake(tcp_options((69, bytes([0x23]))), syn_b, ack)
+    a_seq, b_seq = 101, 501
+    for from_a, opts in later:
+        if from_a:
+            segs.append(TcpSegment("10.9.0.1", "10.9.0.2", 40000, 80, a_seq, b_seq,
+                                   TCP_ACK | 0x08, 1000, opts, b"GET / HTTP/1.0\r\n\r\n"))
+            a_seq += 18
+        else:
+            segs.append(TcpSegment("10.9.0.2", "10.9.0.1", 80, 40000, b_seq, a_seq,
+                                   TCP_ACK | 0x08, 1000, opts, b"HTTP/1.0 200 OK\r\n\r\n"))
+            b_seq += 19
+    return segs
+
+
+ENO = tcp_options((69, b""))
+TS = tcp_options((8, bytes.fromhex("00000045" "00000045")))  # timestamps holding byte 69
+AFTER_FALLBACK_CASES = [
+    # (label, B's SYN-ACK option, A's ACK, later segments, packets flagged)
+    ("b-keeps-eno-after-a-vacuous-reply", tcp_options((69, bytes([0x01]))), tcp_options(),
+     [(False, ENO), (True, TS), (False, ENO)], [4]),
+    ("a-keeps-eno-after-role-conflict", tcp_options((69, bytes([0x23]))), tcp_options(),
+     [(False, TS), (True, ENO), (True, ENO)], [5]),
+    ("both-plain-after-fallback", tcp_options((69, bytes([0x01]))), tcp_options(),
+     [(False, TS), (True, TS), (False, b"")], []),
+    ("eno-on-data-after-success-is-allowed", tcp_options((69, bytes([0x01, 0x23]))), ENO,
+     [(False, ENO), (True, ENO)], []),
+    ("host-without-eno-is-not-bound", tcp_options(), tcp_options(),
+     [(False, ENO), (True, TS)], []),
+]
+
+
+@pytest.mark.parametrize(("label", "syn_b", "ack", "later", "flagged"), AFTER_FALLBACK_CASES,
+                         ids=[c[0] for c in AFTER_FALLBACK_CASES])
+def test_no_eno_option_after_a_fallback_however_late(tmp_path: Path, label: str, syn_b: bytes,
+                                                     ack: bytes, later: list, flagged: list
+                                                     ) -> None:
+    """§4.6: a host that falls back must "refrain from sending any further ENO options",
+    also after it has received a non-SYN segment (when ENO options are no longer needed
+    on a working connection); once per sender. A host that sent no ENO is not bound, and
+    ENO on later segments of a negotiated connection is allowed."""
+    write_pcap(tmp_path / "c.pcap", _after_handshake(syn_b, ack, later))
+    got = analyze(tmp_path / "c.pcap")[0]
+    assert [f["packet"] for f in got["findings"]
+            if f["code"] == "eno-after-fallback"] == flagged, label
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_lua_dissector_flags_eno_after_a_fallback_alike(tmp_path: Path) -> None:
+    from test_wireshark import assert_parity, per_connection, tshark_fields
+
+    for label, syn_b, ack, later, flagged in AFTER_FALLBACK_CASES:
+        path = tmp_path / f"{label}.pcap"
+        write_pcap(path, _after_handshake(syn_b, ack, later))
+        report = analyze(path)
+        got = per_connection(tshark_fields(path, None))
+        assert_parity(label, report, got)
+        (lua,) = got.values()
+        assert lua["codes"]["eno-after-fallback"] == len(flagged), label

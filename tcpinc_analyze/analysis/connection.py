@@ -539,9 +539,13 @@ class Connection:
         if self.eno_phase_done:
             return None
         if (not from_x) in self.nonsyn_from:
-            if from_x in self.nonsyn_from:
+            # The sender has received a non-SYN segment: ENO is no longer needed; but a
+            # host that fell back must still send no ENO option at all (§4.6).
+            if self._fallback_watch(from_x):
+                return self._check_after_fallback(seg, from_x)
+            if from_x in self.nonsyn_from and not self._fallback_watch(not from_x):
                 self.eno_phase_done = True
-            return None  # the sender has received a non-SYN segment: ENO no longer needed
+            return None
         got = self.segment_eno(seg)
         self.legacy |= got.legacy
         has = bool(got.options)
@@ -583,6 +587,34 @@ class Connection:
                      "(no further ENO options may be sent)", seg.number, rfc=f"{R8547} §4.6")
             self.nonsyn_eno[from_x] = False
         elif not has and not wants:
+            self.held("eno-after-fallback", seg.number)
+        return has
+
+    def _fallback_watch(self, from_x: bool) -> bool:
+        """Whether the sender's later segments are still checked for ENO options: both
+        hosts know from the SYNs that ENO fell back, the sender took part (its SYN-form
+        segment had ENO), and it has not been caught sending one yet."""
+        if self.nonsyn_eno.get(from_x) is False:
+            return False
+        view = self.view()
+        if view is None or view.status != EnoStatus.FALLBACK:
+            return False
+        own = (self.syn.get(from_x) if self.simultaneous or from_x == self.active_is_x
+               else self.synack.get(from_x))
+        return own is not None and own.eno.present
+
+    def _check_after_fallback(self, seg: Segment, from_x: bool) -> bool:
+        """§4.6 "refrain from sending any further ENO options", on a segment sent after
+        its sender received a non-SYN one (reported once per sender)."""
+        options = seg.options
+        has = (any(kind in options for kind in (ENO_KIND, *ENO_EXPERIMENTAL_KINDS))
+               and bool(self.segment_eno(seg).options))  # the byte test spares most walks
+        if has:
+            self.add(Severity.ERROR, "eno-after-fallback",
+                     "an ENO option on a segment sent after its sender fell back to plain TCP "
+                     "(no further ENO options may be sent)", seg.number, rfc=f"{R8547} §4.6")
+            self.nonsyn_eno[from_x] = False
+        else:
             self.held("eno-after-fallback", seg.number)
         return has
 
