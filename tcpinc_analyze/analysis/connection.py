@@ -136,6 +136,11 @@ class Connection:
     """Whether each side still sends ENO on its early non-SYN segments (False once it
     omitted one: it has disabled encryption, and later omissions say nothing new)."""
     eno_phase_done: bool = False
+    after_fallback: dict[bool, bool] = field(default_factory=dict)
+    """Whether each side's later segments are still checked for ENO options (RFC 8547
+    §4.6, after a fallback): decided at the side's first segment after it received a
+    non-SYN one, False once it sent one; the flow table tests each segment of a watched
+    side (``check_after_fallback``)."""
     init_segments: dict[bool, list[tuple[int, int, bool, int]]] = field(default_factory=dict)
     """(start, end, PSH, packet) of each direction's segments until its Init is parsed."""
     init_open: set[bool] = field(default_factory=set)
@@ -540,10 +545,13 @@ class Connection:
             return None
         if (not from_x) in self.nonsyn_from:
             # The sender has received a non-SYN segment: ENO is no longer needed; but a
-            # host that fell back must still send no ENO option at all (§4.6).
-            if self._fallback_watch(from_x):
-                return self._check_after_fallback(seg, from_x)
-            if from_x in self.nonsyn_from and not self._fallback_watch(not from_x):
+            # host that fell back must still send no ENO option at all (§4.6): from here
+            # on the flow table watches its segments.
+            if from_x not in self.after_fallback:
+                watch = self.after_fallback[from_x] = self._fallback_watch_applies(from_x)
+                if watch:
+                    self.held("eno-after-fallback", seg.number)
+            if from_x in self.nonsyn_from:
                 self.eno_phase_done = True
             return None
         got = self.segment_eno(seg)
@@ -590,10 +598,9 @@ class Connection:
             self.held("eno-after-fallback", seg.number)
         return has
 
-    def _fallback_watch(self, from_x: bool) -> bool:
-        """Whether the sender's later segments are still checked for ENO options: both
-        hosts know from the SYNs that ENO fell back, the sender took part (its SYN-form
-        segment had ENO), and it has not been caught sending one yet."""
+    def _fallback_watch_applies(self, from_x: bool) -> bool:
+        """Both hosts know from the SYNs that ENO fell back, the sender took part (its
+        SYN-form segment had ENO), and it has not been caught sending one yet."""
         if self.nonsyn_eno.get(from_x) is False:
             return False
         view = self.view()
@@ -603,20 +610,14 @@ class Connection:
                else self.synack.get(from_x))
         return own is not None and own.eno.present
 
-    def _check_after_fallback(self, seg: Segment, from_x: bool) -> bool:
-        """§4.6 "refrain from sending any further ENO options", on a segment sent after
-        its sender received a non-SYN one (reported once per sender)."""
-        options = seg.options
-        has = (any(kind in options for kind in (ENO_KIND, *ENO_EXPERIMENTAL_KINDS))
-               and bool(self.segment_eno(seg).options))  # the byte test spares most walks
-        if has:
+    def check_after_fallback(self, seg: Segment, from_x: bool) -> None:
+        """§4.6 "refrain from sending any further ENO options", on a watched side's segment
+        whose options hold a byte that could start one (the caller's cheap test)."""
+        if self.segment_eno(seg).options:
             self.add(Severity.ERROR, "eno-after-fallback",
                      "an ENO option on a segment sent after its sender fell back to plain TCP "
                      "(no further ENO options may be sent)", seg.number, rfc=f"{R8547} §4.6")
-            self.nonsyn_eno[from_x] = False
-        else:
-            self.held("eno-after-fallback", seg.number)
-        return has
+            self.nonsyn_eno[from_x] = self.after_fallback[from_x] = False
 
     def _setup_streams(self) -> None:
         neg = self.negotiation

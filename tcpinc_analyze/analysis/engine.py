@@ -414,6 +414,10 @@ class Analyzer:
             return
         if conn.early:
             self._early(conn, seg, from_x)
+        if conn.after_fallback and conn.after_fallback.get(from_x):
+            opts = seg.options  # could an ENO option (kind 69, 253, 254) be there?
+            if 69 in opts or 253 in opts or 254 in opts:
+                conn.check_after_fallback(seg, from_x)
         streams = conn.streams
         stream = streams.get(from_x)
         if stream is None:
