@@ -2599,7 +2599,7 @@ local function new_conn(id, src, dst, x_is_src)
                           handshake_seen = true, neg = nil, streams = {}, tc = {}, packets = 0,
                           nsyn = 0, legacy = false, fin = {}, rst = nil, notes = {},
                           nonsyn_from = {}, nonsyn_eno = {}, eno_phase_done = false,
-                          keys = nil, hopeless_gen = nil, base = nil, inits = {} }, Conn)
+                          after_fallback = {}, keys = nil, hopeless_gen = nil, base = nil, inits = {} }, Conn)
 end
 
 function Conn:side_is_a(from_x) return from_x == self.a_is_x end
@@ -2886,22 +2886,17 @@ function Conn:fallback_watch(from_x)
     return own ~= nil and syn_present(own.eno)
 end
 
--- RFC 8547 §4.6 for non-SYN segments sent before their sender received one (and, after a
--- fallback, for every later one: no further ENO options)
-function Conn:check_nonsyn_eno(got, from_x, packet, opts)
+-- RFC 8547 §4.6 for non-SYN segments sent before their sender received one; at a side's
+-- first segment after that, whether its later segments are watched for ENO options
+-- (after a fallback: no further ENO options; see check_after_fallback)
+function Conn:check_nonsyn_eno(got, from_x, packet)
     if next(self.syn) == nil and next(self.synack) == nil then self.eno_phase_done = true end
     if self.eno_phase_done then return nil end
     if self.nonsyn_from[not from_x] then
-        if self:fallback_watch(from_x) then
-            -- the byte test spares most option walks
-            local has = opts ~= nil and opts:find("[\69\253\254]") ~= nil and #got().options > 0
-            if has then
-                note(packet, "eno-after-fallback", "an ENO option on a segment sent after its sender fell back to plain TCP (no further ENO options may be sent)")
-                self.nonsyn_eno[from_x] = false
-            end
-            return has
+        if self.after_fallback[from_x] == nil then
+            self.after_fallback[from_x] = self:fallback_watch(from_x)
         end
-        if self.nonsyn_from[from_x] and not self:fallback_watch(not from_x) then self.eno_phase_done = true end
+        if self.nonsyn_from[from_x] then self.eno_phase_done = true end
         return nil
     end
     local g = got()
@@ -3758,9 +3753,10 @@ local function process_packet(pinfo)
     c.last_packet = num
     local r = prec(num)
     r.conn, r.from_x = id, from_x
-    -- the TCP options: SYN-form ENO, and ENO on the segments of the handshake phase only
+    -- the TCP options: SYN-form ENO, ENO on the segments of the handshake phase, and on a
+    -- side watched after a fallback
     local opts = ""
-    if syn or not c.eno_phase_done or not c.neg then
+    if syn or not c.eno_phase_done or not c.neg or c.after_fallback[from_x] then
         local fi_opts = fval("tcp.options")
         if fi_opts then
             local ok, raw = pcall(function() return fi_opts.range:raw() end)
@@ -3803,7 +3799,13 @@ local function process_packet(pinfo)
         return cached
     end
     local has_eno = nil
-    if not c.eno_phase_done then has_eno = c:check_nonsyn_eno(got, from_x, num, opts) end
+    if not c.eno_phase_done then has_eno = c:check_nonsyn_eno(got, from_x, num) end
+    -- a watched side's segment: the byte test spares most option walks
+    if c.after_fallback[from_x] and opts:find("[\69\253\254]") and #got().options > 0 then
+        note(num, "eno-after-fallback", "an ENO option on a segment sent after its sender fell back to plain TCP (no further ENO options may be sent)")
+        c.nonsyn_eno[from_x] = false
+        c.after_fallback[from_x] = false
+    end
     if not c.neg then
         if next(c.syn) == nil and next(c.synack) == nil then
             c:decide_eno(nil, num)
