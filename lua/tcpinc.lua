@@ -2625,7 +2625,7 @@ function Conn:segment_eno(opts, flags, packet)
     local found, legacy, tfo, kinds, nkinds = {}, false, nil, {}, 0
     for _, o in ipairs(list) do
         if o.kind == 70 then legacy = true elseif o.kind == 34 then tfo = o.data
-        elseif o.kind == 254 and o.data:sub(1, 2) == "\249\137" then tfo = o.data:sub(3) end  -- TFO, RFC 7413 §4.1.1
+        elseif o.kind == 254 and o.data:sub(1, 2) == "\249\137" then tfo = o.data:sub(3) end  -- pre-RFC TFO (kind 254, magic 0xF989), RFC 8547 §4.7
         if o.kind == 69 or o.kind == 253 or o.kind == 254 then
             local opt = decode_eno(o.kind, o.data)
             if opt then

@@ -32,8 +32,11 @@ TFO_KIND = 34
 """TCP Fast Open option: a SYN+ENO must not carry a non-empty one (§4.7)."""
 TFO_EXPERIMENTAL_KIND = 254
 TFO_EXPERIMENTAL_MAGIC = b"\xf9\x89"
-"""TFO in its experimental encoding (kind 254, magic 0xF989, RFC 7413 §4.1.1), which Linux
-still sends when configured to: the same option for §4.7, its cookie after the magic."""
+"""TFO in the pre-RFC experimental encoding (RFC 6994 shared kind 254, magic 0xF989: Linux's
+TCPOPT_FASTOPEN_MAGIC; RFC 7413 §4.1.1 itself defines only kind 34), which Linux can still
+send. It is the same TFO cookie that RFC 8547 §4.7 keeps off a SYN+ENO segment (§4.7's
+discard list also names "any other TCP option implying a conflicting definition of SYN
+data"); the cookie follows the magic."""
 
 TCP_OPTIONS_MAX = 40
 """Bytes available for options in a TCP header (data offset 15 words)."""
